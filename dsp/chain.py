@@ -1,0 +1,204 @@
+"""The mastering chain as data: an ordered, versioned, JSON-serialisable list of stages.
+
+This is the document ``reamaster master --save-chain`` writes, the server returns and the
+REAPER scripts turn into native FX. Example::
+
+    {"format": "reamaster.chain", "version": 1,
+     "stages": [{"kind": "eq", "enabled": true, "label": "corrective EQ", "why": "...",
+                 "params": {"bands": [...], "gain_db": 0.0}}, ...],
+     "meta": {"target_lufs": -14.0, "ceiling_dbtp": -1.0}}
+
+``render`` runs it block by block with carried state, compensates look-ahead latency and
+never holds more than the input, the output and a few blocks in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .errors import CancelledError, ChainError, ParameterError
+from .params import Params
+from .processor import ProcessorSpec
+
+CHAIN_FORMAT = "reamaster.chain"
+CHAIN_VERSION = 1
+BLOCK_SIZE = 1 << 16
+
+# kind -> module exposing SPEC (or SPECS for modules with several processors)
+_MODULES = {
+    "gain": "dsp.utility",
+    "dc": "dsp.utility",
+    "high_pass": "dsp.utility",
+    "eq": "dsp.eq",
+    "compressor": "dsp.compressor",
+    "multiband": "dsp.multiband",
+    "stereo": "dsp.stereo",
+    "limiter": "dsp.limiter",
+}
+
+ProgressFn = Callable[[float], Any]
+
+
+def processor_spec(kind: str) -> ProcessorSpec:
+    """The processor registered under ``kind``; ChainError for unknown kinds."""
+    module_name = _MODULES.get(kind)
+    if module_name is None:
+        raise ChainError(f"unknown processor kind {kind!r} (known: {', '.join(sorted(_MODULES))})")
+    module = importlib.import_module(module_name)
+    specs = getattr(module, "SPECS", None) or (module.SPEC,)
+    for spec in specs:
+        if spec.kind == kind:
+            return spec
+    raise ChainError(f"processor kind {kind!r} is not provided by {module_name}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One processor in the chain with its settings and the reason it is there."""
+
+    kind: str
+    params: Params
+    enabled: bool = True
+    label: str = ""
+    why: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "enabled": self.enabled,
+            "label": self.label,
+            "why": self.why,
+            "params": self.params.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Stage:
+        if not isinstance(data, dict) or "kind" not in data:
+            raise ChainError("each stage must be an object with a 'kind'")
+        unknown = set(data) - {"kind", "enabled", "label", "why", "params"}
+        if unknown:
+            raise ChainError(f"stage {data['kind']!r}: unknown field(s) {', '.join(sorted(unknown))}")
+        spec = processor_spec(data["kind"])
+        try:
+            params = spec.params_type.from_dict(data.get("params", {}))
+        except ParameterError as exc:
+            raise ChainError(f"stage {data['kind']!r}: {exc}") from None
+        enabled = data.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ChainError(f"stage {data['kind']!r}: enabled must be true or false")
+        return cls(spec.kind, params, enabled, str(data.get("label", "")), str(data.get("why", "")))
+
+
+@dataclasses.dataclass(frozen=True)
+class Chain:
+    stages: tuple[Stage, ...] = ()
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHAIN_FORMAT,
+            "version": CHAIN_VERSION,
+            "stages": [s.to_dict() for s in self.stages],
+            "meta": dict(self.meta),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Chain:
+        if not isinstance(data, dict) or data.get("format") != CHAIN_FORMAT:
+            raise ChainError(f"not a ReaMaster chain (expected \"format\": \"{CHAIN_FORMAT}\")")
+        version = data.get("version")
+        if version != CHAIN_VERSION:
+            raise ChainError(f"chain version {version!r} is not supported (this ReaMaster reads {CHAIN_VERSION})")
+        stages = data.get("stages")
+        if not isinstance(stages, list):
+            raise ChainError("chain 'stages' must be a list")
+        meta = data.get("meta", {})
+        if not isinstance(meta, dict):
+            raise ChainError("chain 'meta' must be an object")
+        return cls(tuple(Stage.from_dict(s) for s in stages), meta)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Chain:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ChainError(f"chain file is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        return cls.from_dict(data)
+
+    def replace_stage(self, kind: str, stage: Stage) -> Chain:
+        """A copy with the first stage of ``kind`` replaced (or ``stage`` appended)."""
+        stages = list(self.stages)
+        for i, s in enumerate(stages):
+            if s.kind == kind:
+                stages[i] = stage
+                return dataclasses.replace(self, stages=tuple(stages))
+        return dataclasses.replace(self, stages=(*stages, stage))
+
+    def without(self, kind: str) -> Chain:
+        return dataclasses.replace(self, stages=tuple(s for s in self.stages if s.kind != kind))
+
+    def find(self, kind: str) -> Stage | None:
+        return next((s for s in self.stages if s.kind == kind), None)
+
+
+def latency_samples(chain: Chain, sample_rate: int) -> int:
+    return sum(processor_spec(s.kind).latency_samples(s.params, sample_rate) for s in chain.stages if s.enabled)
+
+
+def render(
+    chain: Chain,
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    block_size: int = BLOCK_SIZE,
+    progress: ProgressFn | None = None,
+    states: list[Any] | None = None,
+) -> np.ndarray:
+    """Process ``(channels, samples)`` through the chain; float32 output aligned with the input.
+
+    ``progress(fraction)`` is called after each block; if it returns ``False`` the render stops
+    with CancelledError. If ``states`` is a list, the final state of each enabled stage is
+    appended to it (meters such as the limiter's gain-reduction statistics live there).
+    """
+    audio = np.asarray(audio)
+    if audio.ndim != 2:
+        raise ParameterError("audio must be a (channels, samples) array")
+    active = [(processor_spec(s.kind), s.params) for s in chain.stages if s.enabled]
+    lat = sum(spec.latency_samples(p, sample_rate) for spec, p in active)
+    n_ch, n = audio.shape
+    out = np.empty((n_ch, n), dtype=np.float32)
+    stage_states: list[Any] = [None] * len(active)
+    written = 0  # output samples produced so far, including the latency to discard
+    total = n + lat
+    pos = 0
+    while pos < total:
+        stop = min(total, pos + block_size)
+        if pos < n:
+            block = np.asarray(audio[:, pos : min(stop, n)], dtype=np.float64)
+            if stop > n:
+                block = np.concatenate((block, np.zeros((n_ch, stop - n))), axis=1)
+        else:
+            block = np.zeros((n_ch, stop - pos))
+        for i, (spec, params) in enumerate(active):
+            block, stage_states[i] = spec.process(block, sample_rate, params, stage_states[i])
+        # drop the first `lat` samples of output (latency compensation)
+        lo = max(0, lat - written)
+        if lo < block.shape[1]:
+            dst = written + lo - lat
+            out[:, dst : dst + block.shape[1] - lo] = block[:, lo:]
+        written += block.shape[1]
+        pos = stop
+        if progress is not None and progress(min(1.0, pos / total)) is False:
+            raise CancelledError("rendering was cancelled")
+    if states is not None:
+        states.extend(stage_states)
+    return out

@@ -1,0 +1,284 @@
+"""Deciding a first mastering chain from an analysis, and hitting the loudness target.
+
+``plan_chain`` turns measurements into a chain (DC removal, subsonic high-pass, light
+corrective EQ, glue compression, mono bass, true-peak limiter), each stage carrying
+the measurement that caused it. ``master`` renders it and converges the limiter's
+drive until the integrated loudness is within ``LOUDNESS_TOLERANCE_LU`` of the target
+at the ceiling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from scipy.optimize import brentq
+
+from . import limiter as lim
+from .analysis import Analysis, analyze
+from .chain import Chain, Stage, render
+from .compressor import CompressorParams
+from .eq import EqBand, EqParams
+from .errors import CancelledError, TargetUnreachableError
+from .loudness import gated_loudness_of_hops, k_weighted_power
+from .presets import Delivery
+from .stereo import StereoParams
+from .truepeak import true_peak_envelope
+from .utility import DcParams, HighPassParams
+
+LOUDNESS_TOLERANCE_LU = 0.2  # the promise
+_AIM_LU = 0.05  # what the convergence aims for, inside the promise
+_MAX_LIMITING_DB = 24.0  # more peak reduction than this is not mastering any more
+_MODEL_DECIMATION = 16
+
+ProgressFn = Callable[[str, float], Any]
+
+# A generic balanced-master tonal shape: 1/3-octave band level relative to the 1 kHz region,
+# dB, as (frequency, level) points; flat-ish lows, about -3.5 dB/oct through the top.
+_BALANCED_SHAPE = ((31.5, 2.0), (63, 4.0), (125, 3.5), (250, 1.5), (500, 0.5), (1000, 0.0),
+                   (2000, -2.5), (4000, -5.5), (8000, -9.5), (16000, -17.0))
+
+
+def balanced_shape_db(freqs_hz: np.ndarray) -> np.ndarray:
+    f, v = np.array(_BALANCED_SHAPE).T
+    return np.interp(np.log2(freqs_hz), np.log2(f), v)
+
+
+@dataclasses.dataclass(frozen=True)
+class MasterResult:
+    audio: np.ndarray  # float32 (channels, samples)
+    chain: Chain
+    before: Analysis
+    after: Analysis
+    limiter: dict[str, float]
+    iterations: int
+
+
+def _region_deviation(dev: np.ndarray, freqs: np.ndarray, lo: float, hi: float) -> float:
+    sel = (freqs >= lo) & (freqs <= hi)
+    return float(np.mean(dev[sel])) if sel.any() else 0.0
+
+
+def plan_chain(a: Analysis, d: Delivery) -> Chain:
+    """A first, rule-based chain for the measured mix and the delivery target."""
+    stages: list[Stage] = []
+    nyq = a.sample_rate / 2
+
+    dc = max(abs(v) for v in a.dc_offset)
+    if dc > 1e-3:
+        stages.append(Stage("dc", DcParams(), label="DC removal",
+                            why=f"DC offset of {20 * math.log10(dc):.1f} dBFS measured; it wastes headroom"))
+
+    s = a.spectrum
+    freqs = np.asarray(s.centers_hz, dtype=float)
+    levels = np.asarray(s.level_db, dtype=float)
+    ref = _region_deviation(levels, freqs, 700, 1400)
+    rel = levels - ref
+    sub = _region_deviation(rel, freqs, 15, 25)
+    bass = _region_deviation(rel, freqs, 50, 80)
+    if sub > bass - 10:
+        stages.append(Stage("high_pass", HighPassParams(freq_hz=28.0, order=4), label="subsonic filter",
+                            why=f"energy below 25 Hz only {bass - sub:.1f} dB under the 50-80 Hz bass; "
+                                "inaudible rumble eats limiter headroom"))
+
+    # light corrective EQ toward a balanced shape: half of the smoothed deviation, at most 3 dB
+    dev = rel - balanced_shape_db(freqs)
+    bands: list[EqBand] = []
+    reasons: list[str] = []
+
+    def add(kind: str, f: float, lo: float, hi: float, bw: float, label: str) -> None:
+        if f >= 0.45 * a.sample_rate or hi >= nyq:
+            hi = min(hi, 0.45 * a.sample_rate)
+        deviation = _region_deviation(dev, freqs, lo, hi)
+        gain = float(np.clip(-0.5 * deviation, -3.0, 3.0))
+        if abs(gain) >= 0.5:
+            bands.append(EqBand(kind, freq_hz=f, gain_db=round(gain, 1), bw_oct=bw))
+            reasons.append(f"{label} {deviation:+.1f} dB from a balanced master -> {gain:+.1f} dB")
+
+    add("low_shelf", 90.0, 30, 120, 1.0, "low end")
+    add("band", 300.0, 180, 500, 1.5, "low-mid (mud)")
+    add("band", 3000.0, 2000, 5000, 1.5, "presence")
+    if 0.45 * a.sample_rate > 9000:
+        add("high_shelf", 9000.0, 8000, 16000, 1.0, "air")
+    if bands:
+        stages.append(Stage("eq", EqParams(bands=tuple(bands)), label="corrective EQ", why="; ".join(reasons)))
+
+    # glue compression when the mix is very dynamic for its destination
+    if a.plr_db > 13.0 or a.lra_lu > 9.0:
+        ratio = 2.0 if a.plr_db > 17.0 else 1.5
+        st = a.loudness.short_term_lufs
+        st = st[np.isfinite(st)]
+        loud_part = float(np.percentile(st, 90)) if st.size else a.integrated_lufs
+        # short-term loudness tracks RMS level within a few dB; start compressing just under the loud parts
+        threshold = float(np.clip(loud_part - 2.0, -50.0, -6.0))
+        stages.append(Stage("compressor", CompressorParams(threshold_db=round(threshold, 1), ratio=ratio,
+                                                           attack_ms=30.0, release_ms=200.0, knee_db=6.0,
+                                                           rms_ms=10.0), label="glue compression",
+                            why=f"PLR {a.plr_db:.1f} dB and LRA {a.lra_lu:.1f} LU: gentle {ratio:g}:1 above "
+                                f"{threshold:.1f} dB so the limiter does less of the work"))
+
+    low_side = [r for f, r in zip(freqs, s.side_mid_ratio_db, strict=True) if 30 <= f <= 100]
+    if a.channels == 2 and low_side and max(low_side) > -15.0:
+        stages.append(Stage("stereo", StereoParams(mono_bass_hz=100.0), label="mono bass",
+                            why=f"side energy below 100 Hz only {-max(low_side):.1f} dB under the mid; "
+                                "mono bass keeps vinyl, clubs and phones solid"))
+
+    release = 120.0 if a.lra_lu < 5 else 60.0
+    stages.append(Stage("limiter", lim.LimiterParams(threshold_db=0.0, ceiling_dbtp=d.ceiling_dbtp,
+                                                     release_ms=release, lookahead_ms=3.0),
+                        label="true-peak limiter",
+                        why=f"target {d.target_lufs:g} LUFS at {d.ceiling_dbtp:g} dBTP ({d.name})"))
+    return Chain(tuple(stages), {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp})
+
+
+class _LoudnessModel:
+    """Predicts the integrated loudness after the limiter for a given threshold, cheaply.
+
+    Works on 16x decimated detector and K-weighted power series: the gain is slow next to
+    the K-filter, so K(x * g) ~ K(x) * g. Exact renders confirm the answer afterwards.
+    """
+
+    def __init__(self, pre: np.ndarray, sample_rate: int, params: lim.LimiterParams) -> None:
+        self.sample_rate = sample_rate
+        self.params = params
+        dec = _MODEL_DECIMATION
+        hop = sample_rate // 10  # 100 ms hops, as the loudness gating uses
+        n = pre.shape[1] // hop * hop
+        env = true_peak_envelope(pre, factor=lim.OVERSAMPLING)[:n]
+        power, _ = k_weighted_power(pre, sample_rate)
+        power = power[:n]
+        self.peak_db = 20 * math.log10(max(float(env.max()), 1e-12))
+        n_groups = n // dec
+        self.env_dec = env[: n_groups * dec].reshape(n_groups, dec).max(axis=1)
+        tail = n - n_groups * dec
+        self.group_power = power[: n_groups * dec].reshape(n_groups, dec).sum(axis=1)
+        self.tail_power = float(power[n - tail :].sum()) if tail else 0.0
+        self.hop = hop
+        self.n = n
+        self.group_hop = (np.arange(n_groups) * dec) // hop
+        self.n_hops = n // hop
+
+    def loudness(self, threshold_db: float) -> float:
+        p = dataclasses.replace(self.params, threshold_db=threshold_db)
+        dec = _MODEL_DECIMATION
+        fs_dec = self.sample_rate / dec
+        look = max(1, math.ceil(lim.lookahead_samples(p, self.sample_rate) / dec))
+        hold = max(1, math.ceil(lim.HOLD_SAMPLES / dec))
+        red, _ = lim.reduction_curve(
+            np.concatenate((self.env_dec, np.zeros(hold + look - 1, dtype=np.float32))),
+            over_db=p.drive_db - (p.ceiling_dbtp - lim.MARGIN_DB),
+            release_per_sample=lim.release_coefficient(p.release_ms, fs_dec),
+            lookahead=look, hold=hold, state=lim.new_gain_state(look, hold),
+        )
+        red = red[hold + look - 1 :]
+        g2 = np.power(10.0, (p.drive_db - red) / 10.0)
+        hop_energy = np.bincount(self.group_hop, weights=self.group_power * g2, minlength=self.n_hops)
+        hop_energy = hop_energy[: self.n_hops] / self.hop
+        return gated_loudness_of_hops(hop_energy)
+
+
+def converge_limiter(
+    pre: np.ndarray,
+    sample_rate: int,
+    params: lim.LimiterParams,
+    target_lufs: float,
+    *,
+    progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, lim.LimiterParams, Analysis, list[Any], int]:
+    """Find the limiter threshold that lands on ``target_lufs``; returns the rendered master.
+
+    Raises TargetUnreachableError, saying what was reached, when even ``_MAX_LIMITING_DB``
+    of peak reduction cannot get there.
+    """
+    model = _LoudnessModel(pre, sample_rate, params)
+    hi_thr = model.peak_db + 30.0  # far below: turns everything down, no limiting
+    lo_thr = max(-60.0, model.peak_db - _MAX_LIMITING_DB)
+    hi_thr = min(hi_thr, 12.0)
+    f_lo = model.loudness(lo_thr) - target_lufs
+    if f_lo < -LOUDNESS_TOLERANCE_LU:
+        raise TargetUnreachableError(
+            f"cannot reach {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
+            f"{_MAX_LIMITING_DB:g} dB of limiting reaches only {f_lo + target_lufs:.1f} LUFS")
+    f_hi = model.loudness(hi_thr) - target_lufs
+    if f_hi > 0:
+        raise TargetUnreachableError(f"cannot turn the mix down to {target_lufs:g} LUFS")
+    thr = brentq(lambda t: model.loudness(t) - target_lufs, lo_thr, hi_thr, xtol=0.005) if f_lo > 0 else lo_thr
+    chain_states: list[Any] = []
+    out = None
+    measured = math.nan
+    history: list[tuple[float, float]] = []
+    for iteration in range(1, 5):
+        p = dataclasses.replace(params, threshold_db=float(np.clip(thr, -60.0, 12.0)))
+        if progress:
+            progress("limiting", 0.0)
+        chain_states = []
+        out = render(Chain((Stage("limiter", p),)), pre, sample_rate, states=chain_states,
+                     progress=(lambda f: progress("limiting", f)) if progress else None)
+        measured = float(_integrated(out, sample_rate))
+        history.append((p.threshold_db, measured))
+        err = measured - target_lufs
+        if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and iteration == 4):
+            return out, p, measured, chain_states, iteration
+        if len(history) >= 2 and abs(history[-1][0] - history[-2][0]) > 1e-6:
+            (t0, l0), (t1, l1) = history[-2], history[-1]
+            slope = (l1 - l0) / (t1 - t0)
+        else:
+            slope = -1.0  # one dB lower threshold gives about one LU more, before limiting dominates
+        if slope >= -0.05:
+            slope = -0.05
+        thr = p.threshold_db - err / slope
+        if thr < lo_thr:
+            break
+    raise TargetUnreachableError(
+        f"loudness did not settle on {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
+        f"reached {measured:.2f} LUFS")
+
+
+def _integrated(x: np.ndarray, sample_rate: int) -> float:
+    from .loudness import integrated_loudness
+
+    return integrated_loudness(x, sample_rate)
+
+
+def master(
+    x: np.ndarray,
+    sample_rate: int,
+    delivery: Delivery,
+    *,
+    chain: Chain | None = None,
+    before: Analysis | None = None,
+    progress: ProgressFn | None = None,
+) -> MasterResult:
+    """Master ``(channels, samples)`` audio for ``delivery``.
+
+    With ``chain`` given it is rendered as is (no decisions, no convergence); otherwise a chain
+    is planned from the analysis and the limiter is converged onto the loudness target.
+    """
+    if before is None:
+        before = analyze(x, sample_rate)
+    iterations = 0
+    if chain is not None:
+        states: list[Any] = []
+        out = render(chain, x, sample_rate, states=states,
+                     progress=(lambda f: progress("rendering", f)) if progress else None)
+        final_chain = chain
+    else:
+        planned = plan_chain(before, delivery)
+        lim_stage = planned.find("limiter")
+        assert lim_stage is not None
+        pre = render(planned.without("limiter"), x, sample_rate,
+                     progress=(lambda f: progress("processing", f)) if progress else None)
+        out, lim_params, _, lim_states, iterations = converge_limiter(
+            pre, sample_rate, lim_stage.params, delivery.target_lufs, progress=progress)
+        del pre
+        states = lim_states
+        final_chain = planned.replace_stage("limiter", dataclasses.replace(lim_stage, params=lim_params))
+    limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
+    after = analyze(out, sample_rate, true_peak_factor=8)
+    return MasterResult(out, final_chain, before, after, lim.stats(limiter_state), iterations)
+
+
+__all__ = ["MasterResult", "master", "plan_chain", "converge_limiter", "CancelledError"]

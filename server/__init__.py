@@ -1,0 +1,1 @@
+"""ReaMaster's companion server, its client and the ``reamaster`` command line."""

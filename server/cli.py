@@ -1,0 +1,288 @@
+"""The ``reamaster`` command line.
+
+    reamaster analyze FILE [--json]
+    reamaster master FILE -o OUT [--preset P] [--lufs X] [--ceiling Y] [--chain C] [--save-chain C]
+                                 [--report R] [--bits 16|24|32] [--force]
+    reamaster demo [--out DIR]
+
+Heavy modules are imported inside the commands so ``reamaster --help`` stays fast.
+Every refusal is one line on stderr, ``reamaster: <message> [code]``, and exit status 2;
+nothing is written when a command fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+PRESET_NAMES = ("streaming", "apple", "youtube", "club", "cd", "broadcast")
+EXIT_REFUSED = 2
+PROGRESS_MIN_SECONDS = 30.0  # files at least this long show a progress bar on a terminal
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reamaster", description="Local, explainable mastering (ReaMaster).")
+    p.add_argument("--version", action="version", version="reamaster 0.1.0")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    a = sub.add_parser("analyze", help="measure a mix: loudness, true peak, LRA, spectrum, stereo, problems")
+    a.add_argument("file")
+    a.add_argument("--json", action="store_true", help="print the full measurements as JSON")
+    a.add_argument("--series", action="store_true", help="with --json: include the loudness time series")
+
+    m = sub.add_parser("master", help="master a mix to a delivery target")
+    m.add_argument("file")
+    m.add_argument("-o", "--output", required=True, help="output file (.wav or .flac)")
+    m.add_argument("--preset", choices=PRESET_NAMES, default=None, help="delivery target (default: streaming)")
+    m.add_argument("--lufs", type=float, default=None, help="integrated loudness target, LUFS (overrides the preset)")
+    m.add_argument("--ceiling", type=float, default=None, help="true-peak ceiling, dBTP (overrides the preset)")
+    m.add_argument("--chain", default=None, help="render this chain JSON instead of deciding one")
+    m.add_argument("--save-chain", default=None, help="write the chain used as JSON")
+    m.add_argument("--report", default=None, help="write a JSON report (before/after, decisions)")
+    m.add_argument("--bits", type=int, choices=(16, 24, 32), default=None,
+                   help="output word length (default: the preset's; 32 = float WAV)")
+    m.add_argument("--force", action="store_true", help="overwrite existing output files (never the input)")
+    _progress_flags(m)
+
+    d = sub.add_parser("demo", help="master the embedded demo mix into out/demo/")
+    d.add_argument("--out", default="out/demo", help="folder for mix.wav, master.wav, chain.json, report.json")
+    _progress_flags(d)
+    return p
+
+
+def _progress_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="always show the progress bar")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="never show it")
+
+
+def _fail(err: Any) -> int:
+    code = getattr(err, "code", "error")
+    print(f"reamaster: {err} [{code}]", file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from dsp.errors import ReaMasterError
+
+    try:
+        if args.command == "analyze":
+            return cmd_analyze(args)
+        if args.command == "master":
+            return cmd_master(args)
+        if args.command == "demo":
+            return cmd_demo(args)
+    except ReaMasterError as err:
+        return _fail(err)
+    except KeyboardInterrupt:
+        print("reamaster: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return EXIT_REFUSED  # pragma: no cover - argparse guarantees a command
+
+
+# --- analyze ------------------------------------------------------------------------------------
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from dsp.analysis import analyze
+    from dsp.audio_io import check_audio, read_audio
+
+    x, sr = read_audio(args.file)
+    check_audio(x, sr, what=args.file)
+    a = analyze(x, sr)
+    if args.json:
+        print(json.dumps(a.to_dict(series=args.series), indent=2, allow_nan=False))
+    else:
+        print(format_analysis(a, title=str(args.file)))
+    return 0
+
+
+def _db(v: float, unit: str, digits: int = 1) -> str:
+    return f"{v:.{digits}f} {unit}" if math.isfinite(v) else f"-inf {unit}"
+
+
+def format_analysis(a: Any, *, title: str) -> str:
+    s = a.spectrum
+    lines = [
+        f"{title}: {a.duration_s:.1f} s, {a.sample_rate} Hz, {a.channels} ch",
+        f"  integrated loudness  {_db(a.integrated_lufs, 'LUFS')}",
+        f"  loudness range       {_db(a.lra_lu, 'LU')}",
+        f"  max short-term       {_db(a.max_short_term_lufs, 'LUFS')}   max momentary {_db(a.max_momentary_lufs, 'LUFS')}",
+        f"  true peak            {_db(a.true_peak_dbtp, 'dBTP', 2)} ({a.true_peak_oversampling}x)"
+        f"   sample peak {_db(a.sample_peak_dbfs, 'dBFS', 2)}",
+        f"  PLR / crest factor   {a.plr_db:.1f} dB / {a.crest_db:.1f} dB",
+        f"  stereo correlation   {s.correlation_overall:.2f}",
+        f"  DC offset            {max(abs(v) for v in a.dc_offset):.5f}",
+        f"  clipping             {a.clipped_runs} runs, {a.clipped_samples} samples",
+        f"  silence              {a.leading_silence_s:.1f} s lead, {a.trailing_silence_s:.1f} s tail, "
+        f"{a.silent_pct:.0f}% of the track",
+    ]
+    return "\n".join(lines)
+
+
+# --- master -------------------------------------------------------------------------------------
+
+def _check_destinations(paths: list[str | None], *, inputs: list[str], force: bool) -> None:
+    """Refuse before any work is done: existing outputs without --force, outputs that are inputs,
+    missing folders, the same output named twice."""
+    from dsp.errors import OutputError, OutputExistsError, OutputIsInputError
+
+    seen: set[str] = set()
+    in_real = {os.path.realpath(p) for p in inputs}
+    for p in paths:
+        if p is None:
+            continue
+        real = os.path.realpath(p)
+        if real in in_real:
+            raise OutputIsInputError(f"refusing to write over the input {p}; choose another output name")
+        if real in seen:
+            raise OutputError(f"{p} is named twice as an output")
+        seen.add(real)
+        if os.path.exists(p) and not force:
+            raise OutputExistsError(f"{p} already exists; use --force to replace it")
+        parent = Path(p).parent
+        if not parent.is_dir():
+            raise OutputError(f"the folder {parent} does not exist; create it first")
+
+
+def _show_progress(args: argparse.Namespace, duration_s: float) -> bool:
+    if args.progress is not None:
+        return bool(args.progress)
+    return duration_s >= PROGRESS_MIN_SECONDS and sys.stderr.isatty()
+
+
+def cmd_master(args: argparse.Namespace) -> int:
+    from dsp.audio_io import output_format_for
+
+    fmt = output_format_for(args.output, args.bits)
+    _check_destinations([args.output, args.save_chain, args.report], inputs=[args.file], force=args.force)
+    run_master(
+        args.file, args.output, fmt=fmt, preset=args.preset, lufs=args.lufs, ceiling=args.ceiling,
+        chain_path=args.chain, save_chain=args.save_chain, report=args.report, force=args.force,
+        progress_flag=args.progress, bits_given=args.bits is not None,
+    )
+    return 0
+
+
+def run_master(
+    src: str, dst: str, *, fmt: str, preset: str | None, lufs: float | None, ceiling: float | None,
+    chain_path: str | None, save_chain: str | None, report: str | None, force: bool,
+    progress_flag: bool | None, bits_given: bool, title: str | None = None,
+) -> dict[str, Any]:
+    from dsp.audio_io import atomic_write_text, check_audio, output_format_for, read_audio, write_audio
+    from dsp.chain import Chain
+    from dsp.errors import ChainError, FileMissingError
+    from dsp.master import master
+    from dsp.presets import delivery
+
+    d = delivery(preset, target_lufs=lufs, ceiling_dbtp=ceiling)
+    if not bits_given and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
+        fmt = output_format_for(dst, 16)
+    chain = None
+    if chain_path is not None:
+        try:
+            text = Path(chain_path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise FileMissingError(f"chain file not found: {chain_path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ChainError(f"cannot read chain file {chain_path}: {exc}") from None
+        chain = Chain.from_json(text)
+    x, sr = read_audio(src)
+    check_audio(x, sr, what=src)
+
+    from .progress import ProgressBar
+
+    show = progress_flag if progress_flag is not None else (x.shape[1] / sr >= PROGRESS_MIN_SECONDS
+                                                            and sys.stderr.isatty())
+    bar = ProgressBar(enabled=bool(show))
+    try:
+        bar("analysing", 0.0)
+        result = master(x, sr, d, chain=chain, progress=bar)
+        bar("writing", 1.0)
+    finally:
+        bar.close()
+    written = write_audio(dst, result.audio, sr, fmt=fmt, force=force, protect=[src])
+    doc = build_report(src, dst, d, result, written)
+    if save_chain:
+        atomic_write_text(save_chain, result.chain.to_json(), force=force, protect=[src])
+    if report:
+        atomic_write_text(report, json.dumps(doc, indent=2, allow_nan=False) + "\n", force=force, protect=[src])
+    print(format_summary(doc, title=title or src))
+    return doc
+
+
+def build_report(src: str, dst: str, d: Any, result: Any, written: Any) -> dict[str, Any]:
+    return {
+        "format": "reamaster.report",
+        "version": 1,
+        "input": str(src),
+        "output": str(dst),
+        "output_format": written.fmt,
+        "dithered": written.dithered,
+        "clipped_samples": written.clipped_samples,
+        "delivery": {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp,
+                     "note": d.note},
+        "before": result.before.to_dict(),
+        "after": result.after.to_dict(),
+        "limiter": result.limiter,
+        "loudness_iterations": result.iterations,
+        "chain": result.chain.to_dict(),
+    }
+
+
+def format_summary(doc: dict[str, Any], *, title: str) -> str:
+    b, a = doc["before"], doc["after"]
+    rows = [
+        ("integrated loudness", "integrated_lufs", "LUFS", 1),
+        ("true peak (8x after)", "true_peak_dbtp", "dBTP", 2),
+        ("loudness range", "lra_lu", "LU", 1),
+        ("PLR", "plr_db", "dB", 1),
+    ]
+    d = doc["delivery"]
+    out = [f"{title} -> {doc['output']}  ({d['preset']}: {d['target_lufs']:g} LUFS, {d['ceiling_dbtp']:g} dBTP)",
+           f"  {'':22}{'before':>12}{'after':>12}"]
+    for label, key, unit, digits in rows:
+        out.append(f"  {label:22}{b[key]:>9.{digits}f} {unit:<3}{a[key]:>8.{digits}f} {unit}")
+    out.append("  what the chain did:")
+    for st in doc["chain"]["stages"]:
+        if st["enabled"]:
+            out.append(f"    - {st['label'] or st['kind']}: {st['why'] or _describe(st)}")
+    lim = doc.get("limiter") or {}
+    if lim:
+        out.append(f"  limiter: up to {lim.get('max_reduction_db', 0):.1f} dB of reduction, "
+                   f"active {lim.get('limiting_pct', 0):.0f}% of the time")
+    return "\n".join(out)
+
+
+def _describe(stage: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in stage["params"].items() if not isinstance(v, list))
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dsp.audio_io import write_audio
+    from dsp.demo import demo_mix, DEMO_SAMPLE_RATE
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    mix_path, master_path = out / "mix.wav", out / "master.wav"
+    # The demo's own files are regenerated on every run (they are ours, not the user's).
+    write_audio(mix_path, demo_mix(DEMO_SAMPLE_RATE), DEMO_SAMPLE_RATE, fmt="wav24", force=True)
+    print(f"demo mix (unmastered on purpose: quiet, dull top, muddy low-mid) -> {mix_path}")
+    run_master(
+        str(mix_path), str(master_path), fmt="wav24", preset="streaming", lufs=None, ceiling=None,
+        chain_path=None, save_chain=str(out / "chain.json"), report=str(out / "report.json"), force=True,
+        progress_flag=args.progress, bits_given=True, title=str(mix_path),
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
