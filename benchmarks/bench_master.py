@@ -1,0 +1,217 @@
+"""Speed, memory and measured correctness of `reamaster master`, beside the peer Matchering.
+
+    ./install/setup.sh bench              # installs what it needs, then runs this
+    .venv/bin/python benchmarks/bench_master.py [--files A.wav B.wav ...] [--peer-python PY]
+
+For every track (real mixed music from Debian's game-music packages, converted once to
+44.1 kHz 24-bit WAV under bench_data/) it runs, each in a fresh process:
+  * ours: `reamaster master` (streaming preset) - whole-process wall time, in-process time
+    (read + analyse + decide + converge + write, imports excluded) and peak RSS;
+  * ours: `analyze` alone;
+  * the peer Matchering 2.0.6 on the same file, with the next track as its reference;
+then measures our master with independent meters (libebur128 via pyebur128, ffmpeg's
+ebur128 filter) and prints seconds per minute of audio, peak RSS and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench_data"
+MUSIC_DIRS = ["/usr/share/games/warzone2100/music", "/usr/share/games/ufoai/music", "/usr/share/games/singularity/music"]
+
+OURS = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from dsp.audio_io import read_audio, write_audio, check_audio
+from dsp.master import master
+from dsp.analysis import analyze
+from dsp.presets import delivery
+t1 = time.perf_counter()
+src, dst, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+x, sr = read_audio(src)
+check_audio(x, sr)
+if mode == "analyze":
+    a = analyze(x, sr)
+    out = {"integrated_lufs": a.integrated_lufs, "true_peak_dbtp": a.true_peak_dbtp, "lra_lu": a.lra_lu}
+else:
+    r = master(x, sr, delivery("streaming"))
+    write_audio(dst, r.audio, sr, fmt="wav24", force=True)
+    out = {"integrated_lufs": r.after.integrated_lufs, "true_peak_dbtp": r.after.true_peak_dbtp,
+           "iterations": r.iterations}
+t2 = time.perf_counter()
+out.update(import_s=t1 - t0, work_s=t2 - t1, frames=x.shape[1], sample_rate=sr)
+print(json.dumps(out))
+"""
+
+PEER = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import matchering as mg
+t1 = time.perf_counter()
+mg.process(target=sys.argv[1], reference=sys.argv[2], results=[mg.pcm24(sys.argv[3])])
+t2 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "work_s": t2 - t1}))
+"""
+
+
+def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[dict, float, float]:
+    """Run a child; return its JSON line, wall seconds and peak RSS in MB (from wait4)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[:3]} failed: {err.decode()[-2000:]}")
+    return json.loads(out.decode().strip().splitlines()[-1]), wall, usage.ru_maxrss / 1024.0
+
+
+def prepare_inputs(limit: int, min_s: float, max_s: float) -> list[Path]:
+    import soundfile as sf
+
+    DATA.mkdir(exist_ok=True)
+    found: list[Path] = []
+    for d in MUSIC_DIRS:
+        for p in sorted(Path(d).glob("*.ogg")) if Path(d).is_dir() else []:
+            info = sf.info(str(p))
+            if min_s <= info.duration <= max_s and info.channels == 2:
+                found.append(p)
+    picked: list[Path] = []
+    for p in found[: limit]:
+        dst = DATA / (p.parent.parent.name + "-" + p.stem + ".wav")
+        if not dst.exists():
+            data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+            tmp = dst.with_suffix(".tmp.wav")
+            sf.write(str(tmp), data, sr, subtype="PCM_24")
+            os.replace(tmp, dst)
+        picked.append(dst)
+    return picked
+
+
+def ffmpeg_ebur128(path: Path) -> tuple[float, float] | None:
+    if not shutil.which("ffmpeg"):
+        return None
+    r = subprocess.run(["ffmpeg", "-nostats", "-hide_banner", "-i", str(path), "-af", "ebur128=peak=true",
+                        "-f", "null", "-"], capture_output=True, text=True)
+    text = r.stderr[r.stderr.rfind("Summary:"):]
+    integ = peak = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("I:"):
+            integ = float(line.split()[1])
+        if line.startswith("Peak:"):
+            peak = float(line.split()[1])
+    return (integ, peak) if integ is not None and peak is not None else None
+
+
+def pyebur128_meter(path: Path) -> tuple[float, float]:
+    import numpy as np
+    import pyebur128 as eb
+    import soundfile as sf
+
+    data, sr = sf.read(str(path), dtype="float64", always_2d=True)
+    st = eb.R128State(data.shape[1], sr, eb.MeasurementMode.MODE_I | eb.MeasurementMode.MODE_TRUE_PEAK)
+    st.add_frames(data, data.shape[0])
+    tp = max(st.get_true_peak(c) for c in range(data.shape[1]))
+    return eb.get_loudness_global(st), 20 * float(np.log10(tp))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", nargs="*", help="WAV files to use (default: Debian game music)")
+    ap.add_argument("--tracks", type=int, default=6)
+    ap.add_argument("--peer-python", default=None, help="python with matchering installed")
+    args = ap.parse_args()
+    files = [Path(f) for f in args.files] if args.files else prepare_inputs(args.tracks, 150, 330)
+    if not files:
+        print("no input files: install the Debian music packages or pass --files", file=sys.stderr)
+        return 1
+    py = str(ROOT / ".venv" / "bin" / "python")
+    tmp = Path(tempfile.mkdtemp(prefix="reamaster-bench-"))
+    rows = []
+    for i, f in enumerate(files):
+        minutes = None
+        out = tmp / f"{f.stem}.master.wav"
+        ours, wall, rss = run_child([py, "-c", OURS, str(f), str(out), "master"])
+        minutes = ours["frames"] / ours["sample_rate"] / 60
+        ana, ana_wall, ana_rss = run_child([py, "-c", OURS, str(f), "-", "analyze"])
+        row = {"file": f.name, "minutes": minutes, "ours_work": ours["work_s"], "ours_wall": wall, "ours_rss": rss,
+               "ours_import": ours["import_s"], "iterations": ours["iterations"], "ana_work": ana["work_s"],
+               "ours_lufs": ours["integrated_lufs"], "ours_tp": ours["true_peak_dbtp"],
+               "in_ours_lufs": ana["integrated_lufs"]}
+        row["eb_lufs"], row["eb_tp"] = pyebur128_meter(out)
+        row["in_eb_lufs"], _ = pyebur128_meter(f)
+        ff = ffmpeg_ebur128(out)
+        row["ff_lufs"], row["ff_tp"] = ff if ff else (None, None)
+        ffin = ffmpeg_ebur128(f)
+        row["in_ff_lufs"] = ffin[0] if ffin else None
+        if args.peer_python:
+            ref = files[(i + 1) % len(files)]
+            peer_out = tmp / f"{f.stem}.matchering.wav"
+            try:
+                peer, pwall, prss = run_child([args.peer_python, "-c", PEER, str(f), str(ref), str(peer_out)])
+                row.update(peer_work=peer["work_s"], peer_wall=pwall, peer_rss=prss)
+                row["peer_eb_lufs"], row["peer_eb_tp"] = pyebur128_meter(peer_out)
+            except RuntimeError as exc:
+                print(f"peer failed on {f.name}: {exc}", file=sys.stderr)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    shutil.rmtree(tmp, ignore_errors=True)
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: list[dict]) -> None:
+    def spm(v, m):
+        return f"{v / m:.3f}" if v is not None else "-"
+
+    print("\nSpeed and memory (s per minute of audio; wall = whole process incl. imports; RSS = peak)")
+    print(f"{'file':42} {'min':>5} {'ours':>7} {'ours':>7} {'ours':>6} {'anlz':>6} {'peer':>7} {'peer':>7} {'peer':>6} {'ratio':>6}")
+    print(f"{'':42} {'':>5} {'work':>7} {'wall':>7} {'MB':>6} {'work':>6} {'work':>7} {'wall':>7} {'MB':>6} {'wall':>6}")
+    for r in rows:
+        m = r["minutes"]
+        pw = r.get("peer_work")
+        print(f"{r['file'][:42]:42} {m:5.2f} {spm(r['ours_work'], m):>7} {spm(r['ours_wall'], m):>7} "
+              f"{r['ours_rss']:6.0f} {spm(r['ana_work'], m):>6} {spm(pw, m):>7} "
+              f"{spm(r.get('peer_wall'), m):>7} {r.get('peer_rss', 0):6.0f} "
+              f"{(r['peer_wall'] / r['ours_wall']) if pw else float('nan'):6.1f}")
+    tot = sum(r["minutes"] for r in rows)
+    print(f"{'TOTAL / mean':42} {tot:5.2f} {sum(r['ours_work'] for r in rows) / tot:7.3f} "
+          f"{sum(r['ours_wall'] for r in rows) / tot:7.3f} {max(r['ours_rss'] for r in rows):6.0f} "
+          f"{sum(r['ana_work'] for r in rows) / tot:6.3f}", end="")
+    if all("peer_work" in r for r in rows):
+        print(f" {sum(r['peer_work'] for r in rows) / tot:7.3f} {sum(r['peer_wall'] for r in rows) / tot:7.3f} "
+              f"{max(r['peer_rss'] for r in rows):6.0f} "
+              f"{sum(r['peer_wall'] for r in rows) / sum(r['ours_wall'] for r in rows):6.1f}")
+    else:
+        print()
+    print("\nLoudness and true peak of our master (target -14 LUFS, ceiling -1 dBTP), independent meters")
+    print(f"{'file':42} {'ours I':>7} {'libebur128 I':>12} {'ffmpeg I':>9} {'libebur128 TP':>13} {'ffmpeg TP':>9}"
+          f" {'peer TP':>8}")
+    for r in rows:
+        ff_i = f"{r['ff_lufs']:.1f}" if r["ff_lufs"] is not None else "-"
+        ff_tp = f"{r['ff_tp']:.2f}" if r["ff_tp"] is not None else "-"
+        peer_tp = f"{r['peer_eb_tp']:.2f}" if "peer_eb_tp" in r else "-"
+        print(f"{r['file'][:42]:42} {r['ours_lufs']:7.2f} {r['eb_lufs']:12.2f} {ff_i:>9} {r['eb_tp']:13.2f} "
+              f"{ff_tp:>9} {peer_tp:>8}")
+    print("\nInput loudness: our meter against independent meters (LU)")
+    print(f"{'file':42} {'ours':>7} {'libebur128':>10} {'ffmpeg':>7} {'|ours-eb|':>9}")
+    for r in rows:
+        ff = f"{r['in_ff_lufs']:.1f}" if r["in_ff_lufs"] is not None else "-"
+        print(f"{r['file'][:42]:42} {r['in_ours_lufs']:7.2f} {r['in_eb_lufs']:10.2f} {ff:>7} "
+              f"{abs(r['in_ours_lufs'] - r['in_eb_lufs']):9.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Benchmark set-up and run (called by ./install/setup.sh bench). Installs, once:
+#   - real mixed music and ffmpeg from Debian (for the independent ebur128 meter),
+#   - the peer, Matchering, in its own venv (.venv-peer) so it cannot change ours.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v ffmpeg >/dev/null || [ ! -d /usr/share/games/warzone2100 ] && [ ! -d /usr/share/games/ufoai ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            ufoai-music warzone2100-music singularity-music ffmpeg >/dev/null
+    else
+        echo "bench: needs ffmpeg and the Debian packages ufoai-music warzone2100-music singularity-music" >&2
+    fi
+fi
+if [ ! -x .venv-peer/bin/python ]; then
+    python3 -m venv .venv-peer
+    .venv-peer/bin/python -m pip install --quiet matchering==2.0.6
+fi
+exec .venv/bin/python benchmarks/bench_master.py --peer-python .venv-peer/bin/python "$@"

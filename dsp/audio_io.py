@@ -1,0 +1,510 @@
+"""Reading, checking and safely writing audio files (via soundfile / libsndfile).
+
+* :func:`read_audio` gives ``float32`` ``(channels, samples)`` at the file's own sample
+  rate (never resampled) and refuses audio that cannot be mastered (see :func:`check_audio`).
+* :func:`write_audio` writes atomically (temp file in the destination folder, fsync,
+  rename), never over an input file, and never over an existing file unless ``force``.
+  16-bit output gets TPDF dither; 24-bit and float do not.
+* :func:`atomic_write_text` applies the same rules to JSON reports and chain files.
+
+Every refusal is a :mod:`dsp.errors` exception with a one-line message naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import secrets
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import soundfile as sf
+
+from .errors import (
+    ChannelCountError,
+    CorruptFileError,
+    EmptyAudioError,
+    FileMissingError,
+    InputError,
+    NonFiniteAudioError,
+    OutputError,
+    OutputExistsError,
+    OutputIsInputError,
+    ParameterError,
+    ReaMasterError,
+    SampleRateError,
+    SilentAudioError,
+    TooShortError,
+    UnsupportedFormatError,
+    WriteFailedError,
+)
+
+SUPPORTED_READ = (".wav", ".flac", ".aif", ".aiff", ".ogg")
+OUTPUT_FORMATS = frozenset({"wav16", "wav24", "wav32f", "flac16", "flac24"})
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 22050, 192000
+MAX_CHANNELS = 8
+#: shortest audio whose loudness can be measured (one 400 ms gating block)
+MIN_DURATION_S = 0.4
+#: a sample peak below this is treated as silence
+SILENCE_DBFS = -90.0
+
+# Containers libsndfile may detect inside a file with a supported extension. Anything
+# else (e.g. an MP3 renamed .wav, which libsndfile would happily decode) is refused.
+_READ_CONTAINERS = frozenset({"WAV", "WAVEX", "RF64", "W64", "FLAC", "AIFF", "OGG"})
+_BLOCK_FRAMES = 1 << 16  # 64 k frames: a stereo float32 block stays in L2 cache
+
+
+@dataclasses.dataclass(frozen=True)
+class _OutFormat:
+    ext: str
+    container: str
+    subtype: str
+    bits: int  # 16, 24 or 32 (float)
+    is_float: bool
+
+
+_OUT = {
+    "wav16": _OutFormat(".wav", "WAV", "PCM_16", 16, False),
+    "wav24": _OutFormat(".wav", "WAV", "PCM_24", 24, False),
+    "wav32f": _OutFormat(".wav", "WAV", "FLOAT", 32, True),
+    "flac16": _OutFormat(".flac", "FLAC", "PCM_16", 16, False),
+    "flac24": _OutFormat(".flac", "FLAC", "PCM_24", 24, False),
+}
+_OUT_ORDER = ("wav16", "wav24", "wav32f", "flac16", "flac24")
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, from its header (no sample data read)."""
+
+    path: str
+    sample_rate: int  # Hz
+    channels: int
+    frames: int  # samples per channel
+    duration_s: float
+    format: str  # libsndfile container, e.g. "WAV", "FLAC"
+    subtype: str  # e.g. "PCM_24", "FLOAT", "VORBIS"
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteResult:
+    path: str
+    fmt: str  # one of OUTPUT_FORMATS
+    sample_rate: int  # Hz
+    channels: int
+    frames: int
+    clipped_samples: int  # samples beyond +-1.0 clipped (integer formats only; all channels)
+    dithered: bool
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read a file into float32 ``(channels, samples)`` and its sample rate in Hz.
+
+    The sample rate is kept as it comes in (no resampling). The audio must pass
+    :func:`check_audio`; every refusal names the file.
+    """
+    name = _check_readable(path)
+    try:
+        with sf.SoundFile(os.fspath(path)) as f:
+            _check_container(f.format, name)
+            channels, sample_rate, frames = f.channels, f.samplerate, f.frames
+            # Refuse from the header before decoding anything large.
+            _check_channels(channels, name)
+            _check_sample_rate(sample_rate, name)
+            if frames <= 0:
+                raise EmptyAudioError(f"{name} contains no audio (0 samples)")
+            x = _read_frames(f, channels, frames)
+    except RuntimeError as exc:  # soundfile.LibsndfileError and other libsndfile failures
+        raise _open_error(path, name, exc) from None
+    check_audio(x, sample_rate, what=name)
+    return x, sample_rate
+
+
+def _read_frames(f: sf.SoundFile, channels: int, frames: int) -> np.ndarray:
+    # Block-wise de-interleaving into the final array: as fast as sf.read + transpose
+    # and without a second full-size interleaved copy.
+    out = np.empty((channels, frames), dtype=np.float32)
+    buf = np.empty((min(_BLOCK_FRAMES, frames), channels), dtype=np.float32)
+    done = 0
+    while done < frames:
+        want = min(len(buf), frames - done)
+        got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
+        n = len(got)
+        if n == 0:
+            break  # header promised more than the file holds: keep what is there
+        out[:, done:done + n] = got.T
+        done += n
+    if done < frames:
+        out = np.ascontiguousarray(out[:, :done])
+    return out
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Describe a file from its header without reading its samples (no range checks)."""
+    name = _check_readable(path)
+    try:
+        with sf.SoundFile(os.fspath(path)) as f:
+            _check_container(f.format, name)
+            sample_rate, frames = int(f.samplerate), int(f.frames)
+            return AudioInfo(
+                path=os.fspath(path),
+                sample_rate=sample_rate,
+                channels=int(f.channels),
+                frames=frames,
+                duration_s=frames / sample_rate if sample_rate > 0 else 0.0,
+                format=f.format,
+                subtype=f.subtype,
+            )
+    except RuntimeError as exc:
+        raise _open_error(path, name, exc) from None
+
+
+def _supported_list() -> str:
+    return ", ".join(SUPPORTED_READ)
+
+
+def _check_readable(path: str | os.PathLike) -> str:
+    """Refuse what libsndfile should not even be asked to open; return the display name."""
+    try:
+        p = os.fspath(path)
+    except TypeError:
+        raise FileMissingError(f"not a file path: {path!r}") from None
+    name = str(p)
+    if not os.path.exists(p):
+        raise FileMissingError(f"file not found: {name}")
+    if os.path.isdir(p):
+        raise FileMissingError(f"{name} is a folder, not an audio file")
+    ext = os.path.splitext(p)[1].lower()
+    if ext not in SUPPORTED_READ:
+        what = f"{ext} files are" if ext else "files without an extension are"
+        raise UnsupportedFormatError(f"{name}: {what} not supported; supported: {_supported_list()}")
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror or exc}") from None
+    return name
+
+
+def _check_container(container: str, name: str) -> None:
+    if container not in _READ_CONTAINERS:
+        raise UnsupportedFormatError(
+            f"{name} holds {container} audio, which is not supported; "
+            f"supported: {_supported_list()} (WAV, FLAC, AIFF or Ogg Vorbis content)"
+        )
+
+
+def _open_error(path: str | os.PathLike, name: str, exc: Exception) -> ReaMasterError:
+    if not os.path.exists(os.fspath(path)):  # vanished between the checks and the open
+        return FileMissingError(f"file not found: {name}")
+    detail = getattr(exc, "error_string", None) or str(exc)
+    return CorruptFileError(f"{name} is not valid audio or is damaged ({detail})")
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+def _check_channels(channels: int, what: str, shape: tuple[int, ...] | None = None) -> None:
+    if channels < 1:
+        raise ChannelCountError(f"{what} has no channels")
+    if channels > MAX_CHANNELS:
+        hint = ""
+        if shape is not None and len(shape) == 2 and shape[1] <= MAX_CHANNELS:
+            hint = f" (shape {shape}: arrays must be (channels, samples), not (samples, channels))"
+        raise ChannelCountError(f"{what} has {channels} channels; at most {MAX_CHANNELS} are supported{hint}")
+
+
+def _check_sample_rate(sample_rate: int, what: str) -> None:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+        raise SampleRateError(f"the sample rate of {what} must be a whole number of Hz, got {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise SampleRateError(
+            f"{what} has a sample rate of {int(sample_rate)} Hz; "
+            f"supported: {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz"
+        )
+
+
+def _check_array(x: np.ndarray, sample_rate: int, what: str) -> tuple[float, float]:
+    """Layout, dtype, channels, sample rate, emptiness and finiteness; returns (max, min)."""
+    if not isinstance(x, np.ndarray) or x.ndim != 2:
+        got = f"shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise InputError(f"{what} must be a 2-D array (channels, samples), got {got}")
+    if x.dtype not in (np.float32, np.float64):
+        raise InputError(f"{what} must hold float32 or float64 samples, got {x.dtype}")
+    _check_channels(x.shape[0], what, x.shape)
+    _check_sample_rate(sample_rate, what)
+    if x.shape[1] == 0:
+        raise EmptyAudioError(f"{what} contains no audio (0 samples)")
+    # max/min propagate NaN and show Inf, so the common all-finite case costs two
+    # cheap reductions that the silence check needs anyway.
+    hi, lo = float(x.max()), float(x.min())
+    if not (math.isfinite(hi) and math.isfinite(lo)):
+        bad = x.size - int(np.count_nonzero(np.isfinite(x)))
+        raise NonFiniteAudioError(f"{what} contains {bad} invalid samples (NaN or infinity) out of {x.size}")
+    return hi, lo
+
+
+def check_audio(x: np.ndarray, sample_rate: int, *, what: str = "the audio") -> None:
+    """Refuse audio that cannot be mastered.
+
+    Requires a float32/float64 ``(channels, samples)`` array with 1..8 channels, a sample
+    rate of 22050..192000 Hz, only finite samples, at least 0.4 s, and a sample peak of
+    at least -90 dBFS. ``what`` names the audio (e.g. the file) in the message.
+    """
+    hi, lo = _check_array(x, sample_rate, what)
+    frames = x.shape[1]
+    duration_s = frames / sample_rate
+    if duration_s < MIN_DURATION_S:
+        shown = math.floor(duration_s * 1000) / 1000  # never print 0.4 for 0.3999
+        raise TooShortError(
+            f"{what} is only {shown:g} s long ({frames} samples at {int(sample_rate)} Hz); "
+            f"at least {MIN_DURATION_S:g} s is needed to measure loudness"
+        )
+    peak = max(hi, -lo)
+    if peak < 10.0 ** (SILENCE_DBFS / 20.0):
+        level = "all samples are zero" if peak == 0.0 else f"peak {20.0 * math.log10(peak):.1f} dBFS"
+        raise SilentAudioError(f"{what} is silent ({level}; below {SILENCE_DBFS:g} dBFS)")
+
+
+# --- output format -----------------------------------------------------------------------------
+
+def output_format_for(
+    path: str | os.PathLike, bit_depth: int | None = None, *, float_output: bool = False
+) -> str:
+    """Pick one of OUTPUT_FORMATS from the extension (.wav/.flac) and an optional bit depth.
+
+    ``bit_depth``: 16, 24 or 32 (32 means 32-bit float, WAV only); default 24-bit.
+    ``float_output`` asks for 32-bit float WAV.
+    """
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if bit_depth is not None and (isinstance(bit_depth, bool) or bit_depth not in (16, 24, 32)):
+        raise ParameterError(f"bit depth {bit_depth!r} is not supported; choose 16, 24 or 32 (float)")
+    if ext == ".wav":
+        if float_output:
+            if bit_depth not in (None, 32):
+                raise ParameterError(f"float output is 32-bit; it cannot be {bit_depth}-bit (WAV: 16, 24 or 32 float)")
+            return "wav32f"
+        return {None: "wav24", 16: "wav16", 24: "wav24", 32: "wav32f"}[bit_depth]
+    if ext == ".flac":
+        if float_output or bit_depth == 32:
+            raise ParameterError("FLAC cannot hold 32-bit float audio; use 16 or 24 bit, or a .wav file for float")
+        return {None: "flac24", 16: "flac16", 24: "flac24"}[bit_depth]
+    shown = ext if ext else "a file name without an extension"
+    raise ParameterError(f"cannot write {shown}: output must be .wav (16, 24 or 32-bit float) or .flac (16 or 24 bit)")
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+def write_audio(
+    path: str | os.PathLike,
+    x: np.ndarray,
+    sample_rate: int,
+    *,
+    fmt: str = "wav24",
+    force: bool = False,
+    protect: Iterable[str | os.PathLike] = (),
+    dither_seed: int | None = 0,
+) -> WriteResult:
+    """Write ``(channels, samples)`` float audio atomically as ``fmt`` (see OUTPUT_FORMATS).
+
+    16-bit formats get TPDF dither (+-1 LSB triangular, seeded by ``dither_seed``;
+    ``None`` = fresh randomness); 24-bit and float get none. Integer formats clip samples
+    beyond +-1.0 and count them. Never writes over a path in ``protect`` (even with
+    ``force``), nor over an existing file unless ``force``.
+    """
+    if fmt not in _OUT:
+        raise ParameterError(f"fmt = {fmt!r} is not one of: {', '.join(_OUT_ORDER)}")
+    spec = _OUT[fmt]
+    dest = _fspath_out(path)
+    ext = os.path.splitext(dest)[1].lower()
+    if ext != spec.ext:
+        raise ParameterError(f"cannot write {dest} as {fmt}: that format needs a {spec.ext} file name")
+    if dither_seed is not None and (isinstance(dither_seed, bool) or not isinstance(dither_seed, (int, np.integer))):
+        raise ParameterError(f"dither_seed must be a whole number or None, got {dither_seed!r}")
+    _check_array(x, sample_rate, "the audio to write")
+    _check_destination(dest, force=force, protect=protect)
+
+    channels, frames = x.shape
+    dithered = spec.bits == 16
+
+    def write(fd: int) -> int:
+        with sf.SoundFile(fd, "w", int(sample_rate), channels, spec.subtype, format=spec.container, closefd=False) as f:
+            return _write_blocks(f, x, spec, dither_seed)
+
+    clipped = _atomic_write(dest, force, write)
+    return WriteResult(
+        path=dest, fmt=fmt, sample_rate=int(sample_rate), channels=channels, frames=frames,
+        clipped_samples=clipped, dithered=dithered,
+    )
+
+
+def _write_blocks(f: sf.SoundFile, x: np.ndarray, spec: _OutFormat, dither_seed: int | None) -> int:
+    """Quantise and interleave block by block; return how many samples were clipped."""
+    channels, frames = x.shape
+    block = min(_BLOCK_FRAMES, frames)
+    work_dtype = np.float64 if x.dtype == np.float64 else np.float32
+    # C-contiguous (frames, channels) buffers: writing into them interleaves for free.
+    if spec.is_float:
+        out = np.empty((block, channels), dtype=np.float32)
+        for i in range(0, frames, block):
+            n = min(block, frames - i)
+            np.copyto(out[:n], x[:, i:i + n].T, casting="same_kind")
+            f.write(out[:n])
+        return 0
+
+    work = np.empty((block, channels), dtype=work_dtype)
+
+    scale = float(1 << (spec.bits - 1))  # 2**15 or 2**23: the reading side divides by the same
+    int_dtype = np.int16 if spec.bits == 16 else np.int32
+    ints = np.empty((block, channels), dtype=int_dtype)
+    rng = np.random.default_rng(dither_seed) if spec.bits == 16 else None
+    if rng is not None:
+        noise_a = np.empty((block, channels), dtype=np.float32)
+        noise_b = np.empty((block, channels), dtype=np.float32)
+    clipped = 0
+    for i in range(0, frames, block):
+        n = min(block, frames - i)
+        w, q = work[:n], ints[:n]
+        np.multiply(x[:, i:i + n].T, scale, out=w)
+        clipped += int(np.count_nonzero(w > scale)) + int(np.count_nonzero(w < -scale))
+        if rng is not None:
+            # TPDF: difference of two independent uniforms in [0, 1) -> triangular on (-1, 1) LSB.
+            rng.random(out=noise_a[:n], dtype=np.float32)
+            rng.random(out=noise_b[:n], dtype=np.float32)
+            w += noise_a[:n]
+            w -= noise_b[:n]
+        np.rint(w, out=w)
+        np.clip(w, -scale, scale - 1.0, out=w)
+        np.copyto(q, w, casting="unsafe")
+        if spec.bits == 24:
+            np.left_shift(q, 8, out=q)  # libsndfile's PCM_24 takes the top 24 bits of an int32
+        f.write(q)
+    return clipped
+
+
+def atomic_write_text(
+    path: str | os.PathLike, text: str, *, force: bool = False, protect: Iterable[str | os.PathLike] = ()
+) -> None:
+    """Write UTF-8 text (JSON reports, chain files) with write_audio's atomic/refusal rules."""
+    if not isinstance(text, str):
+        raise ParameterError(f"text to write must be a string, got {type(text).__name__}")
+    dest = _fspath_out(path)
+    _check_destination(dest, force=force, protect=protect)
+    data = text.encode("utf-8")
+
+    def write(fd: int) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+
+    _atomic_write(dest, force, write)
+
+
+# --- destination safety ------------------------------------------------------------------------
+
+def _fspath_out(path: str | os.PathLike) -> str:
+    try:
+        return str(os.fspath(path))
+    except TypeError:
+        raise OutputError(f"not a file path: {path!r}") from None
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)  # also catches hard links and case-insensitive names
+    except OSError:
+        pass
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def _check_destination(dest: str, *, force: bool, protect: Iterable[str | os.PathLike]) -> None:
+    folder = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(folder):
+        if os.path.exists(folder):
+            raise OutputError(f"cannot write {dest}: {folder} is not a folder")
+        raise OutputError(f"cannot write {dest}: the folder {folder} does not exist")
+    if os.path.isdir(dest):
+        raise OutputError(f"cannot write {dest}: it is a folder")
+    if isinstance(protect, (str, bytes, os.PathLike)):
+        protect = (protect,)  # a lone path, not an iterable of characters
+    for p in protect:
+        if _same_file(dest, str(os.fspath(p))):
+            raise OutputIsInputError(
+                f"refusing to write {dest}: it is the input file {os.fspath(p)}; choose another output name"
+            )
+    if not force and os.path.lexists(dest):
+        raise OutputExistsError(f"{dest} already exists; choose another name or allow overwriting")
+
+
+def _atomic_write(dest: str, force: bool, write: Callable[[int], object]) -> object:
+    """Run ``write(fd)`` on a temp file next to ``dest``, fsync, then move it into place."""
+    folder = os.path.dirname(os.path.abspath(dest))
+    base = os.path.basename(dest)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)  # 0o666 & ~umask, like any newly created file
+            break
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise WriteFailedError(f"could not write {dest}: {exc.strerror or exc}") from None
+    try:
+        try:
+            result = write(fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _commit(tmp, dest, force)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, ReaMasterError):
+            raise
+        # AssertionError: soundfile asserts that every frame was written (fails on a full disk).
+        if isinstance(exc, (OSError, RuntimeError, AssertionError)):
+            reason = getattr(exc, "strerror", None) or getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
+            raise WriteFailedError(f"could not write {dest}: {reason}") from exc
+        raise
+    _sync_folder(folder)
+    return result
+
+
+def _commit(tmp: str, dest: str, force: bool) -> None:
+    if force:
+        os.replace(tmp, dest)
+        return
+    # A hard link fails if dest appeared since the check: no silent overwrite in a race.
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise OutputExistsError(f"{dest} already exists; choose another name or allow overwriting") from None
+    except OSError:  # file system without hard links
+        if os.path.lexists(dest):
+            raise OutputExistsError(f"{dest} already exists; choose another name or allow overwriting") from None
+        os.replace(tmp, dest)
+        return
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def _sync_folder(folder: str) -> None:
+    # Makes the rename itself durable on POSIX; not possible (nor needed) on Windows.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
