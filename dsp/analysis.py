@@ -3,7 +3,8 @@
 ``analyze(x, sample_rate)`` returns an :class:`Analysis` with loudness (BS.1770-4
 integrated, momentary and short-term maxima, LRA per EBU Tech 3342), true peak
 (4x oversampled by default, 8x on request), sample peak, PLR, crest factor, the
-long-term 1/3-octave spectrum with per-band stereo correlation and side/mid ratio,
+long-term 1/3-octave spectrum with per-band stereo correlation and side/mid ratio
+(of the front pair for more than two channels),
 DC offset, runs of clipped samples and silence.
 """
 
@@ -118,7 +119,7 @@ def _silence(x: np.ndarray, sample_rate: int) -> tuple[float, float, float]:
 def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4) -> Analysis:
     """Measure ``(channels, samples)`` audio. See the module docstring for what is measured."""
     loud = measure_loudness(x, sample_rate)
-    spec = third_octave_spectrum(x, sample_rate)
+    spec = third_octave_spectrum(x[:2], sample_rate)  # surround: the front pair
     tp = true_peak_dbtp(x, factor=true_peak_factor)
     sp = sample_peak_db(x)
     mean_sq = float(np.mean(np.square(x, dtype=np.float64)))

@@ -23,7 +23,7 @@ from .chain import Chain, Stage, render
 from .compressor import CompressorParams
 from .eq import EqBand, EqParams
 from .errors import CancelledError, TargetUnreachableError
-from .loudness import gated_loudness_of_hops, k_weighted_power
+from .loudness import gated_loudness_of_hops, hop_samples, integrated_loudness, k_weighted_power
 from .presets import Delivery
 from .stereo import StereoParams
 from .truepeak import true_peak_envelope
@@ -145,7 +145,7 @@ class _LoudnessModel:
         self.sample_rate = sample_rate
         self.params = params
         dec = _MODEL_DECIMATION
-        hop = sample_rate // 10  # 100 ms hops, as the loudness gating uses
+        hop = hop_samples(sample_rate)  # 100 ms hops, as the loudness gating uses
         n = pre.shape[1] // hop * hop
         env = true_peak_envelope(pre, factor=lim.OVERSAMPLING)[:n]
         power, _ = k_weighted_power(pre, sample_rate)
@@ -217,7 +217,7 @@ def converge_limiter(
         chain_states = []
         out = render(Chain((Stage("limiter", p),)), pre, sample_rate, states=chain_states,
                      progress=(lambda f: progress("limiting", f)) if progress else None)
-        measured = float(_integrated(out, sample_rate))
+        measured = float(integrated_loudness(out, sample_rate))
         history.append((p.threshold_db, measured))
         err = measured - target_lufs
         if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and iteration == 4):
@@ -235,12 +235,6 @@ def converge_limiter(
     raise TargetUnreachableError(
         f"loudness did not settle on {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
         f"reached {measured:.2f} LUFS")
-
-
-def _integrated(x: np.ndarray, sample_rate: int) -> float:
-    from .loudness import integrated_loudness
-
-    return integrated_loudness(x, sample_rate)
 
 
 def master(

@@ -1,0 +1,383 @@
+"""Loudness measurement per ITU-R BS.1770-4, EBU Tech 3341 (EBU Mode) and Tech 3342 (LRA).
+
+Everything is built on one quantity: the mean K-weighted, channel-weighted power of each
+complete 100 ms *hop* (``hop_energy``, linear, full-scale sine in both stereo channels
+= 1.0 before the K filter). Gating blocks (400 ms, 75 % overlap), momentary (400 ms) and
+short-term (3 s) windows are means of 4 or 30 consecutive hops, which is exactly how
+libebur128 forms them. Loudness of a mean power ``z`` is ``-0.691 + 10 log10(z)`` LUFS.
+
+Deliberate choices, matching libebur128 1.2.x unless stated:
+
+* a hop is ``(sample_rate + 5) // 10`` samples; trailing samples that do not fill a hop
+  are ignored, and only complete 400 ms / 3 s windows count;
+* surround weight is 1.41 (the figure in BS.1770-4 Table 3, and libebur128's), not
+  ``10 ** 0.15``; LFE (channel 4 of 6/7/8) has weight 0;
+* LRA uses the short-term values at a 100 ms hop (Tech 3342-2016 asks for >= 10 Hz),
+  where libebur128 still takes one every 1 s; gating and the nearest-rank percentile
+  are libebur128's (see :func:`loudness_range_lu`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import numba
+import numpy as np
+
+from .errors import ChannelCountError, InputError, NonFiniteAudioError, ParameterError, SampleRateError
+
+HOP_S = 0.1
+MOMENTARY_S = 0.4
+SHORT_TERM_S = 3.0
+ABSOLUTE_GATE_LUFS = -70.0
+RELATIVE_GATE_LU = -10.0
+LRA_RELATIVE_GATE_LU = -20.0
+LUFS_OFFSET_DB = -0.691
+SURROUND_WEIGHT = 1.41
+MAX_CHANNELS = 8
+MIN_SAMPLE_RATE = 8000
+MAX_SAMPLE_RATE = 768000
+
+_ABS_GATE_POWER = 10.0 ** ((ABSOLUTE_GATE_LUFS - LUFS_OFFSET_DB) / 10.0)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _check_sample_rate(sample_rate: int) -> int:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+        raise SampleRateError(f"sample rate must be an integer number of Hz, got {sample_rate!r}")
+    sr = int(sample_rate)
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise SampleRateError(
+            f"sample rate {sr} Hz is outside the supported range {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")
+    return sr
+
+
+def _as_audio(x: np.ndarray) -> np.ndarray:
+    """(channels, samples) float32/float64 C-contiguous view or copy; 1-D is taken as mono."""
+    a = np.asarray(x)
+    if a.ndim == 1:
+        a = a[np.newaxis, :]
+    if a.ndim != 2:
+        raise InputError(f"audio must be a (channels, samples) array, got shape {a.shape}")
+    if not 1 <= a.shape[0] <= MAX_CHANNELS:
+        raise ChannelCountError(
+            f"loudness is defined for 1 to {MAX_CHANNELS} channels, got {a.shape[0]}")
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    return np.ascontiguousarray(a)
+
+
+def hop_samples(sample_rate: int) -> int:
+    """Samples in one 100 ms hop, rounded as libebur128 does: ``(sample_rate + 5) // 10``."""
+    return (_check_sample_rate(sample_rate) + 5) // 10
+
+
+def power_to_lufs(power):
+    """``-0.691 + 10 log10(power)``; 0 -> -inf. Scalar in, float out; array in, array out."""
+    with np.errstate(divide="ignore"):
+        out = LUFS_OFFSET_DB + 10.0 * np.log10(np.asarray(power, dtype=np.float64))
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def lufs_to_power(lufs):
+    """Inverse of :func:`power_to_lufs`."""
+    out = 10.0 ** ((np.asarray(lufs, dtype=np.float64) - LUFS_OFFSET_DB) / 10.0)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+# --- K weighting -------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=32)
+def _k_weighting_sos_cached(sample_rate: int) -> np.ndarray:
+    # libebur128's ebur128_init_filter: the BS.1770 48 kHz biquads re-derived from their
+    # analogue prototypes (Brecht De Man), so any rate gets the same response.
+    f0 = 1681.974450955533
+    gain_db = 3.999843853973347
+    q = 0.7071752369554196
+    k = math.tan(math.pi * f0 / sample_rate)
+    vh = 10.0 ** (gain_db / 20.0)
+    vb = vh ** 0.4996667741545416
+    a0 = 1.0 + k / q + k * k
+    shelf = [(vh + vb * k / q + k * k) / a0, 2.0 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0,
+             1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0]
+    f0 = 38.13547087602444
+    q = 0.5003270373238773
+    k = math.tan(math.pi * f0 / sample_rate)
+    a0 = 1.0 + k / q + k * k
+    highpass = [1.0, -2.0, 1.0, 1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0]
+    sos = np.array([shelf, highpass], dtype=np.float64)
+    sos.setflags(write=False)
+    return sos
+
+
+def k_weighting_sos(sample_rate: int) -> np.ndarray:
+    """BS.1770 K-weighting filter as 2 second-order sections, shape (2, 6), float64 (a copy).
+
+    Equals the BS.1770 coefficients at 48 kHz. As in libebur128 the high-pass numerator stays
+    [1, -2, 1], so the overall gain drifts slightly with the rate (+0.05 dB at 22.05 kHz,
+    +0.004 dB at 44.1 kHz, -0.03 dB at 192 kHz); results agree with libebur128 at every rate.
+    """
+    return _k_weighting_sos_cached(_check_sample_rate(sample_rate)).copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _channel_weights_cached(channels: int) -> np.ndarray:
+    s = SURROUND_WEIGHT
+    table = {
+        1: [1.0],
+        2: [1.0, 1.0],
+        3: [1.0, 1.0, 1.0],
+        4: [1.0, 1.0, s, s],  # L R Ls Rs
+        5: [1.0, 1.0, 1.0, s, s],  # L R C Ls Rs
+        6: [1.0, 1.0, 1.0, 0.0, s, s],  # L R C LFE Ls Rs
+        7: [1.0, 1.0, 1.0, 0.0, s, s, s],  # L R C LFE + surrounds
+        8: [1.0, 1.0, 1.0, 0.0, s, s, s, s],  # 7.1: L R C LFE Ls Rs Lb Rb
+    }
+    w = np.array(table[channels], dtype=np.float64)
+    w.setflags(write=False)
+    return w
+
+
+def channel_weights(channels: int) -> np.ndarray:
+    """BS.1770 channel weights G_i for 1..8 channels (LFE = 0, surrounds = 1.41), read-only."""
+    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) \
+            or not 1 <= channels <= MAX_CHANNELS:
+        raise ChannelCountError(f"loudness is defined for 1 to {MAX_CHANNELS} channels, got {channels!r}")
+    return _channel_weights_cached(int(channels))
+
+
+# The two kernels run the K filter (transposed direct form II, float64) on channels in
+# pairs: two independent recursions per loop iteration hide the floating-point latency,
+# which makes this ~2.5x faster than scipy.signal.sosfilt plus a separate squaring pass.
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _kw_hop_sums(x, sos, zi, hop, n_hops):  # pragma: no cover - compiled
+    ch = x.shape[0]
+    out = np.zeros((ch, n_hops))
+    b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
+    b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
+    for c0 in range(0, ch, 2):
+        c1 = min(c0 + 1, ch - 1)
+        p01, p02, p11, p12 = zi[0, c0, 0], zi[0, c0, 1], zi[1, c0, 0], zi[1, c0, 1]
+        q01, q02, q11, q12 = zi[0, c1, 0], zi[0, c1, 1], zi[1, c1, 0], zi[1, c1, 1]
+        i = 0
+        for h in range(n_hops):
+            acc_p = 0.0
+            acc_q = 0.0
+            for _ in range(hop):
+                v = np.float64(x[c0, i])
+                w = np.float64(x[c1, i])
+                i += 1
+                y0 = b00 * v + p01
+                p01 = b01 * v - a01 * y0 + p02
+                p02 = b02 * v - a02 * y0
+                y1 = b10 * y0 + p11
+                p11 = b11 * y0 - a11 * y1 + p12
+                p12 = b12 * y0 - a12 * y1
+                acc_p += y1 * y1
+                u0 = b00 * w + q01
+                q01 = b01 * w - a01 * u0 + q02
+                q02 = b02 * w - a02 * u0
+                u1 = b10 * u0 + q11
+                q11 = b11 * u0 - a11 * u1 + q12
+                q12 = b12 * u0 - a12 * u1
+                acc_q += u1 * u1
+            out[c0, h] = acc_p
+            out[c1, h] = acc_q
+    return out
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _kw_power(x, sos, zi, weights, out):  # pragma: no cover - compiled
+    ch, n = x.shape
+    b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
+    b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
+    for i in range(n):
+        out[i] = 0.0
+    for c0 in range(0, ch, 2):
+        c1 = min(c0 + 1, ch - 1)
+        gp = weights[c0]
+        gq = weights[c1] if c1 != c0 else 0.0
+        p01, p02, p11, p12 = zi[0, c0, 0], zi[0, c0, 1], zi[1, c0, 0], zi[1, c0, 1]
+        q01, q02, q11, q12 = zi[0, c1, 0], zi[0, c1, 1], zi[1, c1, 0], zi[1, c1, 1]
+        for i in range(n):
+            v = np.float64(x[c0, i])
+            w = np.float64(x[c1, i])
+            y0 = b00 * v + p01
+            p01 = b01 * v - a01 * y0 + p02
+            p02 = b02 * v - a02 * y0
+            y1 = b10 * y0 + p11
+            p11 = b11 * y0 - a11 * y1 + p12
+            p12 = b12 * y0 - a12 * y1
+            u0 = b00 * w + q01
+            q01 = b01 * w - a01 * u0 + q02
+            q02 = b02 * w - a02 * u0
+            u1 = b10 * u0 + q11
+            q11 = b11 * u0 - a11 * u1 + q12
+            q12 = b12 * u0 - a12 * u1
+            out[i] += gp * (y1 * y1) + gq * (u1 * u1)
+        zi[0, c0, 0], zi[0, c0, 1], zi[1, c0, 0], zi[1, c0, 1] = p01, p02, p11, p12
+        zi[0, c1, 0], zi[0, c1, 1], zi[1, c1, 0], zi[1, c1, 1] = q01, q02, q11, q12
+
+
+def k_weighted_power(x: np.ndarray, sample_rate: int, *,
+                     state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample channel-weighted sum of the squared K-weighted signal.
+
+    ``x``: (channels, n) audio, 1..8 channels (1-D is mono). Returns ``(power, state)``:
+    ``power`` float64 (n,), linear (full-scale sine in one channel averages 0.5 x K gain);
+    ``state`` the filter memory, float64 (2, channels, 2) (scipy ``sosfilt`` ``zi`` layout).
+    Feeding blocks and passing ``state`` on gives exactly the whole-signal result.
+    """
+    sr = _check_sample_rate(sample_rate)
+    a = _as_audio(x)
+    ch = a.shape[0]
+    if state is None:
+        zi = np.zeros((2, ch, 2))
+    else:
+        zi = np.array(state, dtype=np.float64)  # copy: the caller's state stays untouched
+        if zi.shape != (2, ch, 2):
+            raise InputError(f"K-weighting state has shape {zi.shape}, expected {(2, ch, 2)}")
+    out = np.empty(a.shape[1], dtype=np.float64)
+    _kw_power(a, _k_weighting_sos_cached(sr), zi, channel_weights(ch), out)
+    return out, zi
+
+
+def hop_energies(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mean K-weighted, channel-weighted power of every complete 100 ms hop, float64 (n_hops,).
+
+    Samples after the last complete hop are ignored. Raises NonFiniteAudioError on NaN/inf.
+    """
+    sr = _check_sample_rate(sample_rate)
+    a = _as_audio(x)
+    hop = (sr + 5) // 10
+    n_hops = a.shape[1] // hop
+    zi = np.zeros((2, a.shape[0], 2))
+    sums = _kw_hop_sums(a, _k_weighting_sos_cached(sr), zi, hop, n_hops)
+    energy = channel_weights(a.shape[0]) @ sums / hop
+    if not np.all(np.isfinite(energy)):
+        raise NonFiniteAudioError("the audio contains NaN or infinite samples")
+    return energy
+
+
+# --- gating and windows ------------------------------------------------------------------------
+
+def _hops_per(duration_s: float, hop_s: float) -> int:
+    n = duration_s / hop_s
+    k = int(round(n))
+    if k < 1 or abs(n - k) > 1e-6:
+        raise ParameterError(f"hop_s = {hop_s:g} s must divide {duration_s:g} s into whole hops")
+    return k
+
+
+def _window_means(hop_energy: np.ndarray, width: int) -> np.ndarray:
+    """Means of every run of ``width`` consecutive hops (no cumsum: exact for long tracks)."""
+    if hop_energy.size < width:
+        return np.zeros(0)
+    if width == 4:  # the hot path of gated_loudness_of_hops
+        h = hop_energy
+        return (h[:-3] + h[1:-2] + h[2:-1] + h[3:]) * 0.25
+    return np.lib.stride_tricks.sliding_window_view(hop_energy, width).mean(axis=-1)
+
+
+def gated_loudness_of_blocks(block_energy: np.ndarray) -> float:
+    """BS.1770-4 gated loudness (LUFS) of 400 ms block mean powers: -70 LUFS then -10 LU gates."""
+    z = block_energy[block_energy >= _ABS_GATE_POWER]
+    if z.size == 0:
+        return float("-inf")
+    z = z[z >= z.mean() * 10.0 ** (RELATIVE_GATE_LU / 10.0)]
+    return power_to_lufs(z.mean())
+
+
+def gated_loudness_of_hops(hop_energy: np.ndarray, *, hop_s: float = HOP_S) -> float:
+    """Integrated loudness (LUFS) from mean powers of consecutive hops of ``hop_s`` seconds.
+
+    Gating blocks are 400 ms long and start every 100 ms (``hop_s`` must divide both);
+    -inf when every block is gated out or there is less than one block. O(n) numpy.
+    """
+    h = np.asarray(hop_energy, dtype=np.float64)
+    width = _hops_per(MOMENTARY_S, hop_s)
+    step = _hops_per(HOP_S, hop_s)
+    blocks = _window_means(h, width)
+    if step > 1:
+        blocks = blocks[::step]
+    return gated_loudness_of_blocks(blocks)
+
+
+def loudness_range_lu(short_term_energy: np.ndarray) -> float:
+    """EBU Tech 3342 loudness range (LU) from short-term (3 s) window mean powers.
+
+    Absolute gate -70 LUFS, relative gate 20 LU below the power mean of the survivors,
+    then 95th minus 10th percentile with libebur128's nearest rank on the sorted values:
+    index ``int((n - 1) * p + 0.5)``. 0.0 when nothing survives the gates.
+    """
+    e = np.asarray(short_term_energy, dtype=np.float64)
+    e = e[e >= _ABS_GATE_POWER]
+    if e.size == 0:
+        return 0.0
+    e = np.sort(e[e >= e.mean() * 10.0 ** (LRA_RELATIVE_GATE_LU / 10.0)])
+    n = e.size
+    lo = e[int((n - 1) * 0.10 + 0.5)]
+    hi = e[int((n - 1) * 0.95 + 0.5)]
+    return float(power_to_lufs(hi) - power_to_lufs(lo))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LoudnessResult:
+    """Loudness of one signal. All loudness values in LUFS, -inf for silence.
+
+    ``momentary_lufs[k]`` is the 400 ms window starting at ``k * hop_s`` seconds,
+    ``short_term_lufs[k]`` the 3 s window starting there (only complete windows; empty
+    when the audio is shorter). ``hop_energy`` holds the mean K-weighted power per hop,
+    for callers that re-gate modified energies with :func:`gated_loudness_of_hops`.
+    """
+
+    integrated_lufs: float
+    momentary_lufs: np.ndarray
+    short_term_lufs: np.ndarray
+    max_momentary_lufs: float
+    max_short_term_lufs: float
+    lra_lu: float
+    hop_energy: np.ndarray
+    hop_s: float = HOP_S
+
+
+def loudness_from_hop_energies(hop_energy: np.ndarray, *, hop_s: float = HOP_S) -> LoudnessResult:
+    """Every loudness figure from per-hop mean powers (see :func:`hop_energies`)."""
+    h = np.array(hop_energy, dtype=np.float64)  # own copy: it goes into a frozen result
+    m_width = _hops_per(MOMENTARY_S, hop_s)
+    s_width = _hops_per(SHORT_TERM_S, hop_s)
+    step = _hops_per(HOP_S, hop_s)
+    m_energy = _window_means(h, m_width)
+    s_energy = _window_means(h, s_width)
+    momentary = power_to_lufs(m_energy)
+    short_term = power_to_lufs(s_energy)
+    for arr in (momentary, short_term, h):
+        arr.setflags(write=False)
+    return LoudnessResult(
+        integrated_lufs=gated_loudness_of_blocks(m_energy[::step]),
+        momentary_lufs=momentary,
+        short_term_lufs=short_term,
+        max_momentary_lufs=float(momentary.max()) if momentary.size else float("-inf"),
+        max_short_term_lufs=float(short_term.max()) if short_term.size else float("-inf"),
+        lra_lu=loudness_range_lu(s_energy),
+        hop_energy=h,
+        hop_s=hop_s,
+    )
+
+
+def measure_loudness(x: np.ndarray, sample_rate: int) -> LoudnessResult:
+    """Integrated, momentary, short-term loudness and LRA of ``x`` (channels, samples).
+
+    One K-filter pass; about 50 ms for 4 min of 44.1 kHz stereo. Audio shorter than
+    400 ms has integrated loudness -inf (callers refuse such input earlier).
+    """
+    return loudness_from_hop_energies(hop_energies(x, sample_rate))
+
+
+def integrated_loudness(x: np.ndarray, sample_rate: int) -> float:
+    """BS.1770-4 gated integrated loudness of ``x`` in LUFS (-inf if everything is gated)."""
+    return gated_loudness_of_hops(hop_energies(x, sample_rate))
