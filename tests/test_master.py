@@ -1,0 +1,120 @@
+"""Mastering decisions and loudness convergence, checked with independent meters."""
+
+import json
+
+import numpy as np
+import pyebur128
+import pytest
+import scipy.signal as ss
+
+from dsp.analysis import analyze
+from dsp.chain import Chain, render
+from dsp.demo import demo_mix
+from dsp.errors import TargetUnreachableError
+from dsp.master import balanced_shape_db, master, plan_chain
+from dsp.presets import PRESETS, delivery
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def demo() -> np.ndarray:
+    return demo_mix(SR, seconds=40.0)
+
+
+def libebur128_lufs(x: np.ndarray, sr: int) -> float:
+    """Independent meter: libebur128 through pyebur128."""
+    st = pyebur128.R128State(x.shape[0], sr, pyebur128.MeasurementMode.MODE_I)
+    st.add_frames(np.ascontiguousarray(x.T, dtype=np.float64).ravel(), x.shape[1])
+    return pyebur128.get_loudness_global(st)
+
+
+def tp8_db(x: np.ndarray) -> float:
+    return float(20 * np.log10(np.abs(ss.resample_poly(x.astype(np.float64), 8, 1, axis=-1)).max()))
+
+
+def tonal_distance_db(a) -> float:
+    """Mean absolute deviation of the 1/3-octave shape (40 Hz-16 kHz, level removed) from the balanced shape."""
+    f = np.asarray(a.spectrum.centers_hz)
+    lv = np.asarray(a.spectrum.level_db)
+    sel = (f >= 40) & (f <= 16000)
+    dev = lv[sel] - balanced_shape_db(f[sel])
+    return float(np.mean(np.abs(dev - np.mean(dev))))
+
+
+def test_demo_master_meets_streaming_target(demo):
+    r = master(demo, SR, delivery("streaming"))
+    assert libebur128_lufs(r.audio, SR) == pytest.approx(-14.0, abs=0.2)
+    assert tp8_db(r.audio) <= -1.0
+    assert r.after.integrated_lufs == pytest.approx(libebur128_lufs(r.audio, SR), abs=0.01)
+    # light corrective EQ moved the demo's tonal shape toward balance
+    assert tonal_distance_db(r.after) < tonal_distance_db(r.before) - 0.5
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_lands_on_its_target(demo, preset):
+    d = delivery(preset)
+    x = demo[:, 16 * SR: 30 * SR]  # the verse into the chorus
+    r = master(x, SR, d)
+    assert libebur128_lufs(r.audio, SR) == pytest.approx(d.target_lufs, abs=0.2)
+    assert tp8_db(r.audio) <= d.ceiling_dbtp
+
+
+def test_same_input_same_chain(demo):
+    a = analyze(demo, SR)
+    assert plan_chain(a, delivery()).to_json() == plan_chain(analyze(demo.copy(), SR), delivery()).to_json()
+
+
+def test_saved_chain_renders_the_same_master(demo):
+    x = demo[:, : 12 * SR]
+    r = master(x, SR, delivery("streaming"))
+    again = master(x, SR, delivery("streaming"), chain=Chain.from_json(r.chain.to_json()))
+    assert np.max(np.abs(again.audio - r.audio)) < 1e-5
+    assert again.iterations == 0
+
+
+def test_unreachable_target_says_what_was_reached(demo):
+    x = demo[:, : 12 * SR]
+    with pytest.raises(TargetUnreachableError, match=r"reaches only -?\d+\.\d LUFS"):
+        master(x, SR, delivery("club", target_lufs=-3.0, ceiling_dbtp=-6.0))
+
+
+def shaped_noise(rng: np.random.Generator, n: int, *, lo_hz: float = 30.0) -> np.ndarray:
+    """Noise whose long-term 1/3-octave shape is the balanced target, nothing below ``lo_hz``."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SR)
+    per_hz_db = balanced_shape_db(np.clip(f, 20, 20000)) - 10 * np.log10(np.maximum(f, 1) / 1000)
+    spec *= np.where(f >= lo_hz, 10 ** (per_hz_db / 20), 0.0)
+    return np.fft.irfft(spec, n=n)
+
+
+def test_a_balanced_dense_mix_is_left_alone(rng):
+    # Tonally balanced, correlated stereo (side 14 dB down, none below 200 Hz), limited dynamics:
+    # no DC fix, no subsonic filter, no EQ, no compression, no mono bass; only the limiter.
+    n = 20 * SR
+    mid = shaped_noise(rng, n)
+    side = 0.2 * shaped_noise(rng, n, lo_hz=200.0)
+    x = np.stack((mid + side, mid - side))
+    x = np.tanh(2.0 * x / np.abs(x).max())  # a dense, already-compressed mix: PLR about 9 dB
+    x = (0.5 * x).astype(np.float32)
+    a = analyze(x, SR)
+    assert a.plr_db < 13.0
+    c = plan_chain(a, delivery())
+    assert [s.kind for s in c.stages] == ["limiter"], c.to_json()
+
+
+def test_mono_and_high_rate_inputs(demo):
+    mono = demo[:1, : 8 * SR]
+    r = master(mono, SR, delivery("broadcast"))
+    assert r.audio.shape == mono.shape
+    assert libebur128_lufs(r.audio, SR) == pytest.approx(-23.0, abs=0.2)
+    hi = demo_mix(96000, seconds=6.0)
+    r = master(hi, 96000, delivery("streaming"))
+    assert libebur128_lufs(r.audio, 96000) == pytest.approx(-14.0, abs=0.2)
+    assert tp8_db(r.audio) <= -1.0
+
+
+def test_report_numbers_are_json_clean(demo):
+    r = master(demo[:, : 8 * SR], SR, delivery())
+    json.dumps(r.after.to_dict(series=True), allow_nan=False)
+    json.dumps(r.chain.to_dict(), allow_nan=False)
