@@ -89,7 +89,7 @@ def plan_chain(a: Analysis, d: Delivery) -> Chain:
     bands: list[EqBand] = []
     reasons: list[str] = []
 
-    def add(kind: str, f: float, lo: float, hi: float, bw: float, label: str) -> None:
+    def add(kind: str, f: float, lo: float, hi: float, bw: float | None, label: str) -> None:
         if f >= 0.45 * a.sample_rate or hi >= nyq:
             hi = min(hi, 0.45 * a.sample_rate)
         deviation = _region_deviation(dev, freqs, lo, hi)
@@ -98,11 +98,11 @@ def plan_chain(a: Analysis, d: Delivery) -> Chain:
             bands.append(EqBand(kind, freq_hz=f, gain_db=round(gain, 1), bw_oct=bw))
             reasons.append(f"{label} {deviation:+.1f} dB from a balanced master -> {gain:+.1f} dB")
 
-    add("low_shelf", 90.0, 30, 120, 1.0, "low end")
+    add("low_shelf", 90.0, 30, 120, None, "low end")  # None: the widest shelf without a bump
     add("band", 300.0, 180, 500, 1.5, "low-mid (mud)")
     add("band", 3000.0, 2000, 5000, 1.5, "presence")
     if 0.45 * a.sample_rate > 9000:
-        add("high_shelf", 9000.0, 8000, 16000, 1.0, "air")
+        add("high_shelf", 9000.0, 8000, 16000, None, "air")
     if bands:
         stages.append(Stage("eq", EqParams(bands=tuple(bands)), label="corrective EQ", why="; ".join(reasons)))
 
