@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from typing import Any, Self
 
@@ -72,6 +73,11 @@ class Params:
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None and len(options) < len(typing.get_args(hint)):
+            return None
+        return _coerce(options[0], value, where)
     if isinstance(hint, type) and issubclass(hint, Params):
         return hint.from_dict(value)
     if origin is tuple:

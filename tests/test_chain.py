@@ -55,6 +55,7 @@ def test_every_kind_is_registered():
     ('{"format": "reamaster.chain", "version": 1, "stages": [{"kind": "gain", "params": {"gain_db": 99}}]}', "outside"),
     ('{"format": "reamaster.chain", "version": 1, "stages": [{"kind": "gain", "params": {"volume": 1}}]}', "unknown parameter"),
     ('{"format": "reamaster.chain", "version": 1, "stages": {}}', "must be a list"),
+    ('{"format": "reamaster.chain", "version": 1, "stages": [{"kind": "eq", "params": {"bands": [{"type": "band", "freq_hz": 100, "bw_oct": "x"}]}}]}', "must be a number"),
 ])
 def test_malformed_documents_are_refused_with_a_reason(doc, fragment):
     with pytest.raises(ChainError, match=fragment):
