@@ -122,7 +122,7 @@ def pyebur128_meter(path: Path) -> tuple[float, float]:
 
     data, sr = sf.read(str(path), dtype="float64", always_2d=True)
     st = eb.R128State(data.shape[1], sr, eb.MeasurementMode.MODE_I | eb.MeasurementMode.MODE_TRUE_PEAK)
-    st.add_frames(data, data.shape[0])
+    st.add_frames(np.ascontiguousarray(data).ravel(), data.shape[0])
     tp = max(st.get_true_peak(c) for c in range(data.shape[1]))
     return eb.get_loudness_global(st), 20 * float(np.log10(tp))
 
