@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench_data"
-MUSIC_DIRS = ["/usr/share/games/warzone2100/music", "/usr/share/games/ufoai/music", "/usr/share/games/singularity/music"]
+MUSIC_DIRS = ["/usr/share/games/warzone2100/music", "/usr/share/games/singularity/music", "/usr/share/games/ufoai"]
 
 OURS = r"""
 import json, sys, time
@@ -81,15 +81,21 @@ def prepare_inputs(limit: int, min_s: float, max_s: float) -> list[Path]:
     import soundfile as sf
 
     DATA.mkdir(exist_ok=True)
-    found: list[Path] = []
+    per_dir: list[list[Path]] = []
     for d in MUSIC_DIRS:
-        for p in sorted(Path(d).glob("*.ogg")) if Path(d).is_dir() else []:
+        tracks = []
+        for p in sorted(Path(d).rglob("*")) if Path(d).is_dir() else []:
+            if p.suffix not in (".ogg", ".opus"):
+                continue
             info = sf.info(str(p))
             if min_s <= info.duration <= max_s and info.channels == 2:
-                found.append(p)
+                tracks.append(p)
+        per_dir.append(tracks)
+    # alternate between the packages so several styles are represented
+    found = [t for group in zip(*[g for g in per_dir if g]) for t in group] if any(per_dir) else []
     picked: list[Path] = []
     for p in found[: limit]:
-        dst = DATA / (p.parent.parent.name + "-" + p.stem + ".wav")
+        dst = DATA / (p.parent.name + "-" + p.stem.replace(" ", "_") + ".wav")
         if not dst.exists():
             data, sr = sf.read(str(p), dtype="float32", always_2d=True)
             tmp = dst.with_suffix(".tmp.wav")
@@ -123,7 +129,7 @@ def pyebur128_meter(path: Path) -> tuple[float, float]:
     data, sr = sf.read(str(path), dtype="float64", always_2d=True)
     st = eb.R128State(data.shape[1], sr, eb.MeasurementMode.MODE_I | eb.MeasurementMode.MODE_TRUE_PEAK)
     st.add_frames(np.ascontiguousarray(data).ravel(), data.shape[0])
-    tp = max(st.get_true_peak(c) for c in range(data.shape[1]))
+    tp = max(eb.get_true_peak(st, c) for c in range(data.shape[1]))
     return eb.get_loudness_global(st), 20 * float(np.log10(tp))
 
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numba
 import numpy as np
 
 from .loudness import LoudnessResult, measure_loudness
 from .spectrum import SpectrumResult, third_octave_spectrum
-from .truepeak import sample_peak_db, to_db, true_peak_dbtp
+from .truepeak import to_db, true_peak_dbtp
 
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (about -0.009 dBFS)
 CLIP_RUN = 3  # this many consecutive clipped samples make a run (one hot sample is not clipping)
@@ -85,47 +87,100 @@ def _json_number(v: Any) -> Any:
     return round(v, 3)
 
 
-def clipped_runs(x: np.ndarray, *, level: float = CLIP_LEVEL, min_run: int = CLIP_RUN) -> tuple[int, int]:
-    """(number of runs, samples in them) of at least ``min_run`` consecutive samples at ``|x| >= level``."""
-    runs = samples = 0
-    for ch in x:
-        hot = np.abs(ch) >= level
-        if not hot.any():
-            continue
-        edges = np.diff(np.concatenate(([0], hot.view(np.int8), [0])))
-        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        lengths = stops - starts
-        long = lengths >= min_run
-        runs += int(long.sum())
-        samples += int(lengths[long].sum())
-    return runs, samples
+@numba.njit(cache=True, nogil=True)
+def _sample_stats(x, clip_level, min_run, hop, hop_peak):  # pragma: no cover - jitted
+    """One pass: per-channel sum and sum of squares, clipped runs, and the peak of each hop."""
+    n_ch, n = x.shape
+    sums = np.zeros(n_ch)
+    sumsq = np.zeros(n_ch)
+    runs = 0
+    clipped = 0
+    for c in range(n_ch):
+        s = 0.0
+        q = 0.0
+        run = 0
+        for i in range(n):
+            v = np.float64(x[c, i])
+            s += v
+            q += v * v
+            a = abs(v)
+            h = i // hop
+            if h < hop_peak.shape[0] and a > hop_peak[h]:
+                hop_peak[h] = a
+            if a >= clip_level:
+                run += 1
+            else:
+                if run >= min_run:
+                    runs += 1
+                    clipped += run
+                run = 0
+        if run >= min_run:
+            runs += 1
+            clipped += run
+        sums[c] = s
+        sumsq[c] = q
+    return sums, sumsq, runs, clipped
 
 
-def _silence(x: np.ndarray, sample_rate: int) -> tuple[float, float, float]:
+@dataclasses.dataclass(frozen=True)
+class SampleStats:
+    sample_peak_dbfs: float
+    rms_dbfs: float
+    dc_offset: tuple[float, ...]
+    clipped_runs: int
+    clipped_samples: int
+    leading_silence_s: float
+    trailing_silence_s: float
+    silent_pct: float
+
+
+def sample_stats(x: np.ndarray, sample_rate: int, *, clip_level: float = CLIP_LEVEL,
+                 min_run: int = CLIP_RUN) -> SampleStats:
+    """Peak, RMS, DC, clipped runs (at least ``min_run`` samples at ``|x| >= clip_level``) and silence."""
     hop = max(1, sample_rate // 10)
-    n_hops = x.shape[1] // hop
+    n_ch, n = x.shape
+    hop_peak = np.zeros(n // hop, dtype=np.float64)
+    sums, sumsq, runs, clipped = _sample_stats(np.ascontiguousarray(x), clip_level, min_run, hop, hop_peak)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    lead, trail, silent = _silence(hop_peak)
+    return SampleStats(
+        sample_peak_dbfs=to_db(peak),
+        rms_dbfs=to_db(math.sqrt(float(sumsq.sum()) / max(1, n * n_ch))),
+        dc_offset=tuple(float(v) for v in sums / max(1, n)),
+        clipped_runs=int(runs),
+        clipped_samples=int(clipped),
+        leading_silence_s=lead,
+        trailing_silence_s=trail,
+        silent_pct=silent,
+    )
+
+
+def _silence(hop_peak: np.ndarray) -> tuple[float, float, float]:
+    n_hops = hop_peak.shape[0]
     if n_hops == 0:
         return 0.0, 0.0, 0.0
-    peaks = np.abs(x[:, : n_hops * hop]).reshape(x.shape[0], n_hops, hop).max(axis=(0, 2))
-    quiet = peaks < 10 ** (SILENCE_DBFS / 20)
+    quiet = hop_peak < 10 ** (SILENCE_DBFS / 20)
     loud_idx = np.flatnonzero(~quiet)
     if loud_idx.size == 0:
         return n_hops * 0.1, n_hops * 0.1, 100.0
-    lead = loud_idx[0] * hop / sample_rate
-    trail = (n_hops - 1 - loud_idx[-1]) * hop / sample_rate
-    return round(lead, 1), round(trail, 1), round(100.0 * float(quiet.mean()), 1)
+    lead = loud_idx[0] * 0.1
+    trail = (n_hops - 1 - loud_idx[-1]) * 0.1
+    return round(float(lead), 1), round(float(trail), 1), round(100.0 * float(quiet.mean()), 1)
 
 
-def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4) -> Analysis:
-    """Measure ``(channels, samples)`` audio. See the module docstring for what is measured."""
-    loud = measure_loudness(x, sample_rate)
-    spec = third_octave_spectrum(x[:2], sample_rate)  # surround: the front pair
-    tp = true_peak_dbtp(x, factor=true_peak_factor)
-    sp = sample_peak_db(x)
-    mean_sq = float(np.mean(np.square(x, dtype=np.float64)))
-    rms = to_db(math.sqrt(mean_sq))
-    runs, clipped = clipped_runs(x)
-    lead, trail, silent = _silence(x, sample_rate)
+def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
+            loudness: LoudnessResult | None = None) -> Analysis:
+    """Measure ``(channels, samples)`` audio. See the module docstring for what is measured.
+
+    ``loudness``, when the caller has already measured it, is used as is. The spectrum and the
+    sample statistics run on a second thread beside the loudness and true-peak passes.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        spec_job = pool.submit(third_octave_spectrum, x[:2], sample_rate)  # surround: the front pair
+        stats_job = pool.submit(sample_stats, x, sample_rate)
+        loud = loudness if loudness is not None else measure_loudness(x, sample_rate)
+        tp = true_peak_dbtp(x, factor=true_peak_factor)
+        spec, st = spec_job.result(), stats_job.result()
     integrated = loud.integrated_lufs
     return Analysis(
         sample_rate=sample_rate,
@@ -137,16 +192,16 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4) -> An
         max_short_term_lufs=loud.max_short_term_lufs,
         true_peak_dbtp=tp,
         true_peak_oversampling=true_peak_factor,
-        sample_peak_dbfs=sp,
-        rms_dbfs=rms,
+        sample_peak_dbfs=st.sample_peak_dbfs,
+        rms_dbfs=st.rms_dbfs,
         plr_db=tp - integrated if math.isfinite(integrated) else float("nan"),
-        crest_db=sp - rms,
-        dc_offset=tuple(float(v) for v in np.mean(x, axis=1, dtype=np.float64)),
-        clipped_runs=runs,
-        clipped_samples=clipped,
-        leading_silence_s=lead,
-        trailing_silence_s=trail,
-        silent_pct=silent,
+        crest_db=st.sample_peak_dbfs - st.rms_dbfs,
+        dc_offset=st.dc_offset,
+        clipped_runs=st.clipped_runs,
+        clipped_samples=st.clipped_samples,
+        leading_silence_s=st.leading_silence_s,
+        trailing_silence_s=st.trailing_silence_s,
+        silent_pct=st.silent_pct,
         spectrum=spec,
         loudness=loud,
     )

@@ -13,7 +13,6 @@ import math
 
 import numba
 import numpy as np
-import scipy.signal
 
 from .errors import ParameterError
 
@@ -149,8 +148,12 @@ def sos_response(sos: np.ndarray, sample_rate: float, freqs_hz: np.ndarray) -> n
     freqs_hz = np.asarray(freqs_hz, dtype=np.float64)
     if len(sos) == 0:
         return np.ones(freqs_hz.shape, dtype=np.complex128)
-    _, h = scipy.signal.freqz_sos(sos, worN=freqs_hz.ravel(), fs=sample_rate)
-    return h.reshape(freqs_hz.shape)
+    z1 = np.exp(-2j * np.pi * freqs_hz / sample_rate)  # z^-1 on the unit circle
+    z2 = z1 * z1
+    h = np.ones(freqs_hz.shape, dtype=np.complex128)
+    for b0, b1, b2, a0, a1, a2 in np.asarray(sos, dtype=np.float64):
+        h *= (b0 + b1 * z1 + b2 * z2) / (a0 + a1 * z1 + a2 * z2)
+    return h
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)

@@ -136,6 +136,31 @@ def _reduction_kernel(env, over_lin, rel_mult, lookahead, hold, red, red_hist, h
     return red, red_ext[total - (window - 1) :].copy(), held[n:].copy()
 
 
+@numba.njit(cache=True, nogil=True)
+def _apply_gain(ext, red, drive_db, out):  # pragma: no cover - jitted
+    """out = ext[:, :n] * 10**((drive - red) / 20); returns (max reduction, samples over 0.1 dB)."""
+    n = red.shape[0]
+    drive = 10.0 ** (drive_db / 20.0)
+    k = -math.log(10.0) / 20.0
+    gain = np.empty(n)
+    peak = 0.0
+    count = 0
+    for i in range(n):
+        r = red[i]
+        if r > 0.0:
+            gain[i] = drive * math.exp(k * r)
+            if r > peak:
+                peak = r
+            if r > 0.1:
+                count += 1
+        else:
+            gain[i] = drive
+    for c in range(ext.shape[0]):
+        for i in range(n):
+            out[c, i] = ext[c, i] * gain[i]
+    return peak, count
+
+
 def reduction_curve(
     env: np.ndarray, *, over_db: float, release_per_sample: float, lookahead: int, hold: int, state: GainState
 ) -> tuple[np.ndarray, GainState]:
@@ -171,14 +196,13 @@ def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: Li
         hold=HOLD_SAMPLES,
         state=st.gain,
     )
-    gain = np.power(10.0, (p.drive_db - red) / 20.0)
     ext = np.concatenate((st.delay, x), axis=1)
-    y = ext[:, :n] * gain
+    y = np.empty_like(x)
+    peak, count = _apply_gain(ext, red, p.drive_db, y)
     st.delay = ext[:, n:]
-    if n:
-        st.max_reduction_db = max(st.max_reduction_db, float(red.max()))
-        st.reduced_samples += int(np.count_nonzero(red > 0.1))
-        st.total_samples += n
+    st.max_reduction_db = max(st.max_reduction_db, peak)
+    st.reduced_samples += count
+    st.total_samples += n
     return y
 
 

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
 
 from . import limiter as lim
 from .analysis import Analysis, analyze
@@ -23,16 +22,15 @@ from .chain import Chain, Stage, render
 from .compressor import CompressorParams
 from .eq import EqBand, EqParams
 from .errors import CancelledError, TargetUnreachableError
-from .loudness import gated_loudness_of_hops, hop_samples, integrated_loudness, k_weighted_power
+from .loudness import LoudnessResult, gated_loudness_of_hops, hop_samples, k_weighted_power, measure_loudness
 from .presets import Delivery
 from .stereo import StereoParams
-from .truepeak import true_peak_envelope
 from .utility import DcParams, HighPassParams
 
 LOUDNESS_TOLERANCE_LU = 0.2  # the promise
 _AIM_LU = 0.05  # what the convergence aims for, inside the promise
 _MAX_LIMITING_DB = 24.0  # more peak reduction than this is not mastering any more
-_MODEL_DECIMATION = 16
+_MODEL_DECIMATION = 32
 
 ProgressFn = Callable[[str, float], Any]
 
@@ -137,8 +135,9 @@ def plan_chain(a: Analysis, d: Delivery) -> Chain:
 class _LoudnessModel:
     """Predicts the integrated loudness after the limiter for a given threshold, cheaply.
 
-    Works on 16x decimated detector and K-weighted power series: the gain is slow next to
-    the K-filter, so K(x * g) ~ K(x) * g. Exact renders confirm the answer afterwards.
+    Works on 32x decimated series of the detector (sample peaks) and of the K-weighted power:
+    the limiter's gain is slow next to the K-filter, so K(x * g) ~ K(x) * g. Inter-sample
+    peaks and the decimation make it slightly optimistic; exact renders confirm the answer.
     """
 
     def __init__(self, pre: np.ndarray, sample_rate: int, params: lim.LimiterParams) -> None:
@@ -146,38 +145,61 @@ class _LoudnessModel:
         self.params = params
         dec = _MODEL_DECIMATION
         hop = hop_samples(sample_rate)  # 100 ms hops, as the loudness gating uses
-        n = pre.shape[1] // hop * hop
-        env = true_peak_envelope(pre, factor=lim.OVERSAMPLING)[:n]
-        power, _ = k_weighted_power(pre, sample_rate)
-        power = power[:n]
-        self.peak_db = 20 * math.log10(max(float(env.max()), 1e-12))
-        n_groups = n // dec
-        self.env_dec = env[: n_groups * dec].reshape(n_groups, dec).max(axis=1)
-        tail = n - n_groups * dec
-        self.group_power = power[: n_groups * dec].reshape(n_groups, dec).sum(axis=1)
-        self.tail_power = float(power[n - tail :].sum()) if tail else 0.0
-        self.hop = hop
-        self.n = n
+        self.n_hops = pre.shape[1] // hop
+        n_groups = self.n_hops * hop // dec
+        env = np.empty(n_groups, dtype=np.float32)
+        power = np.empty(n_groups)
+        state = None
+        chunk = dec * 32768  # whole groups per chunk; no full-length temporaries
+        for g0 in range(0, n_groups, chunk // dec):
+            g1 = min(n_groups, g0 + chunk // dec)
+            block = pre[:, g0 * dec: g1 * dec]
+            env[g0:g1] = np.abs(block).max(axis=0).reshape(g1 - g0, dec).max(axis=1)
+            p, state = k_weighted_power(block, sample_rate, state=state)
+            power[g0:g1] = p.reshape(g1 - g0, dec).sum(axis=1)
+        self.peak_db = 20 * math.log10(max(float(env.max()) if env.size else 0.0, 1e-12))
+        self.env_dec = env
+        self.group_power = power
         self.group_hop = (np.arange(n_groups) * dec) // hop
-        self.n_hops = n // hop
+        self.hop = hop
 
     def loudness(self, threshold_db: float) -> float:
         p = dataclasses.replace(self.params, threshold_db=threshold_db)
         dec = _MODEL_DECIMATION
-        fs_dec = self.sample_rate / dec
         look = max(1, math.ceil(lim.lookahead_samples(p, self.sample_rate) / dec))
         hold = max(1, math.ceil(lim.HOLD_SAMPLES / dec))
         red, _ = lim.reduction_curve(
             np.concatenate((self.env_dec, np.zeros(hold + look - 1, dtype=np.float32))),
             over_db=p.drive_db - (p.ceiling_dbtp - lim.MARGIN_DB),
-            release_per_sample=lim.release_coefficient(p.release_ms, fs_dec),
+            release_per_sample=lim.release_coefficient(p.release_ms, self.sample_rate / dec),
             lookahead=look, hold=hold, state=lim.new_gain_state(look, hold),
         )
-        red = red[hold + look - 1 :]
-        g2 = np.power(10.0, (p.drive_db - red) / 10.0)
+        g2 = np.power(10.0, (p.drive_db - red[hold + look - 1:]) / 10.0)
         hop_energy = np.bincount(self.group_hop, weights=self.group_power * g2, minlength=self.n_hops)
-        hop_energy = hop_energy[: self.n_hops] / self.hop
-        return gated_loudness_of_hops(hop_energy)
+        return gated_loudness_of_hops(hop_energy[: self.n_hops] / self.hop)
+
+
+def _solve_increasing(f: Callable[[float], float], lo: float, hi: float, f_lo: float, f_hi: float,
+                      *, xtol: float = 0.01) -> float:
+    """Root of an increasing-in-``-x`` function between ``lo`` and ``hi`` (f_lo > 0 > f_hi):
+    regula falsi with the Illinois fix, bounded to 40 steps."""
+    side = 0
+    for _ in range(40):
+        x = hi - f_hi * (hi - lo) / (f_hi - f_lo) if f_hi != f_lo else 0.5 * (lo + hi)
+        fx = f(x)
+        if abs(fx) < 0.005 or hi - lo < xtol:
+            return x
+        if fx > 0:
+            lo, f_lo = x, fx
+            if side == -1:
+                f_hi *= 0.5
+            side = -1
+        else:
+            hi, f_hi = x, fx
+            if side == 1:
+                f_lo *= 0.5
+            side = 1
+    return x
 
 
 def converge_limiter(
@@ -187,16 +209,16 @@ def converge_limiter(
     target_lufs: float,
     *,
     progress: ProgressFn | None = None,
-) -> tuple[np.ndarray, lim.LimiterParams, Analysis, list[Any], int]:
-    """Find the limiter threshold that lands on ``target_lufs``; returns the rendered master.
+) -> tuple[np.ndarray, lim.LimiterParams, LoudnessResult, list[Any], int]:
+    """Find the limiter threshold that lands on ``target_lufs``; returns the rendered master,
+    its settings, its measured loudness, the limiter's final state and the renders it took.
 
     Raises TargetUnreachableError, saying what was reached, when even ``_MAX_LIMITING_DB``
     of peak reduction cannot get there.
     """
     model = _LoudnessModel(pre, sample_rate, params)
-    hi_thr = model.peak_db + 30.0  # far below: turns everything down, no limiting
     lo_thr = max(-60.0, model.peak_db - _MAX_LIMITING_DB)
-    hi_thr = min(hi_thr, 12.0)
+    hi_thr = min(12.0, model.peak_db + 30.0)  # turns everything down, no limiting
     f_lo = model.loudness(lo_thr) - target_lufs
     if f_lo < -LOUDNESS_TOLERANCE_LU:
         raise TargetUnreachableError(
@@ -205,31 +227,27 @@ def converge_limiter(
     f_hi = model.loudness(hi_thr) - target_lufs
     if f_hi > 0:
         raise TargetUnreachableError(f"cannot turn the mix down to {target_lufs:g} LUFS")
-    thr = brentq(lambda t: model.loudness(t) - target_lufs, lo_thr, hi_thr, xtol=0.005) if f_lo > 0 else lo_thr
-    chain_states: list[Any] = []
-    out = None
-    measured = math.nan
+    thr = (_solve_increasing(lambda t: model.loudness(t) - target_lufs, lo_thr, hi_thr, f_lo, f_hi)
+           if f_lo > 0 else lo_thr)
     history: list[tuple[float, float]] = []
+    measured = math.nan
     for iteration in range(1, 5):
         p = dataclasses.replace(params, threshold_db=float(np.clip(thr, -60.0, 12.0)))
-        if progress:
-            progress("limiting", 0.0)
-        chain_states = []
-        out = render(Chain((Stage("limiter", p),)), pre, sample_rate, states=chain_states,
+        states: list[Any] = []
+        out = render(Chain((Stage("limiter", p),)), pre, sample_rate, states=states,
                      progress=(lambda f: progress("limiting", f)) if progress else None)
-        measured = float(integrated_loudness(out, sample_rate))
+        loud = measure_loudness(out, sample_rate)
+        measured = loud.integrated_lufs
         history.append((p.threshold_db, measured))
         err = measured - target_lufs
         if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and iteration == 4):
-            return out, p, measured, chain_states, iteration
+            return out, p, loud, states, iteration
         if len(history) >= 2 and abs(history[-1][0] - history[-2][0]) > 1e-6:
             (t0, l0), (t1, l1) = history[-2], history[-1]
             slope = (l1 - l0) / (t1 - t0)
         else:
             slope = -1.0  # one dB lower threshold gives about one LU more, before limiting dominates
-        if slope >= -0.05:
-            slope = -0.05
-        thr = p.threshold_db - err / slope
+        thr = p.threshold_db - err / min(slope, -0.05)
         if thr < lo_thr:
             break
     raise TargetUnreachableError(
@@ -265,13 +283,12 @@ def master(
         assert lim_stage is not None
         pre = render(planned.without("limiter"), x, sample_rate,
                      progress=(lambda f: progress("processing", f)) if progress else None)
-        out, lim_params, _, lim_states, iterations = converge_limiter(
+        out, lim_params, loud, states, iterations = converge_limiter(
             pre, sample_rate, lim_stage.params, delivery.target_lufs, progress=progress)
         del pre
-        states = lim_states
         final_chain = planned.replace_stage("limiter", dataclasses.replace(lim_stage, params=lim_params))
     limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
-    after = analyze(out, sample_rate, true_peak_factor=8)
+    after = analyze(out, sample_rate, true_peak_factor=8, loudness=loud if chain is None else None)
     return MasterResult(out, final_chain, before, after, lim.stats(limiter_state), iterations)
 
 

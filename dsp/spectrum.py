@@ -34,7 +34,6 @@ import math
 import numba
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from .errors import (ChannelCountError, EmptyAudioError, InputError, NonFiniteAudioError, ParameterError,
                      SampleRateError)
@@ -165,6 +164,11 @@ def _db(power: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(2.0 * power, _POWER_FLOOR))
 
 
+def periodic_hann(n: int) -> np.ndarray:
+    """The periodic ("DFT-even") Hann window of length ``n``, as scipy's ``get_window("hann", n)``."""
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+
+
 def third_octave_spectrum(x: np.ndarray, sample_rate: int, *, nfft: int | None = None) -> SpectrumResult:
     """Long-term Hann/Welch 1/3-octave spectrum of mono or stereo ``x`` (channels, samples).
 
@@ -184,12 +188,12 @@ def third_octave_spectrum(x: np.ndarray, sample_rate: int, *, nfft: int | None =
     hop = nfft // 2
 
     if n >= nfft:
-        window = scipy.signal.get_window("hann", nfft).astype(np.float32)
+        window = periodic_hann(nfft).astype(np.float32)
         n_frames = 1 + (n - nfft) // hop
         views = [np.lib.stride_tricks.sliding_window_view(a[c], nfft)[::hop] for c in range(ch)]
     else:
         window = np.zeros(nfft, dtype=np.float32)
-        window[:n] = scipy.signal.get_window("hann", n) if n > 1 else 1.0
+        window[:n] = periodic_hann(n) if n > 1 else 1.0
         n_frames = 1
         padded = np.zeros((ch, nfft), dtype=np.float32)
         padded[:, :n] = a

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -26,6 +27,17 @@ FUTURE_SAMPLES = TAPS_PER_PHASE // 2  # 10
 _BLOCK = 2048
 
 
+def kaiser_lowpass(numtaps: int, cutoff: float, *, beta: float = 5.0) -> np.ndarray:
+    """Windowed-sinc low-pass with unit DC gain; ``cutoff`` as a fraction of Nyquist.
+
+    The same design as ``scipy.signal.firwin(numtaps, cutoff, window=("kaiser", beta))``
+    (kept here so the meter does not import scipy.signal, which is slow to load).
+    """
+    m = np.arange(numtaps) - (numtaps - 1) / 2.0
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(numtaps, beta)
+    return h / h.sum()
+
+
 @functools.lru_cache(maxsize=8)
 def polyphase_taps(factor: int) -> np.ndarray:
     """Branches 1..factor-1 of resample_poly's interpolator, shape ``(factor - 1, 20)``, float32.
@@ -33,12 +45,10 @@ def polyphase_taps(factor: int) -> np.ndarray:
     Row ``p - 1`` evaluates the signal at ``n + p / factor`` from ``x[n - 9 .. n + 10]``.
     Branch 0 is the sample itself and is not stored.
     """
-    from scipy.signal import firwin
-
     if factor < 2 or factor > 32:
         raise ValueError("oversampling factor must be 2..32")
     half_len = 10 * factor
-    h = firwin(2 * half_len + 1, 1.0 / factor, window=("kaiser", 5.0)) * factor
+    h = kaiser_lowpass(2 * half_len + 1, 1.0 / factor) * factor
     taps = np.empty((factor - 1, TAPS_PER_PHASE), dtype=np.float64)
     for p in range(1, factor):
         for t in range(TAPS_PER_PHASE):
@@ -47,16 +57,14 @@ def polyphase_taps(factor: int) -> np.ndarray:
     return np.ascontiguousarray(taps, dtype=np.float32)
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True, parallel=True)
-def _envelope_kernel(xp: np.ndarray, taps: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - jitted
-    # xp: (C, B + 19) float32 with 9 samples of past and 10 of future context around the B outputs.
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _envelope_kernel(xp, taps, out, first, stop):  # pragma: no cover - jitted
+    # xp: (C, B + 19) float32 with 9 samples of past and 10 of future context around the B outputs;
+    # computes out[first:stop] (the range lets two threads share one contiguous array).
     n_ch = xp.shape[0]
     n_br, n_taps = taps.shape
-    n_out = out.shape[0]
-    n_blocks = (n_out + _BLOCK - 1) // _BLOCK
-    for blk in numba.prange(n_blocks):
-        start = blk * _BLOCK
-        nb = min(_BLOCK, n_out - start)
+    for start in range(first, stop, _BLOCK):
+        nb = min(_BLOCK, stop - start)
         acc = np.empty(nb, dtype=np.float32)
         peak = np.zeros(nb, dtype=np.float32)
         for c in range(n_ch):
@@ -81,13 +89,25 @@ def _envelope_kernel(xp: np.ndarray, taps: np.ndarray, out: np.ndarray) -> None:
             out[start + i] = peak[i]
 
 
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    # The kernel releases the GIL; two halves on two threads use both cores.
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="truepeak")
+
+
 def envelope_with_context(xp: np.ndarray, *, factor: int) -> np.ndarray:
     """Envelope of the samples ``xp[:, 9:-10]`` given 9 past and 10 future samples of context."""
     xp = np.ascontiguousarray(xp, dtype=np.float32)
     n_out = xp.shape[1] - (TAPS_PER_PHASE - 1)
     out = np.empty(max(n_out, 0), dtype=np.float32)
-    if n_out > 0:
-        _envelope_kernel(xp, polyphase_taps(factor), out)
+    taps = polyphase_taps(factor)
+    if n_out >= 2 * _BLOCK:
+        half = (n_out // 2 // _BLOCK) * _BLOCK
+        job = _pool().submit(_envelope_kernel, xp, taps, out, half, n_out)
+        _envelope_kernel(xp, taps, out, 0, half)
+        job.result()
+    elif n_out > 0:
+        _envelope_kernel(xp, taps, out, 0, n_out)
     return out
 
 

@@ -62,3 +62,11 @@ def test_envelope_is_max_over_channels(rng):
 def test_empty_and_silent():
     assert true_peak_dbtp(np.zeros((2, 0), np.float32)) == -200.0
     assert true_peak_dbtp(np.zeros((2, 100), np.float32)) == -200.0
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_interpolator_is_scipys_resample_poly_filter(factor):
+    from dsp.truepeak import kaiser_lowpass
+
+    want = ss.firwin(20 * factor + 1, 1.0 / factor, window=("kaiser", 5.0))
+    assert np.allclose(kaiser_lowpass(20 * factor + 1, 1.0 / factor), want, atol=1e-15)
