@@ -89,10 +89,11 @@ def _json_number(v: Any) -> Any:
 
 @numba.njit(cache=True, nogil=True)
 def _sample_stats(x, clip_level, min_run, hop, hop_peak):  # pragma: no cover - jitted
-    """One pass: per-channel sum and sum of squares, clipped runs, and the peak of each hop."""
+    """One pass: per-channel sum and sum of squares, the peak, clipped runs and the peak of each hop."""
     n_ch, n = x.shape
     sums = np.zeros(n_ch)
     sumsq = np.zeros(n_ch)
+    peak = 0.0
     runs = 0
     clipped = 0
     for c in range(n_ch):
@@ -104,6 +105,8 @@ def _sample_stats(x, clip_level, min_run, hop, hop_peak):  # pragma: no cover - 
             s += v
             q += v * v
             a = abs(v)
+            if a > peak:
+                peak = a
             h = i // hop
             if h < hop_peak.shape[0] and a > hop_peak[h]:
                 hop_peak[h] = a
@@ -119,7 +122,7 @@ def _sample_stats(x, clip_level, min_run, hop, hop_peak):  # pragma: no cover - 
             clipped += run
         sums[c] = s
         sumsq[c] = q
-    return sums, sumsq, runs, clipped
+    return sums, sumsq, peak, runs, clipped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,8 +143,7 @@ def sample_stats(x: np.ndarray, sample_rate: int, *, clip_level: float = CLIP_LE
     hop = max(1, sample_rate // 10)
     n_ch, n = x.shape
     hop_peak = np.zeros(n // hop, dtype=np.float64)
-    sums, sumsq, runs, clipped = _sample_stats(np.ascontiguousarray(x), clip_level, min_run, hop, hop_peak)
-    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    sums, sumsq, peak, runs, clipped = _sample_stats(np.ascontiguousarray(x), clip_level, min_run, hop, hop_peak)
     lead, trail, silent = _silence(hop_peak)
     return SampleStats(
         sample_peak_dbfs=to_db(peak),

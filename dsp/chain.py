@@ -162,8 +162,12 @@ def render(
     block_size: int = BLOCK_SIZE,
     progress: ProgressFn | None = None,
     states: list[Any] | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Process ``(channels, samples)`` through the chain; float32 output aligned with the input.
+
+    ``out`` (float32, same shape) receives the result; it may be ``audio`` itself, which saves
+    a full-length buffer: each block is read before any output lands on it.
 
     ``progress(fraction)`` is called after each block; if it returns ``False`` the render stops
     with CancelledError. If ``states`` is a list, the final state of each enabled stage is
@@ -175,7 +179,10 @@ def render(
     active = [(processor_spec(s.kind), s.params) for s in chain.stages if s.enabled]
     lat = sum(spec.latency_samples(p, sample_rate) for spec, p in active)
     n_ch, n = audio.shape
-    out = np.empty((n_ch, n), dtype=np.float32)
+    if out is None:
+        out = np.empty((n_ch, n), dtype=np.float32)
+    elif out.shape != (n_ch, n) or out.dtype != np.float32:
+        raise ParameterError("render: out must be a float32 array shaped like the audio")
     stage_states: list[Any] = [None] * len(active)
     written = 0  # output samples produced so far, including the latency to discard
     total = n + lat

@@ -209,9 +209,13 @@ def converge_limiter(
     target_lufs: float,
     *,
     progress: ProgressFn | None = None,
+    remake_pre: Callable[[], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, lim.LimiterParams, LoudnessResult, list[Any], int]:
     """Find the limiter threshold that lands on ``target_lufs``; returns the rendered master,
     its settings, its measured loudness, the limiter's final state and the renders it took.
+
+    With ``remake_pre``, each render overwrites ``pre`` in place (one full-length buffer less)
+    and ``remake_pre()`` rebuilds the pre-limiter signal when another render is needed.
 
     Raises TargetUnreachableError, saying what was reached, when even ``_MAX_LIMITING_DB``
     of peak reduction cannot get there.
@@ -234,8 +238,11 @@ def converge_limiter(
     for iteration in range(1, 5):
         p = dataclasses.replace(params, threshold_db=float(np.clip(thr, -60.0, 12.0)))
         states: list[Any] = []
+        if iteration > 1 and remake_pre is not None:
+            pre = remake_pre()
         out = render(Chain((Stage("limiter", p),)), pre, sample_rate, states=states,
-                     progress=(lambda f: progress("limiting", f)) if progress else None)
+                     progress=(lambda f: progress("limiting", f)) if progress else None,
+                     out=pre if remake_pre is not None else None)
         loud = measure_loudness(out, sample_rate)
         measured = loud.integrated_lufs
         history.append((p.threshold_db, measured))
@@ -281,11 +288,14 @@ def master(
         planned = plan_chain(before, delivery)
         lim_stage = planned.find("limiter")
         assert lim_stage is not None
-        pre = render(planned.without("limiter"), x, sample_rate,
-                     progress=(lambda f: progress("processing", f)) if progress else None)
+
+        def make_pre() -> np.ndarray:
+            return render(planned.without("limiter"), x, sample_rate,
+                          progress=(lambda f: progress("processing", f)) if progress else None)
+
         out, lim_params, loud, states, iterations = converge_limiter(
-            pre, sample_rate, lim_stage.params, delivery.target_lufs, progress=progress)
-        del pre
+            make_pre(), sample_rate, lim_stage.params, delivery.target_lufs, progress=progress,
+            remake_pre=make_pre)
         final_chain = planned.replace_stage("limiter", dataclasses.replace(lim_stage, params=lim_params))
     limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
     after = analyze(out, sample_rate, true_peak_factor=8, loudness=loud if chain is None else None)

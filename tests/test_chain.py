@@ -103,3 +103,12 @@ def test_progress_and_cancel(rng):
     assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 5
     with pytest.raises(CancelledError):
         render(Chain((Stage("gain", GainParams()),)), x, 44100, block_size=10000, progress=lambda f: False)
+
+
+def test_render_in_place_equals_render(rng):
+    x = (rng.standard_normal((2, 40000)) * 0.3).astype(np.float32)
+    c = full_chain()
+    want = render(c, x, 44100, block_size=3000)
+    buf = x.copy()
+    got = render(c, buf, 44100, block_size=3000, out=buf)
+    assert got is buf and np.array_equal(got, want)
