@@ -32,8 +32,6 @@ MUSIC_DIRS = ["/usr/share/games/warzone2100/music", "/usr/share/games/singularit
 OURS = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from server.cli import _return_big_buffers_to_the_os
-_return_big_buffers_to_the_os()  # as `reamaster master` does
 from dsp.audio_io import read_audio, write_audio, check_audio
 from dsp.master import master
 from dsp.analysis import analyze

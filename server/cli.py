@@ -68,22 +68,8 @@ def _fail(err: Any) -> int:
     return EXIT_REFUSED
 
 
-def _return_big_buffers_to_the_os() -> None:
-    """Ask glibc to map buffers of 256 KiB and more directly, so freed block temporaries go back
-    to the system instead of staying resident (about 40 MB less peak memory on a 5-minute track)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("master", "demo"):
-        _return_big_buffers_to_the_os()
     from dsp.errors import ReaMasterError
 
     try:
