@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from dsp import loudness as L
 from dsp.errors import ChannelCountError, InputError, NonFiniteAudioError, ParameterError, SampleRateError
 
-pyebur128 = pytest.importorskip("pyebur128")
+import pyebur128  # noqa: E402 - a declared test dependency: never skip silently
 MODE = pyebur128.MeasurementMode
 
 
