@@ -20,7 +20,7 @@ from . import limiter as lim
 from .analysis import Analysis, analyze
 from .chain import Chain, Stage, render
 from .compressor import CompressorParams
-from .eq import EqBand, EqParams
+from .eqfit import fit_eq
 from .errors import CancelledError, TargetUnreachableError
 from .loudness import LoudnessResult, gated_loudness_of_hops, hop_samples, k_weighted_power, measure_loudness
 from .presets import Delivery
@@ -82,27 +82,12 @@ def plan_chain(a: Analysis, d: Delivery) -> Chain:
                             why=f"energy below 25 Hz only {bass - sub:.1f} dB under the 50-80 Hz bass; "
                                 "inaudible rumble eats limiter headroom"))
 
-    # light corrective EQ toward a balanced shape: half of the smoothed deviation, at most 3 dB
-    dev = rel - balanced_shape_db(freqs)
-    bands: list[EqBand] = []
-    reasons: list[str] = []
-
-    def add(kind: str, f: float, lo: float, hi: float, bw: float | None, label: str) -> None:
-        if f >= 0.45 * a.sample_rate or hi >= nyq:
-            hi = min(hi, 0.45 * a.sample_rate)
-        deviation = _region_deviation(dev, freqs, lo, hi)
-        gain = float(np.clip(-0.5 * deviation, -3.0, 3.0))
-        if abs(gain) >= 0.5:
-            bands.append(EqBand(kind, freq_hz=f, gain_db=round(gain, 1), bw_oct=bw))
-            reasons.append(f"{label} {deviation:+.1f} dB from a balanced master -> {gain:+.1f} dB")
-
-    add("low_shelf", 90.0, 30, 120, None, "low end")  # None: the widest shelf without a bump
-    add("band", 300.0, 180, 500, 1.5, "low-mid (mud)")
-    add("band", 3000.0, 2000, 5000, 1.5, "presence")
-    if 0.45 * a.sample_rate > 9000:
-        add("high_shelf", 9000.0, 8000, 16000, None, "air")
-    if bands:
-        stages.append(Stage("eq", EqParams(bands=tuple(bands)), label="corrective EQ", why="; ".join(reasons)))
+    # light corrective EQ toward a balanced shape: half of what lies beyond the tolerance,
+    # level removed, fitted as at most six ReaEQ bands
+    stages_eq = corrective_eq(freqs, levels, a.sample_rate, target_db=balanced_shape_db(freqs),
+                              tolerance_db=generic_tolerance_db(freqs), amount=0.5)
+    if stages_eq is not None:
+        stages.append(stages_eq)
 
     # glue compression when the mix is very dynamic for its destination
     if a.plr_db > 13.0 or a.lra_lu > 9.0:
@@ -130,6 +115,54 @@ def plan_chain(a: Analysis, d: Delivery) -> Chain:
                         label="true-peak limiter",
                         why=f"target {d.target_lufs:g} LUFS at {d.ceiling_dbtp:g} dBTP ({d.name})"))
     return Chain(tuple(stages), {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp})
+
+
+def tonal_deviation_db(freqs: np.ndarray, levels_db: np.ndarray, target_db: np.ndarray) -> np.ndarray:
+    """Band level minus target, with the mean over 40 Hz-16 kHz removed (level does not count)."""
+    dev = np.asarray(levels_db, dtype=float) - target_db
+    sel = (freqs >= 40) & (freqs <= 16000)
+    return dev - float(np.mean(dev[sel]))
+
+
+def generic_tolerance_db(freqs: np.ndarray) -> np.ndarray:
+    """How far a band may sit from the target before it is a problem: songs differ most in the
+    deep lows (kick and bass notes) and the extreme top, least in the mids."""
+    f = np.asarray(freqs, dtype=float)
+    return np.interp(np.log2(f), np.log2([50, 100, 6000, 14000]), [3.0, 1.5, 1.5, 2.5])
+
+
+def eq_weights(freqs: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Which bands the corrective EQ listens to: none under 40 Hz (boosting sub-bass only eats
+    headroom), half weight at the very ends."""
+    f = np.asarray(freqs, dtype=float)
+    top = min(16000.0, 0.45 * sample_rate)
+    w = np.interp(np.log2(f), np.log2([40, 60, 12000, top]), [0.5, 1.0, 1.0, 0.5])
+    return np.where((f < 40) | (f > top), 0.0, w)
+
+
+def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *, target_db: np.ndarray,
+                  tolerance_db: np.ndarray, amount: float, max_bands: int = 6,
+                  max_gain_db: float = 3.0) -> Stage | None:
+    """An EQ stage moving the tonal shape ``amount`` (0..1) of the way toward ``target_db``.
+
+    The deviation is smoothed over half an octave (mastering EQ moves are broad; narrow
+    resonances are a different tool); what lies inside ``tolerance_db`` is left alone; the rest
+    is fitted as ReaEQ bands. Returns None when no band would do at least 0.3 dB.
+    """
+    dev = tonal_deviation_db(freqs, levels_db, target_db)
+    smooth = np.convolve(np.pad(dev, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    beyond = np.sign(smooth) * np.maximum(np.abs(smooth) - tolerance_db, 0.0)
+    target = np.clip(-amount * beyond, -max_gain_db, max_gain_db)  # bounds the total, not just each band
+    fit = fit_eq(freqs, target, sample_rate=sample_rate, weights=eq_weights(freqs, sample_rate),
+                 max_bands=max_bands, max_gain_db=max_gain_db, min_bw_oct=0.5)
+    if not fit.eq.bands:
+        return None
+    reasons = []
+    for b in fit.eq.bands:
+        i = int(np.argmin(np.abs(np.log2(freqs / b.freq_hz))))
+        reasons.append(f"{b.type.replace('_', ' ')} {b.freq_hz:g} Hz {b.gain_db:+.1f} dB "
+                       f"(measured {dev[i]:+.1f} dB from the target there)")
+    return Stage("eq", fit.eq, label="corrective EQ", why="; ".join(reasons))
 
 
 class _LoudnessModel:

@@ -1,0 +1,138 @@
+"""Fitting a ReaEQ-compatible parametric EQ to a tonal correction curve.
+
+The planner knows, per 1/3-octave band, how many dB it wants to add or remove; REAPER's
+ReaEQ (and a mastering engineer) think in a handful of shelves and bells. ``fit_eq`` finds
+at most ``max_bands`` of them (low shelf, high shelf, bells) with bounded gain and width
+whose band-averaged response matches the curve in the least-squares sense:
+
+1. shelves from the mean correction below ~120 Hz and above ~7 kHz;
+2. bells placed greedily at the largest remaining error;
+3. all parameters refined together by bounded least squares (log frequency, gain, log width),
+   with a small penalty on gain so that no band works harder than it must;
+4. bands that end up doing less than 0.3 dB are dropped; values rounded for humans and REAPER.
+
+Deterministic: the same curve gives the same EQ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from .eq import EqBand, EqParams
+from .params import check_range
+
+_BAND_EDGE_POINTS = np.array([-1 / 6, -1 / 12, 0.0, 1 / 12, 1 / 6])  # octaves around a band centre
+_MIN_GAIN_DB = 0.3  # bands doing less than this are dropped
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    eq: EqParams
+    rms_error_db: float  # weighted RMS of (fitted response - target) over the bands
+    max_error_db: float
+
+
+def band_response_db(params: EqParams, sample_rate: int, centers_hz: np.ndarray) -> np.ndarray:
+    """The EQ's effect on each 1/3-octave band's power (power average over the band), dB."""
+    from .eq import eq_response_db
+
+    f = np.asarray(centers_hz, dtype=float)[:, None] * 2.0 ** _BAND_EDGE_POINTS[None, :]
+    f = np.minimum(f, 0.499 * sample_rate)
+    mag_db = eq_response_db(params, sample_rate, f)
+    return 10.0 * np.log10(np.mean(10.0 ** (mag_db / 10.0), axis=1))
+
+
+def _bands_from_vector(v: np.ndarray, kinds: list[str]) -> tuple[EqBand, ...]:
+    bands = []
+    for i, kind in enumerate(kinds):
+        log_f, gain, log_bw = v[3 * i: 3 * i + 3]
+        bands.append(EqBand(kind, freq_hz=float(2.0 ** log_f), gain_db=float(gain), bw_oct=float(2.0 ** log_bw)))
+    return tuple(bands)
+
+
+def fit_eq(
+    centers_hz: np.ndarray,
+    target_db: np.ndarray,
+    *,
+    sample_rate: int,
+    weights: np.ndarray | None = None,
+    max_bands: int = 6,
+    max_gain_db: float = 6.0,
+    min_bw_oct: float = 0.33,
+    max_bw_oct: float = 3.0,
+    gain_penalty: float = 0.02,
+) -> FitResult:
+    """Fit at most ``max_bands`` ReaEQ bands to ``target_db`` at the 1/3-octave ``centers_hz``.
+
+    ``weights`` (>= 0, same length) say how much each band matters (e.g. 0 outside 30 Hz-16 kHz).
+    Gains are bounded to +-``max_gain_db``; bell widths to ``min_bw_oct``..``max_bw_oct`` octaves.
+    """
+    from scipy.optimize import least_squares
+
+    check_range("max_bands", max_bands, 1, 16)
+    check_range("max_gain_db", max_gain_db, 0.5, 24.0)
+    f = np.asarray(centers_hz, dtype=float)
+    t = np.asarray(target_db, dtype=float)
+    w = np.ones_like(t) if weights is None else np.asarray(weights, dtype=float)
+    if f.shape != t.shape or w.shape != t.shape:
+        raise ValueError("centers_hz, target_db and weights must have the same length")
+    f_hi = min(0.45 * sample_rate, 20000.0)
+    lo_shelf_hz, hi_shelf_hz = 120.0, min(7000.0, 0.3 * sample_rate)
+    sw = np.sqrt(np.maximum(w, 0.0))
+
+    kinds: list[str] = []
+    x0: list[float] = []
+    lo_b: list[float] = []
+    hi_b: list[float] = []
+
+    def add(kind: str, freq: float, gain: float, bw: float, f_lo: float, f_up: float) -> None:
+        kinds.append(kind)
+        x0.extend([math.log2(freq), float(np.clip(gain, -max_gain_db, max_gain_db)), math.log2(bw)])
+        bw_lo, bw_hi = (min_bw_oct, max_bw_oct) if kind == "band" else (0.5, 2.5)
+        lo_b.extend([math.log2(f_lo), -max_gain_db, math.log2(bw_lo)])
+        hi_b.extend([math.log2(f_up), max_gain_db, math.log2(bw_hi)])
+
+    def weighted_mean(sel: np.ndarray) -> float:
+        return float(np.sum(t[sel] * w[sel]) / np.sum(w[sel])) if np.sum(w[sel]) > 0 else 0.0
+
+    low = weighted_mean(f <= lo_shelf_hz)
+    high = weighted_mean(f >= hi_shelf_hz)
+    if abs(low) >= _MIN_GAIN_DB:
+        add("low_shelf", lo_shelf_hz * 0.75, low, 1.9, 30.0, 400.0)
+    if abs(high) >= _MIN_GAIN_DB and len(kinds) < max_bands:
+        add("high_shelf", hi_shelf_hz, high, 1.9, 2000.0, f_hi)
+
+    def residual(v: np.ndarray) -> np.ndarray:
+        eq = EqParams(bands=_bands_from_vector(v, kinds))
+        err = (band_response_db(eq, sample_rate, f) - t) * sw
+        return np.concatenate((err, gain_penalty * v[1::3]))
+
+    while len(kinds) < max_bands:
+        v = np.array(x0)
+        resid = (band_response_db(EqParams(bands=_bands_from_vector(v, kinds)), sample_rate, f) - t) * sw \
+            if kinds else -t * sw
+        # smooth over 3 bands so a single noisy band does not attract a bell
+        smooth = np.convolve(resid, np.ones(3) / 3, mode="same")
+        i = int(np.argmax(np.abs(smooth)))
+        if abs(smooth[i]) < _MIN_GAIN_DB or f[i] >= f_hi:
+            break
+        add("band", float(f[i]), float(-resid[i] / max(sw[i], 1e-6)), 1.0,
+            max(25.0, f[i] / 2.0), min(f_hi, f[i] * 2.0))
+        fit = least_squares(residual, np.clip(x0, lo_b, hi_b), bounds=(lo_b, hi_b), method="trf", max_nfev=400)
+        x0 = list(fit.x)
+    if kinds:
+        fit = least_squares(residual, np.clip(x0, lo_b, hi_b), bounds=(lo_b, hi_b), method="trf", max_nfev=800)
+        x0 = list(fit.x)
+
+    bands = [b for b in _bands_from_vector(np.array(x0), kinds) if abs(b.gain_db) >= _MIN_GAIN_DB]
+    bands = [dataclasses.replace(b, freq_hz=float(round(b.freq_hz)), gain_db=round(b.gain_db, 1),
+                                 bw_oct=round(b.bw_oct, 2)) for b in bands]
+    bands.sort(key=lambda b: b.freq_hz)
+    eq = EqParams(bands=tuple(bands))
+    err = band_response_db(eq, sample_rate, f) - t
+    sel = w > 0
+    rms = float(np.sqrt(np.sum(w[sel] * err[sel] ** 2) / np.sum(w[sel]))) if sel.any() else 0.0
+    return FitResult(eq, rms, float(np.max(np.abs(err[sel]))) if sel.any() else 0.0)

@@ -1,0 +1,56 @@
+"""Fitting ReaEQ bands to a correction curve: it recovers known EQs and respects its bounds."""
+
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dsp.eq import EqBand, EqParams
+from dsp.eqfit import band_response_db, fit_eq
+from dsp.spectrum import THIRD_OCTAVE_CENTERS_HZ
+
+F = np.asarray(THIRD_OCTAVE_CENTERS_HZ, dtype=float)
+SR = 44100
+W = ((F >= 40) & (F <= 16000)).astype(float)
+
+
+def test_recovers_a_known_three_band_eq():
+    truth = EqParams(bands=(EqBand("low_shelf", 90.0, 2.5), EqBand("band", 320.0, -3.5, 1.2),
+                            EqBand("high_shelf", 8000.0, 3.0)))
+    target = band_response_db(truth, SR, F)
+    r = fit_eq(F, target, sample_rate=SR, weights=W)
+    assert r.max_error_db < 0.25
+    assert len(r.eq.bands) <= 6
+
+
+def test_flat_curve_gives_no_eq():
+    r = fit_eq(F, np.zeros_like(F), sample_rate=SR, weights=W)
+    assert r.eq.bands == ()
+
+
+def test_bounds_are_respected():
+    target = np.where(F < 200, 15.0, -15.0)  # asks for far more than allowed
+    r = fit_eq(F, target, sample_rate=SR, weights=W, max_bands=4, max_gain_db=6.0)
+    assert len(r.eq.bands) <= 4
+    for b in r.eq.bands:
+        assert abs(b.gain_db) <= 6.0 + 1e-9
+        assert b.bw_oct <= 3.0 + 1e-9 and b.freq_hz < 0.45 * SR
+
+
+def test_deterministic():
+    target = 3 * np.sin(np.log2(F / 30))
+    a = fit_eq(F, target, sample_rate=SR, weights=W)
+    b = fit_eq(F, target.copy(), sample_rate=SR, weights=W)
+    assert a == b
+
+
+@settings(max_examples=15)
+@given(st.lists(st.floats(-4, 4), min_size=5, max_size=5), st.sampled_from([44100, 48000, 96000]))
+def test_never_worse_than_no_eq(knots, sr):
+    # A random smooth correction: the fit always reduces the weighted error below doing nothing.
+    target = np.interp(np.log2(F), np.linspace(np.log2(20), np.log2(20000), 5), knots)
+    r = fit_eq(F, target, sample_rate=sr, weights=W)
+    before = np.sqrt(np.sum(W * target ** 2) / W.sum())
+    assert r.rms_error_db <= before + 1e-9
+    assert r.rms_error_db < 0.5 * before + 0.3
