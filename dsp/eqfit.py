@@ -136,3 +136,53 @@ def fit_eq(
     sel = w > 0
     rms = float(np.sqrt(np.sum(w[sel] * err[sel] ** 2) / np.sum(w[sel]))) if sel.any() else 0.0
     return FitResult(eq, rms, float(np.max(np.abs(err[sel]))) if sel.any() else 0.0)
+
+
+def fit_graphic_eq(
+    centers_hz: np.ndarray,
+    target_db: np.ndarray,
+    *,
+    sample_rate: int,
+    weights: np.ndarray | None = None,
+    bw_oct: float = 1.0 / 3.0,
+    max_gain_db: float = 12.0,
+    steps: int = 4,
+) -> FitResult:
+    """A match EQ: one ReaEQ bell per weighted 1/3-octave band at its centre, gains solved.
+
+    For reference matching, where the target follows the detail of a real track's spectrum.
+    The bells' mutual overlap is handled by solving with their measured influence matrix,
+    then correcting the small nonlinearity in a few fixed-point steps.
+    """
+    from scipy.optimize import lsq_linear
+
+    f = np.asarray(centers_hz, dtype=float)
+    t = np.asarray(target_db, dtype=float)
+    w = np.ones_like(t) if weights is None else np.asarray(weights, dtype=float)
+    active = np.flatnonzero((w > 0) & (f < 0.45 * sample_rate))
+    if active.size == 0:
+        return FitResult(EqParams(), 0.0, 0.0)
+    probe_db = 6.0
+    influence = np.empty((len(f), active.size))
+    for k, i in enumerate(active):
+        one = EqParams(bands=(EqBand("band", float(f[i]), probe_db, bw_oct),))
+        influence[:, k] = band_response_db(one, sample_rate, f) / probe_db
+    sw = np.sqrt(w)[:, None]
+    goal = t.copy()
+    gains = np.zeros(active.size)
+    for _ in range(steps):
+        sol = lsq_linear(influence * sw, goal * sw[:, 0], bounds=(-max_gain_db, max_gain_db))
+        gains = sol.x
+        eq = _graphic(f, active, gains, bw_oct)
+        err = band_response_db(eq, sample_rate, f) - t
+        goal = goal - err  # aim past what the linear model under- or over-shoots
+    eq = _graphic(f, active, np.round(gains, 2), bw_oct)
+    err = band_response_db(eq, sample_rate, f) - t
+    sel = w > 0
+    rms = float(np.sqrt(np.sum(w[sel] * err[sel] ** 2) / np.sum(w[sel])))
+    return FitResult(eq, rms, float(np.max(np.abs(err[sel]))))
+
+
+def _graphic(f: np.ndarray, active: np.ndarray, gains: np.ndarray, bw_oct: float) -> EqParams:
+    return EqParams(bands=tuple(EqBand("band", float(round(f[i], 1)), float(np.clip(g, -24.0, 12.0)), bw_oct)
+                                for i, g in zip(active, gains) if abs(g) >= 0.05))

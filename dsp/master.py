@@ -21,7 +21,7 @@ from .analysis import Analysis, analyze
 from .chain import Chain, Stage, render
 from .compressor import CompressorParams
 from .eqfit import fit_eq
-from .errors import CancelledError, TargetUnreachableError
+from .errors import CancelledError, ChainError, TargetUnreachableError
 from .loudness import LoudnessResult, gated_loudness_of_hops, hop_samples, k_weighted_power, measure_loudness
 from .presets import Delivery
 from .stereo import StereoParams
@@ -303,11 +303,13 @@ def master(
     chain: Chain | None = None,
     before: Analysis | None = None,
     progress: ProgressFn | None = None,
+    planned: Chain | None = None,
 ) -> MasterResult:
     """Master ``(channels, samples)`` audio for ``delivery``.
 
-    With ``chain`` given it is rendered as is (no decisions, no convergence); otherwise a chain
-    is planned from the analysis and the limiter is converged onto the loudness target.
+    With ``chain`` given it is rendered as is (no decisions, no convergence). Otherwise the
+    chain is ``planned`` (a chain ending in a limiter, decided elsewhere) or planned here from
+    the analysis, and the limiter's drive is converged onto the loudness target.
     """
     if before is None:
         before = analyze(x, sample_rate)
@@ -318,9 +320,11 @@ def master(
                      progress=(lambda f: progress("rendering", f)) if progress else None)
         final_chain = chain
     else:
-        planned = plan_chain(before, delivery)
+        if planned is None:
+            planned = plan_chain(before, delivery)
         lim_stage = planned.find("limiter")
-        assert lim_stage is not None
+        if lim_stage is None:
+            raise ChainError("a planned chain must end in a limiter to converge on the loudness target")
 
         def make_pre() -> np.ndarray:
             return render(planned.without("limiter"), x, sample_rate,
