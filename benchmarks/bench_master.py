@@ -40,7 +40,14 @@ t1 = time.perf_counter()
 src, dst, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 x, sr = read_audio(src)
 check_audio(x, sr)
-if mode == "analyze":
+if mode == "reference":
+    from dsp.reference import master_to_reference, reference_target
+    r, rsr = read_audio(sys.argv[4])
+    res, err = master_to_reference(x, sr, reference_target([analyze(r, rsr)]), delivery("streaming"))
+    write_audio(dst, res.audio, sr, fmt="wav24", force=True)
+    out = {"integrated_lufs": res.after.integrated_lufs, "true_peak_dbtp": res.after.true_peak_dbtp,
+           "tonal_error_db": err}
+elif mode == "analyze":
     a = analyze(x, sr)
     out = {"integrated_lufs": a.integrated_lufs, "true_peak_dbtp": a.true_peak_dbtp, "lra_lu": a.lra_lu}
 else:
@@ -133,6 +140,29 @@ def pyebur128_meter(path: Path) -> tuple[float, float]:
     return eb.get_loudness_global(st), 20 * float(np.log10(tp))
 
 
+def quality(prefix: str, master: Path, reference: Path) -> dict:
+    """Tonal error (1/3-octave, 40 Hz-16 kHz, level removed, mean |dB|), loudness difference and
+    true peak of a reference-matched master, measured with libebur128 for loudness and peak."""
+    from dsp.analysis import analyze
+    from dsp.audio_io import read_audio
+    from dsp.reference import reference_target, tonal_error_db
+
+    m, msr = read_audio(master)
+    r, rsr = read_audio(reference)
+    target = reference_target([analyze(r, rsr)])
+    f = target.centers_hz
+    am = analyze(m, msr)
+    n = min(len(f), len(am.spectrum.level_db))
+    from dsp.master import tonal_deviation_db
+    import numpy as np
+    dev = tonal_deviation_db(f[:n], np.asarray(am.spectrum.level_db)[:n], target.level_db[:n])
+    sel = (f[:n] >= 40) & (f[:n] <= 16000)
+    m_lufs, m_tp = pyebur128_meter(master)
+    r_lufs, _ = pyebur128_meter(reference)
+    return {f"{prefix}_tonal_db": float(np.mean(np.abs(dev[sel]))), f"{prefix}_lufs_diff": m_lufs - r_lufs,
+            f"{prefix}_tp": m_tp}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", nargs="*", help="WAV files to use (default: Debian game music)")
@@ -162,13 +192,18 @@ def main() -> int:
         row["ff_lufs"], row["ff_tp"] = ff if ff else (None, None)
         ffin = ffmpeg_ebur128(f)
         row["in_ff_lufs"] = ffin[0] if ffin else None
+        ref = files[(i + 1) % len(files)]
+        ref_out = tmp / f"{f.stem}.reference.wav"
+        refm, rwall, rrss = run_child([py, "-c", OURS, str(f), str(ref_out), "reference", str(ref)])
+        row.update(ref_wall=rwall, ref_rss=rrss, ref_file=ref.name)
+        row.update(quality("ours_ref", ref_out, ref))
         if args.peer_python:
-            ref = files[(i + 1) % len(files)]
             peer_out = tmp / f"{f.stem}.matchering.wav"
             try:
                 peer, pwall, prss = run_child([args.peer_python, "-c", PEER, str(f), str(ref), str(peer_out)])
                 row.update(peer_work=peer["work_s"], peer_wall=pwall, peer_rss=prss)
                 row["peer_eb_lufs"], row["peer_eb_tp"] = pyebur128_meter(peer_out)
+                row.update(quality("peer", peer_out, ref))
             except RuntimeError as exc:
                 print(f"peer failed on {f.name}: {exc}", file=sys.stderr)
         rows.append(row)
@@ -179,6 +214,8 @@ def main() -> int:
 
 
 def print_table(rows: list[dict]) -> None:
+    import numpy as np
+
     def spm(v, m):
         return f"{v / m:.3f}" if v is not None else "-"
 
@@ -211,6 +248,23 @@ def print_table(rows: list[dict]) -> None:
         peer_tp = f"{r['peer_eb_tp']:.2f}" if "peer_eb_tp" in r else "-"
         print(f"{r['file'][:42]:42} {r['ours_lufs']:7.2f} {r['eb_lufs']:12.2f} {ff_i:>9} {r['eb_tp']:13.2f} "
               f"{ff_tp:>9} {peer_tp:>8}")
+    print("\nReference mode against the peer on the same mix/reference pairs (reference = next track)")
+    print("tonal error = 1/3-octave bands 40 Hz-16 kHz, level removed, mean |dB|; loudness and true peak by libebur128")
+    print(f"{'file':42} {'ours tonal':>10} {'peer tonal':>10} {'ours dLU':>8} {'peer dLU':>8} {'ours TP':>8} {'peer TP':>8}")
+    for r in rows:
+        pt = f"{r['peer_tonal_db']:.3f}" if "peer_tonal_db" in r else "-"
+        pl = f"{r['peer_lufs_diff']:+.2f}" if "peer_lufs_diff" in r else "-"
+        pp = f"{r['peer_tp']:+.2f}" if "peer_tp" in r else "-"
+        print(f"{r['file'][:42]:42} {r['ours_ref_tonal_db']:10.3f} {pt:>10} {r['ours_ref_lufs_diff']:+8.2f} {pl:>8} "
+              f"{r['ours_ref_tp']:+8.2f} {pp:>8}")
+    ours_t = [r["ours_ref_tonal_db"] for r in rows]
+    print(f"{'mean / worst':42} {np.mean(ours_t):10.3f} ", end="")
+    if all("peer_tonal_db" in r for r in rows):
+        peer_t = [r["peer_tonal_db"] for r in rows]
+        print(f"{np.mean(peer_t):10.3f}   worst ours {max(ours_t):.3f}, peer {max(peer_t):.3f}")
+    else:
+        print(f"  worst ours {max(ours_t):.3f}")
+
     print("\nInput loudness: our meter against independent meters (LU)")
     print(f"{'file':42} {'ours':>7} {'libebur128':>10} {'ffmpeg':>7} {'|ours-eb|':>9}")
     for r in rows:
