@@ -90,6 +90,27 @@ class LimiterState:
     max_reduction_db: float = 0.0
     reduced_samples: int = 0  # samples with more than 0.1 dB of reduction
     total_samples: int = 0
+    trace_hop: int = 4410  # samples per point of the gain-reduction trace (100 ms)
+    trace_hop_s: float = 0.1
+    trace_db: list[float] = dataclasses.field(default_factory=list)  # max reduction per hop
+    _trace_max: float = 0.0
+    _trace_fill: int = 0
+
+    def _record(self, red: np.ndarray) -> None:
+        hop, n, i = self.trace_hop, red.shape[0], 0
+        if self._trace_fill:
+            i = min(hop - self._trace_fill, n)
+            self._trace_max = max(self._trace_max, float(red[:i].max()) if i else 0.0)
+            self._trace_fill += i
+            if self._trace_fill == hop:
+                self.trace_db.append(self._trace_max)
+                self._trace_fill, self._trace_max = 0, 0.0
+        full = (n - i) // hop
+        if full:
+            self.trace_db.extend(red[i: i + full * hop].reshape(full, hop).max(axis=1).tolist())
+            i += full * hop
+        if i < n:
+            self._trace_max, self._trace_fill = float(red[i:].max()), n - i
 
 
 def new_gain_state(lookahead: int, hold: int) -> GainState:
@@ -200,6 +221,7 @@ def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: Li
     y = np.empty_like(x)
     peak, count = _apply_gain(ext, red, p.drive_db, y)
     st.delay = ext[:, n:]
+    st._record(red)
     st.max_reduction_db = max(st.max_reduction_db, peak)
     st.reduced_samples += count
     st.total_samples += n
@@ -218,6 +240,8 @@ def process(
             x_hist=np.zeros((n_ch, PAST_SAMPLES + FUTURE_SAMPLES), dtype=np.float32),
             delay=np.zeros((n_ch, latency_samples(params, sample_rate))),
             gain=new_gain_state(look, HOLD_SAMPLES),
+            trace_hop=max(1, sample_rate // 10),
+            trace_hop_s=max(1, sample_rate // 10) / sample_rate,
         )
     out = np.empty_like(x)
     for start in range(0, x.shape[1], _SUB_BLOCK):
@@ -234,13 +258,16 @@ def limit(x: np.ndarray, sample_rate: int, params: LimiterParams) -> np.ndarray:
     return np.concatenate((y, tail), axis=1)[:, lat:]
 
 
-def stats(state: Any) -> dict[str, float]:
-    """What the limiter did, for reports: peak reduction and share of time limiting."""
+def stats(state: Any) -> dict[str, Any]:
+    """What the limiter did, for reports: peak reduction, share of time limiting, and the
+    gain-reduction trace (largest reduction in each 100 ms, dB)."""
     if not isinstance(state, LimiterState) or state.total_samples == 0:
-        return {"max_reduction_db": 0.0, "limiting_pct": 0.0}
+        return {"max_reduction_db": 0.0, "limiting_pct": 0.0, "trace_hop_s": 0.1, "trace_db": []}
     return {
         "max_reduction_db": round(state.max_reduction_db, 2),
         "limiting_pct": round(100.0 * state.reduced_samples / state.total_samples, 1),
+        "trace_hop_s": state.trace_hop_s,
+        "trace_db": [round(v, 2) for v in state.trace_db],
     }
 
 

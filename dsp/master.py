@@ -61,14 +61,20 @@ def _region_deviation(dev: np.ndarray, freqs: np.ndarray, lo: float, hi: float) 
 
 
 def plan_chain(a: Analysis, d: Delivery) -> Chain:
-    """A first, rule-based chain for the measured mix and the delivery target."""
+    """A first, rule-based chain for the measured mix and the delivery target.
+
+    Every stage carries the measurement that caused it (``why``); every correction not made is
+    listed with its measurement in ``meta["left_alone"]``.
+    """
     stages: list[Stage] = []
-    nyq = a.sample_rate / 2
+    left_alone: list[str] = []
 
     dc = max(abs(v) for v in a.dc_offset)
     if dc > 1e-3:
         stages.append(Stage("dc", DcParams(), label="DC removal",
                             why=f"DC offset of {20 * math.log10(dc):.1f} dBFS measured; it wastes headroom"))
+    else:
+        left_alone.append(f"no DC removal: offset {dc:.5f} (under 0.001)")
 
     s = a.spectrum
     freqs = np.asarray(s.centers_hz, dtype=float)
@@ -81,6 +87,8 @@ def plan_chain(a: Analysis, d: Delivery) -> Chain:
         stages.append(Stage("high_pass", HighPassParams(freq_hz=28.0, order=4), label="subsonic filter",
                             why=f"energy below 25 Hz only {bass - sub:.1f} dB under the 50-80 Hz bass; "
                                 "inaudible rumble eats limiter headroom"))
+    else:
+        left_alone.append(f"no subsonic filter: energy below 25 Hz is {bass - sub:.1f} dB under the 50-80 Hz bass")
 
     # light corrective EQ toward a balanced shape: half of what lies beyond the tolerance,
     # level removed, fitted as at most six ReaEQ bands
@@ -88,6 +96,8 @@ def plan_chain(a: Analysis, d: Delivery) -> Chain:
                               tolerance_db=generic_tolerance_db(freqs), amount=0.5)
     if stages_eq is not None:
         stages.append(stages_eq)
+    else:
+        left_alone.append("no EQ: the tonal balance is within tolerance of a balanced master everywhere")
 
     # glue compression when the mix is very dynamic for its destination
     if a.plr_db > 13.0 or a.lra_lu > 9.0:
@@ -102,19 +112,27 @@ def plan_chain(a: Analysis, d: Delivery) -> Chain:
                                                            rms_ms=10.0), label="glue compression",
                             why=f"PLR {a.plr_db:.1f} dB and LRA {a.lra_lu:.1f} LU: gentle {ratio:g}:1 above "
                                 f"{threshold:.1f} dB so the limiter does less of the work"))
+    else:
+        left_alone.append(f"no glue compression: PLR {a.plr_db:.1f} dB and LRA {a.lra_lu:.1f} LU are already "
+                          "controlled (compression starts above 13 dB PLR or 9 LU LRA)")
 
     low_side = [r for f, r in zip(freqs, s.side_mid_ratio_db, strict=True) if 30 <= f <= 100]
     if a.channels == 2 and low_side and max(low_side) > -15.0:
         stages.append(Stage("stereo", StereoParams(mono_bass_hz=100.0), label="mono bass",
                             why=f"side energy below 100 Hz only {-max(low_side):.1f} dB under the mid; "
                                 "mono bass keeps vinyl, clubs and phones solid"))
+    elif a.channels == 2:
+        left_alone.append(f"bass width unchanged: side energy below 100 Hz is {-max(low_side, default=-120):.1f} dB "
+                          "under the mid, already mono enough")
+    left_alone.append(f"stereo width unchanged: correlation {s.correlation_overall:.2f}")
 
     release = 120.0 if a.lra_lu < 5 else 60.0
     stages.append(Stage("limiter", lim.LimiterParams(threshold_db=0.0, ceiling_dbtp=d.ceiling_dbtp,
                                                      release_ms=release, lookahead_ms=3.0),
                         label="true-peak limiter",
                         why=f"target {d.target_lufs:g} LUFS at {d.ceiling_dbtp:g} dBTP ({d.name})"))
-    return Chain(tuple(stages), {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp})
+    return Chain(tuple(stages), {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp,
+                                 "left_alone": left_alone})
 
 
 def tonal_deviation_db(freqs: np.ndarray, levels_db: np.ndarray, target_db: np.ndarray) -> np.ndarray:

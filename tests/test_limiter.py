@@ -101,3 +101,19 @@ def test_latency_is_reported_and_removed():
 def test_parameter_ranges(bad):
     with pytest.raises(ParameterError):
         LimiterParams(**bad)
+
+
+def test_gain_reduction_trace_is_blocking_independent():
+    from dsp.limiter import stats
+
+    sr = 44100
+    x = np.concatenate((sine(1000, sr, 0.5, amp=1.0), sine(1000, sr, 1.0, amp=0.05)), axis=1)
+    p = LimiterParams(threshold_db=-6.0, ceiling_dbtp=-1.0, release_ms=30.0)
+    _, whole = process(x, sr, p)
+    state = None
+    for a in range(0, x.shape[1], 1234):
+        _, state = process(x[:, a: a + 1234], sr, p, state)
+    t1, t2 = stats(whole), stats(state)
+    assert t1["trace_db"] == t2["trace_db"] and len(t1["trace_db"]) == 15
+    assert min(t1["trace_db"][1:5]) > 4.5  # the loud half second is limited by about 6 dB
+    assert max(t1["trace_db"][-5:]) == 0.0  # then fully released
