@@ -132,7 +132,9 @@ def plan_chain(a: Analysis, d: Delivery) -> Chain:
                         label="true-peak limiter",
                         why=f"target {d.target_lufs:g} LUFS at {d.ceiling_dbtp:g} dBTP ({d.name})"))
     return Chain(tuple(stages), {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp,
-                                 "left_alone": left_alone})
+                                 "left_alone": left_alone,
+                                 "tonal_target": {"name": "balanced master",
+                                                  "level_db": [round(float(v), 2) for v in balanced_shape_db(freqs)]}})
 
 
 def tonal_deviation_db(freqs: np.ndarray, levels_db: np.ndarray, target_db: np.ndarray) -> np.ndarray:
@@ -177,9 +179,16 @@ def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *,
         return None
     reasons = []
     for b in fit.eq.bands:
-        i = int(np.argmin(np.abs(np.log2(freqs / b.freq_hz))))
+        if b.type == "low_shelf":
+            region, where = (freqs >= 40) & (freqs <= b.freq_hz), f"40-{b.freq_hz:g} Hz"
+        elif b.type == "high_shelf":
+            region, where = (freqs >= b.freq_hz) & (freqs <= 16000), f"{b.freq_hz:g} Hz-16 kHz"
+        else:
+            region = np.abs(np.log2(freqs / b.freq_hz)) <= max(b.bw_oct or 1.0, 1 / 3) / 2
+            where = f"around {b.freq_hz:g} Hz"
+        measured = float(np.mean(smooth[region])) if region.any() else 0.0
         reasons.append(f"{b.type.replace('_', ' ')} {b.freq_hz:g} Hz {b.gain_db:+.1f} dB "
-                       f"(measured {dev[i]:+.1f} dB from the target there)")
+                       f"(measured {measured:+.1f} dB from the target {where})")
     return Stage("eq", fit.eq, label="corrective EQ", why="; ".join(reasons))
 
 

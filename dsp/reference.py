@@ -115,7 +115,9 @@ def master_to_reference(
     assert best is not None
     result, err = best
     meta = dict(result.chain.meta, reference=list(target.names), reference_lufs=round(target.loudness_lufs, 2),
-                tonal_error_db=round(err, 3))
+                tonal_error_db=round(err, 3),
+                tonal_target={"name": "reference: " + (", ".join(target.names) or "reference"),
+                              "level_db": [round(float(v), 2) for v in goal]})
     return dataclasses.replace(result, chain=dataclasses.replace(result.chain, meta=meta)), err
 
 

@@ -43,14 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--ceiling", type=float, default=None, help="true-peak ceiling, dBTP (overrides the preset)")
     m.add_argument("--chain", default=None, help="render this chain JSON instead of deciding one")
     m.add_argument("--save-chain", default=None, help="write the chain used as JSON")
-    m.add_argument("--report", default=None, help="write a JSON report (before/after, decisions)")
+    m.add_argument("--report", default=None,
+                   help="write a JSON report (before/after, decisions) and an HTML page beside it")
     m.add_argument("--bits", type=int, choices=(16, 24, 32), default=None,
                    help="output word length (default: the preset's; 32 = float WAV)")
     m.add_argument("--force", action="store_true", help="overwrite existing output files (never the input)")
     _progress_flags(m)
 
     d = sub.add_parser("demo", help="master the embedded demo mix into out/demo/")
-    d.add_argument("--out", default="out/demo", help="folder for mix.wav, master.wav, chain.json, report.json")
+    d.add_argument("--out", default="out/demo",
+                   help="folder for mix.wav, master.wav, chain.json, report.json and report.html")
     _progress_flags(d)
     return p
 
@@ -151,6 +153,14 @@ def _check_destinations(paths: list[str | None], *, inputs: list[str], force: bo
             raise OutputError(f"the folder {parent} does not exist; create it first")
 
 
+def html_path_for(report: str | None) -> str | None:
+    """The HTML page written beside a JSON report: ``r.json`` -> ``r.html``."""
+    if report is None:
+        return None
+    p = Path(report)
+    return str(p.with_suffix(".html") if p.suffix.lower() != ".html" else p.with_suffix(".report.html"))
+
+
 def _show_progress(args: argparse.Namespace, duration_s: float) -> bool:
     if args.progress is not None:
         return bool(args.progress)
@@ -161,7 +171,8 @@ def cmd_master(args: argparse.Namespace) -> int:
     from dsp.audio_io import output_format_for
 
     fmt = output_format_for(args.output, args.bits)
-    _check_destinations([args.output, args.save_chain, args.report], inputs=[args.file], force=args.force)
+    _check_destinations([args.output, args.save_chain, args.report, html_path_for(args.report)],
+                        inputs=[args.file], force=args.force)
     run_master(
         args.file, args.output, fmt=fmt, preset=args.preset, lufs=args.lufs, ceiling=args.ceiling,
         chain_path=args.chain, save_chain=args.save_chain, report=args.report, force=args.force,
@@ -208,32 +219,16 @@ def run_master(
     finally:
         bar.close()
     written = write_audio(dst, result.audio, sr, fmt=fmt, force=force, protect=[src])
+    from .report import build_report, render_html
+
     doc = build_report(src, dst, d, result, written)
     if save_chain:
         atomic_write_text(save_chain, result.chain.to_json(), force=force, protect=[src])
     if report:
         atomic_write_text(report, json.dumps(doc, indent=2, allow_nan=False) + "\n", force=force, protect=[src])
+        atomic_write_text(html_path_for(report), render_html(doc), force=force, protect=[src])
     print(format_summary(doc, title=title or src))
     return doc
-
-
-def build_report(src: str, dst: str, d: Any, result: Any, written: Any) -> dict[str, Any]:
-    return {
-        "format": "reamaster.report",
-        "version": 1,
-        "input": str(src),
-        "output": str(dst),
-        "output_format": written.fmt,
-        "dithered": written.dithered,
-        "clipped_samples": written.clipped_samples,
-        "delivery": {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp,
-                     "note": d.note},
-        "before": result.before.to_dict(),
-        "after": result.after.to_dict(),
-        "limiter": result.limiter,
-        "loudness_iterations": result.iterations,
-        "chain": result.chain.to_dict(),
-    }
 
 
 def format_summary(doc: dict[str, Any], *, title: str) -> str:
@@ -249,6 +244,9 @@ def format_summary(doc: dict[str, Any], *, title: str) -> str:
            f"  {'':22}{'before':>12}{'after':>12}"]
     for label, key, unit, digits in rows:
         out.append(f"  {label:22}{b[key]:>9.{digits}f} {unit:<3}{a[key]:>8.{digits}f} {unit}")
+    verdict = (doc.get("comparison") or {}).get("verdict")
+    if verdict:
+        out.append(f"  {verdict}")
     out.append("  what the chain did:")
     for st in doc["chain"]["stages"]:
         if st["enabled"]:

@@ -65,6 +65,8 @@ def test_master_writes_audio_chain_and_report(mix, tmp_path):
     assert abs(doc["after"]["integrated_lufs"] + 14.0) <= 0.2
     assert doc["after"]["true_peak_dbtp"] <= -1.0
     assert json.loads(chain.read_text())["stages"][-1]["kind"] == "limiter"
+    page = (tmp_path / "r.html").read_text()
+    assert page.startswith("<!doctype html>") and page.count("<svg") == 3
     # re-rendering the saved chain gives the same master
     out2 = tmp_path / "m2.flac"
     r = run("master", str(mix), "-o", str(out2), "--chain", str(chain))
@@ -105,6 +107,7 @@ def bad_inputs(folder: Path) -> dict[str, tuple[list[str], str]]:
     (folder / "broken_chain.json").write_text("{ not json")
     existing = folder / "exists.wav"
     existing.write_bytes(b"keep me")
+    (folder / "exists.html").write_text("my own page")  # the HTML beside report exists.json
     return {
         "missing": (["nope.wav", "-o", "o1.wav"], "file_missing"),
         "corrupt": (["text.wav", "-o", "o2.wav"], "corrupt_file"),
@@ -125,6 +128,7 @@ def bad_inputs(folder: Path) -> dict[str, tuple[list[str], str]]:
         "bad_chain": ([ok.name, "-o", "o14.wav", "--chain", "broken_chain.json"], "bad_chain"),
         "missing_chain": ([ok.name, "-o", "o15.wav", "--chain", "nochain.json"], "file_missing"),
         "report_exists": ([ok.name, "-o", "o16.wav", "--report", existing.name], "output_exists"),
+        "report_html_exists": ([ok.name, "-o", "o17.wav", "--report", "exists.json"], "output_exists"),
     }
 
 
