@@ -48,7 +48,19 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--bits", type=int, choices=(16, 24, 32), default=None,
                    help="output word length (default: the preset's; 32 = float WAV)")
     m.add_argument("--force", action="store_true", help="overwrite existing output files (never the input)")
+    m.add_argument("--no-session", action="store_true",
+                   help="do not keep the <output>.session/ folder that `reamaster revise` works from")
     _progress_flags(m)
+
+    r = sub.add_parser("revise", help="revise a master in words: reamaster revise SESSION \"brighter, less squashed\"")
+    r.add_argument("session", help="the session folder written beside a master (<output>.session)")
+    r.add_argument("words", nargs="?", default=None, help="what to change, e.g. \"brighter, a bit less squashed\"")
+    r.add_argument("--from", dest="from_version", type=int, default=None, help="start from this version (default: latest)")
+    r.add_argument("--render", type=int, default=None, metavar="N", help="render version N again as it was")
+    r.add_argument("--list", action="store_true", help="list the versions and what changed")
+    r.add_argument("-o", "--output", default=None, help="output file (default: <first output>.vN.wav)")
+    r.add_argument("--force", action="store_true", help="overwrite an existing output file (never the input)")
+    _progress_flags(r)
 
     d = sub.add_parser("demo", help="master the embedded demo mix into out/demo/")
     d.add_argument("--out", default="out/demo",
@@ -81,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_master(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "revise":
+            return cmd_revise(args)
     except ReaMasterError as err:
         return _fail(err)
     except KeyboardInterrupt:
@@ -171,12 +185,15 @@ def cmd_master(args: argparse.Namespace) -> int:
     from dsp.audio_io import output_format_for
 
     fmt = output_format_for(args.output, args.bits)
-    _check_destinations([args.output, args.save_chain, args.report, html_path_for(args.report)],
+    from .session import session_dir_for
+
+    session = None if args.no_session else str(session_dir_for(args.output))
+    _check_destinations([args.output, args.save_chain, args.report, html_path_for(args.report), session],
                         inputs=[args.file], force=args.force)
     run_master(
         args.file, args.output, fmt=fmt, preset=args.preset, lufs=args.lufs, ceiling=args.ceiling,
         chain_path=args.chain, save_chain=args.save_chain, report=args.report, force=args.force,
-        progress_flag=args.progress, bits_given=args.bits is not None,
+        progress_flag=args.progress, bits_given=args.bits is not None, session=session,
     )
     return 0
 
@@ -184,12 +201,11 @@ def cmd_master(args: argparse.Namespace) -> int:
 def run_master(
     src: str, dst: str, *, fmt: str, preset: str | None, lufs: float | None, ceiling: float | None,
     chain_path: str | None, save_chain: str | None, report: str | None, force: bool,
-    progress_flag: bool | None, bits_given: bool, title: str | None = None,
+    progress_flag: bool | None, bits_given: bool, title: str | None = None, session: str | None = None,
 ) -> dict[str, Any]:
-    from dsp.audio_io import atomic_write_text, check_audio, output_format_for, read_audio, write_audio
+    from dsp.audio_io import output_format_for
     from dsp.chain import Chain
     from dsp.errors import ChainError, FileMissingError
-    from dsp.master import master
     from dsp.presets import delivery
 
     d = delivery(preset, target_lufs=lufs, ceiling_dbtp=ceiling)
@@ -204,31 +220,99 @@ def run_master(
         except (OSError, UnicodeDecodeError) as exc:
             raise ChainError(f"cannot read chain file {chain_path}: {exc}") from None
         chain = Chain.from_json(text)
-    x, sr = read_audio(src)
-    check_audio(x, sr, what=src)
+    result, doc = render_and_write(src, dst, d, fmt=fmt, force=force, progress_flag=progress_flag, chain=chain,
+                                   save_chain=save_chain, report=report)
+    if session:
+        from .session import create
+
+        create(Path(session), input_path=src, output=dst, delivery=doc["delivery"] | {"bit_format": fmt},
+               chain_json=result.chain.to_json(), after=doc["after"], force=force)
+    print(format_summary(doc, title=title or src))
+    return doc
+
+
+def render_and_write(src: str, dst: str, d: Any, *, fmt: str, force: bool, progress_flag: bool | None,
+                     chain: Any = None, planned: Any = None, save_chain: str | None = None,
+                     report: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Read, master (rendering ``chain`` as is, or converging ``planned`` / a new plan), write the
+    audio and the optional chain and report files; returns the result and the report."""
+    from dsp.audio_io import atomic_write_text, check_audio, read_audio, write_audio
+    from dsp.master import master
 
     from .progress import ProgressBar
+    from .report import build_report, render_html
 
+    x, sr = read_audio(src)
+    check_audio(x, sr, what=src)
     show = progress_flag if progress_flag is not None else (x.shape[1] / sr >= PROGRESS_MIN_SECONDS
                                                             and sys.stderr.isatty())
     bar = ProgressBar(enabled=bool(show))
     try:
         bar("analysing", 0.0)
-        result = master(x, sr, d, chain=chain, progress=bar)
+        result = master(x, sr, d, chain=chain, planned=planned, progress=bar)
         bar("writing", 1.0)
     finally:
         bar.close()
     written = write_audio(dst, result.audio, sr, fmt=fmt, force=force, protect=[src])
-    from .report import build_report, render_html
-
     doc = build_report(src, dst, d, result, written)
     if save_chain:
         atomic_write_text(save_chain, result.chain.to_json(), force=force, protect=[src])
     if report:
         atomic_write_text(report, json.dumps(doc, indent=2, allow_nan=False) + "\n", force=force, protect=[src])
         atomic_write_text(html_path_for(report), render_html(doc), force=force, protect=[src])
-    print(format_summary(doc, title=title or src))
-    return doc
+    return result, doc
+
+
+# --- revise -------------------------------------------------------------------------------------
+
+def cmd_revise(args: argparse.Namespace) -> int:
+    from dsp.errors import ParameterError
+    from dsp.presets import delivery
+    from dsp.revise import revise_chain
+
+    from . import session as sess
+
+    doc = sess.load(args.session)
+    if args.list:
+        for v in doc["versions"]:
+            said = f'"{v["words"]}"' if v["words"] else "first master"
+            print(f"v{v['version']}: {said} -> {v['output']} ({v['integrated_lufs']:.1f} LUFS, "
+                  f"{v['true_peak_dbtp']:.2f} dBTP)")
+            for c in v["changes"]:
+                print(f"      {c}")
+        return 0
+    if (args.words is None) == (args.render is None):
+        raise ParameterError("say what to change in words, or --render N to render a version again (not both)")
+    src = doc["input"]
+    dlv = doc["delivery"]
+    fmt = dlv.get("bit_format", "wav24")
+    first_out = Path(doc["versions"][0]["output"])
+    if args.render is not None:
+        entry = sess.version(doc, args.render)
+        dst = args.output or str(first_out.with_name(f"{first_out.stem}.v{entry['version']}.render{first_out.suffix}"))
+        _check_destinations([dst], inputs=[src], force=args.force)
+        d = delivery(dlv["preset"], target_lufs=entry["target_lufs"], ceiling_dbtp=dlv["ceiling_dbtp"])
+        _, report = render_and_write(src, dst, d, fmt=fmt, force=args.force, progress_flag=args.progress,
+                                     chain=sess.load_chain(args.session, entry))
+        print(format_summary(report, title=f"{args.session} v{entry['version']}"))
+        return 0
+    base = sess.version(doc, args.from_version)
+    revision = revise_chain(sess.load_chain(args.session, base), args.words)
+    n = max(v["version"] for v in doc["versions"]) + 1
+    dst = args.output or str(first_out.with_name(f"{first_out.stem}.v{n}{first_out.suffix}"))
+    _check_destinations([dst], inputs=[src], force=args.force)
+    target = base["target_lufs"] + revision.loudness_change_lu
+    d = delivery(dlv["preset"], target_lufs=target, ceiling_dbtp=dlv["ceiling_dbtp"])
+    result, report = render_and_write(src, dst, d, fmt=fmt, force=args.force, progress_flag=args.progress,
+                                      planned=revision.chain)
+    n = sess.add_version(args.session, doc, chain_json=result.chain.to_json(), output=dst, words=args.words,
+                         changes=list(revision.changes), after=report["after"], target_lufs=target,
+                         parent=base["version"])
+    print(f"v{n} from v{base['version']}: \"{args.words}\"")
+    for c in revision.changes:
+        print(f"  {c}")
+    print(format_summary(report, title=f"{args.session} v{n}"))
+    return 0
 
 
 def format_summary(doc: dict[str, Any], *, title: str) -> str:
@@ -277,8 +361,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_master(
         str(mix_path), str(master_path), fmt="wav24", preset="streaming", lufs=None, ceiling=None,
         chain_path=None, save_chain=str(out / "chain.json"), report=str(out / "report.json"), force=True,
-        progress_flag=args.progress, bits_given=True, title=str(mix_path),
+        progress_flag=args.progress, bits_given=True, title=str(mix_path), session=str(out / "master.session"),
     )
+    print(f'revise it in words: reamaster revise {out / "master.session"} "brighter, a bit less squashed"')
     return 0
 
 

@@ -1,0 +1,109 @@
+"""Mastering sessions: the history of a master, one chain per version, kept beside the output.
+
+A session folder (``<output stem>.session/``) holds ``session.json`` and ``chain-vN.json`` for
+every version: the input it was made from, the delivery, the words that made each revision and
+what they changed. Any version can be rendered again from its chain. Files are written
+atomically; nothing in a session is ever overwritten except ``session.json`` itself, which only
+grows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+SESSION_FORMAT = "reamaster.session"
+SESSION_VERSION = 1
+
+
+def session_dir_for(output: str | os.PathLike) -> Path:
+    p = Path(output)
+    return p.with_name(p.stem + ".session")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def create(folder: Path, *, input_path: str, output: str, delivery: dict[str, Any], chain_json: str,
+           after: dict[str, Any], force: bool) -> Path:
+    """Start a session with version 1. An existing session is replaced only with ``force``."""
+    from dsp.audio_io import atomic_write_text
+    from dsp.errors import OutputExistsError
+
+    if folder.exists() and not force:
+        raise OutputExistsError(f"the session {folder} already exists; use --force to start it again")
+    if folder.exists():
+        for old in folder.glob("chain-v*.json"):
+            old.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "chain-v1.json", chain_json, force=True)
+    doc = {
+        "format": SESSION_FORMAT, "version": SESSION_VERSION,
+        "input": str(Path(input_path).resolve()),
+        "delivery": delivery,
+        "versions": [_entry(1, str(Path(output).resolve()), None, [], after, delivery["target_lufs"])],
+    }
+    atomic_write_text(folder / "session.json", json.dumps(doc, indent=2) + "\n", force=True)
+    return folder
+
+
+def _entry(n: int, output: str, words: str | None, changes: list[str], after: dict[str, Any],
+           target_lufs: float, parent: int | None = None) -> dict[str, Any]:
+    return {"version": n, "parent": parent, "chain": f"chain-v{n}.json", "output": output, "words": words,
+            "changes": changes, "target_lufs": target_lufs, "created": _now(),
+            "integrated_lufs": after.get("integrated_lufs"), "true_peak_dbtp": after.get("true_peak_dbtp")}
+
+
+def load(folder: str | os.PathLike) -> dict[str, Any]:
+    from dsp.errors import ChainError, FileMissingError
+
+    path = Path(folder) / "session.json"
+    if not path.is_file():
+        raise FileMissingError(f"no ReaMaster session at {folder} (expected {path})")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ChainError(f"the session file {path} cannot be read ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != SESSION_FORMAT or doc.get("version") != SESSION_VERSION:
+        raise ChainError(f"{path} is not a ReaMaster session of version {SESSION_VERSION}")
+    if not doc.get("versions"):
+        raise ChainError(f"the session {folder} has no versions")
+    return doc
+
+
+def version(doc: dict[str, Any], n: int | None) -> dict[str, Any]:
+    from dsp.errors import ParameterError
+
+    if n is None:
+        return doc["versions"][-1]
+    for v in doc["versions"]:
+        if v["version"] == n:
+            return v
+    have = ", ".join(str(v["version"]) for v in doc["versions"])
+    raise ParameterError(f"the session has no version {n} (it has {have})")
+
+
+def load_chain(folder: str | os.PathLike, entry: dict[str, Any]):
+    from dsp.chain import Chain
+    from dsp.errors import FileMissingError
+
+    path = Path(folder) / entry["chain"]
+    if not path.is_file():
+        raise FileMissingError(f"the chain of version {entry['version']} is missing: {path}")
+    return Chain.from_json(path.read_text(encoding="utf-8"))
+
+
+def add_version(folder: str | os.PathLike, doc: dict[str, Any], *, chain_json: str, output: str, words: str,
+                changes: list[str], after: dict[str, Any], target_lufs: float, parent: int) -> int:
+    from dsp.audio_io import atomic_write_text
+
+    n = max(v["version"] for v in doc["versions"]) + 1
+    folder = Path(folder)
+    atomic_write_text(folder / f"chain-v{n}.json", chain_json, force=False)
+    doc["versions"].append(_entry(n, str(Path(output).resolve()), words, changes, after, target_lufs, parent))
+    atomic_write_text(folder / "session.json", json.dumps(doc, indent=2) + "\n", force=True)
+    return n
