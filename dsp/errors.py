@@ -94,6 +94,12 @@ class ParameterError(ReaMasterError):
     code = "bad_parameter"
 
 
+class ProfileError(ParameterError):
+    """A style profile file is malformed, of an unknown version or names an unknown style."""
+
+    code = "bad_profile"
+
+
 class ChainError(ReaMasterError):
     """A chain document is malformed, of an unknown version or names an unknown processor."""
 

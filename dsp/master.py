@@ -60,12 +60,65 @@ def _region_deviation(dev: np.ndarray, freqs: np.ndarray, lo: float, hi: float) 
     return float(np.mean(dev[sel])) if sel.any() else 0.0
 
 
-def plan_chain(a: Analysis, d: Delivery) -> Chain:
-    """A first, rule-based chain for the measured mix and the delivery target.
+INTENSITIES = ("gentle", "balanced", "loud")
+
+
+@dataclasses.dataclass(frozen=True)
+class TonalTarget:
+    """What the mix is steered toward: a 1/3-octave shape (level removed) with tolerances, and
+    typical dynamics. The generic one is a balanced master; styles and references supply others."""
+
+    name: str
+    centers_hz: tuple[float, ...]
+    level_db: tuple[float, ...]
+    tolerance_db: tuple[float, ...]
+    plr_db: float = 12.0  # compression is considered above plr_db + 1 dB
+    lra_lu: float = 6.0  # ... or above lra_lu + 3 LU
+
+    def at(self, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shape and tolerance interpolated onto ``freqs`` (log frequency)."""
+        lf = np.log2(np.asarray(self.centers_hz, dtype=float))
+        x = np.log2(np.asarray(freqs, dtype=float))
+        return np.interp(x, lf, self.level_db), np.interp(x, lf, self.tolerance_db)
+
+
+def balanced_target(freqs: np.ndarray) -> TonalTarget:
+    f = np.asarray(freqs, dtype=float)
+    return TonalTarget("balanced master", tuple(f), tuple(balanced_shape_db(f)), tuple(generic_tolerance_db(f)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Intent:
+    """What the artist asked for beyond the delivery target.
+
+    tone_pct, dynamics_pct, width_pct: 0-100 % of the suggested correction applied.
+    intensity: gentle | balanced | loud - how hard the dynamics are worked (not the loudness).
+    loudness: False keeps the level (the limiter only guards the ceiling).
+    target: the tonal target (None = a balanced master).
+    """
+
+    tone_pct: float = 100.0
+    dynamics_pct: float = 100.0
+    width_pct: float = 100.0
+    intensity: str = "balanced"
+    loudness: bool = True
+    target: TonalTarget | None = None
+
+    def __post_init__(self) -> None:
+        from .params import check_choice, check_range
+
+        for name in ("tone_pct", "dynamics_pct", "width_pct"):
+            check_range(name, getattr(self, name), 0.0, 100.0)
+        check_choice("intensity", self.intensity, INTENSITIES)
+
+
+def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
+    """A first, rule-based chain for the measured mix, the delivery target and the intent.
 
     Every stage carries the measurement that caused it (``why``); every correction not made is
     listed with its measurement in ``meta["left_alone"]``.
     """
+    intent = intent or Intent()
     stages: list[Stage] = []
     left_alone: list[str] = []
 
@@ -90,51 +143,74 @@ def plan_chain(a: Analysis, d: Delivery) -> Chain:
     else:
         left_alone.append(f"no subsonic filter: energy below 25 Hz is {bass - sub:.1f} dB under the 50-80 Hz bass")
 
-    # light corrective EQ toward a balanced shape: half of what lies beyond the tolerance,
+    # light corrective EQ toward the target shape: (half of what lies beyond the tolerance) x tone_pct,
     # level removed, fitted as at most six ReaEQ bands
-    stages_eq = corrective_eq(freqs, levels, a.sample_rate, target_db=balanced_shape_db(freqs),
-                              tolerance_db=generic_tolerance_db(freqs), amount=0.5)
+    target = intent.target or balanced_target(freqs)
+    target_db, tolerance_db = target.at(freqs)
+    stages_eq = None
+    if intent.tone_pct > 0:
+        stages_eq = corrective_eq(freqs, levels, a.sample_rate, target_db=target_db, tolerance_db=tolerance_db,
+                                  amount=0.5 * intent.tone_pct / 100.0)
     if stages_eq is not None:
         stages.append(stages_eq)
+    elif intent.tone_pct == 0:
+        left_alone.append("no EQ: tone amount set to 0%")
     else:
-        left_alone.append("no EQ: the tonal balance is within tolerance of a balanced master everywhere")
+        left_alone.append(f"no EQ: the tonal balance is within tolerance of the {target.name} everywhere")
 
-    # glue compression when the mix is very dynamic for its destination
-    if a.plr_db > 13.0 or a.lra_lu > 9.0:
-        ratio = 2.0 if a.plr_db > 17.0 else 1.5
+    # glue compression when the mix is more dynamic than its target
+    plr_excess = a.plr_db - (target.plr_db + 1.0)
+    lra_excess = a.lra_lu - (target.lra_lu + 3.0)
+    push = {"gentle": 0.5, "balanced": 1.0, "loud": 1.5}[intent.intensity] * intent.dynamics_pct / 100.0
+    if (plr_excess > 0 or lra_excess > 0) and push > 0:
+        ratio = round(1.0 + push * min(1.5, 0.5 + 0.15 * max(plr_excess, lra_excess, 0.0)), 2)
         st = a.loudness.short_term_lufs
         st = st[np.isfinite(st)]
         loud_part = float(np.percentile(st, 90)) if st.size else a.integrated_lufs
         # short-term loudness tracks RMS level within a few dB; start compressing just under the loud parts
-        threshold = float(np.clip(loud_part - 2.0, -50.0, -6.0))
+        threshold = float(np.clip(loud_part - 1.0 - 2.0 * push, -50.0, -6.0))
         stages.append(Stage("compressor", CompressorParams(threshold_db=round(threshold, 1), ratio=ratio,
                                                            attack_ms=30.0, release_ms=200.0, knee_db=6.0,
                                                            rms_ms=10.0), label="glue compression",
-                            why=f"PLR {a.plr_db:.1f} dB and LRA {a.lra_lu:.1f} LU: gentle {ratio:g}:1 above "
-                                f"{threshold:.1f} dB so the limiter does less of the work"))
+                            why=f"PLR {a.plr_db:.1f} dB (target about {target.plr_db:g}) and LRA {a.lra_lu:.1f} LU "
+                                f"(target about {target.lra_lu:g}): {ratio:g}:1 above {threshold:.1f} dB so the "
+                                f"limiter does less of the work ({intent.intensity}, dynamics "
+                                f"{intent.dynamics_pct:g}%)"))
+    elif push == 0:
+        left_alone.append("no glue compression: dynamics amount set to 0%")
     else:
-        left_alone.append(f"no glue compression: PLR {a.plr_db:.1f} dB and LRA {a.lra_lu:.1f} LU are already "
-                          "controlled (compression starts above 13 dB PLR or 9 LU LRA)")
+        left_alone.append(f"no glue compression: PLR {a.plr_db:.1f} dB and LRA {a.lra_lu:.1f} LU are within "
+                          f"reach of the target ({target.plr_db:g} dB, {target.lra_lu:g} LU)")
 
     low_side = [r for f, r in zip(freqs, s.side_mid_ratio_db, strict=True) if 30 <= f <= 100]
-    if a.channels == 2 and low_side and max(low_side) > -15.0:
+    if a.channels == 2 and low_side and max(low_side) > -15.0 and intent.width_pct > 0:
         stages.append(Stage("stereo", StereoParams(mono_bass_hz=100.0), label="mono bass",
                             why=f"side energy below 100 Hz only {-max(low_side):.1f} dB under the mid; "
                                 "mono bass keeps vinyl, clubs and phones solid"))
+    elif a.channels == 2 and intent.width_pct == 0:
+        left_alone.append("bass width unchanged: width amount set to 0%")
     elif a.channels == 2:
         left_alone.append(f"bass width unchanged: side energy below 100 Hz is {-max(low_side, default=-120):.1f} dB "
                           "under the mid, already mono enough")
     left_alone.append(f"stereo width unchanged: correlation {s.correlation_overall:.2f}")
 
-    release = 120.0 if a.lra_lu < 5 else 60.0
-    stages.append(Stage("limiter", lim.LimiterParams(threshold_db=0.0, ceiling_dbtp=d.ceiling_dbtp,
+    release = (120.0 if a.lra_lu < 5 else 60.0) * {"gentle": 1.5, "balanced": 1.0, "loud": 0.75}[intent.intensity]
+    if intent.loudness:
+        why = f"target {d.target_lufs:g} LUFS at {d.ceiling_dbtp:g} dBTP ({d.name})"
+        threshold = 0.0
+    else:
+        why = f"loudness left as it is; only guards the {d.ceiling_dbtp:g} dBTP ceiling"
+        threshold = d.ceiling_dbtp  # no drive: peaks above the ceiling are caught, nothing else moves
+    stages.append(Stage("limiter", lim.LimiterParams(threshold_db=threshold, ceiling_dbtp=d.ceiling_dbtp,
                                                      release_ms=release, lookahead_ms=3.0),
-                        label="true-peak limiter",
-                        why=f"target {d.target_lufs:g} LUFS at {d.ceiling_dbtp:g} dBTP ({d.name})"))
+                        label="true-peak limiter", why=why))
     return Chain(tuple(stages), {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp,
                                  "left_alone": left_alone,
-                                 "tonal_target": {"name": "balanced master",
-                                                  "level_db": [round(float(v), 2) for v in balanced_shape_db(freqs)]}})
+                                 "intent": {"tone_pct": intent.tone_pct, "dynamics_pct": intent.dynamics_pct,
+                                            "width_pct": intent.width_pct, "intensity": intent.intensity,
+                                            "loudness": intent.loudness},
+                                 "tonal_target": {"name": target.name,
+                                                  "level_db": [round(float(v), 2) for v in target_db]}})
 
 
 def tonal_deviation_db(freqs: np.ndarray, levels_db: np.ndarray, target_db: np.ndarray) -> np.ndarray:
@@ -331,6 +407,7 @@ def master(
     before: Analysis | None = None,
     progress: ProgressFn | None = None,
     planned: Chain | None = None,
+    intent: Intent | None = None,
 ) -> MasterResult:
     """Master ``(channels, samples)`` audio for ``delivery``.
 
@@ -341,6 +418,8 @@ def master(
     if before is None:
         before = analyze(x, sample_rate)
     iterations = 0
+    if chain is None and intent is not None and not intent.loudness:
+        chain = planned if planned is not None else plan_chain(before, delivery, intent)
     if chain is not None:
         states: list[Any] = []
         out = render(chain, x, sample_rate, states=states,
@@ -348,7 +427,7 @@ def master(
         final_chain = chain
     else:
         if planned is None:
-            planned = plan_chain(before, delivery)
+            planned = plan_chain(before, delivery, intent)
         lim_stage = planned.find("limiter")
         if lim_stage is None:
             raise ChainError("a planned chain must end in a limiter to converge on the loudness target")
