@@ -112,6 +112,12 @@ class TargetUnreachableError(ReaMasterError):
     code = "target_unreachable"
 
 
+class CodecError(ReaMasterError):
+    """A lossy encoder or decoder used for the codec-safety check failed."""
+
+    code = "codec_failed"
+
+
 class CancelledError(ReaMasterError):
     """A job was cancelled through its progress callback."""
 

@@ -51,8 +51,9 @@ class MasterResult:
     chain: Chain
     before: Analysis
     after: Analysis
-    limiter: dict[str, float]
+    limiter: dict[str, Any]
     iterations: int
+    codec_checks: tuple[Any, ...] = ()  # dsp.codecs.CodecCheck of the delivered audio, when checked
 
 
 def _region_deviation(dev: np.ndarray, freqs: np.ndarray, lo: float, hi: float) -> float:
@@ -82,6 +83,40 @@ class TonalTarget:
         return np.interp(x, lf, self.level_db), np.interp(x, lf, self.tolerance_db)
 
 
+# Measured style profiles come from lightly mastered game music; their dynamics are guidance for
+# the shape of the decision, not targets to compress toward.
+_MAX_TARGET_PLR_DB, _MAX_TARGET_LRA_LU = 12.0, 8.0
+
+
+def style_target(a: Analysis, style: str | None = None) -> tuple[TonalTarget, dict[str, Any]]:
+    """The tonal target for ``style``: a built-in style name, a profile JSON path, or None/"auto"
+    (classify the mix and blend the nearest styles by confidence). Also says what was heard."""
+    from . import profiles, style as style_model
+
+    if style in (None, "", "auto"):
+        guess = style_model.classify(a)
+        prof = style_model.blend_profiles(guess)
+        info = {"style": "auto", "heard": guess.style, "confidence": round(guess.confidence, 2),
+                "probabilities": {k: round(v, 3) for k, v in sorted(guess.probabilities.items())}}
+        name = f"{guess.style} profile (auto, {guess.confidence:.0%} sure)"
+    elif style in profiles.builtin_names():
+        prof = profiles.load_builtin(style)
+        info = {"style": style, "source": prof.source}
+        name = f"{style} profile"
+    else:
+        prof = profiles.load_profile(style)
+        info = {"style": prof.name, "file": str(style), "source": prof.source}
+        name = f"{prof.name} profile"
+    f = np.asarray(prof.centers_hz, dtype=float)
+    # A profile's spread across its tracks says how much songs differ, not where a problem starts:
+    # never let it be more than 1 dB wider than the generic tolerance.
+    tolerance = np.minimum(np.asarray(prof.tolerance_db, dtype=float), generic_tolerance_db(f) + 1.0)
+    target = TonalTarget(name, tuple(float(v) for v in f), tuple(float(v) for v in prof.level_db),
+                         tuple(float(v) for v in tolerance), plr_db=min(prof.plr_db, _MAX_TARGET_PLR_DB),
+                         lra_lu=min(prof.lra_lu, _MAX_TARGET_LRA_LU))
+    return target, info
+
+
 def balanced_target(freqs: np.ndarray) -> TonalTarget:
     f = np.asarray(freqs, dtype=float)
     return TonalTarget("balanced master", tuple(f), tuple(balanced_shape_db(f)), tuple(generic_tolerance_db(f)))
@@ -93,7 +128,7 @@ class Intent:
 
     tone_pct, dynamics_pct, width_pct: 0-100 % of the suggested correction applied.
     intensity: gentle | balanced | loud - how hard the dynamics are worked (not the loudness).
-    loudness: False keeps the level (the limiter only guards the ceiling).
+    loudness: False keeps the mix's integrated loudness (the limiter only guards the ceiling).
     target: the tonal target (None = a balanced master).
     """
 
@@ -103,6 +138,7 @@ class Intent:
     intensity: str = "balanced"
     loudness: bool = True
     target: TonalTarget | None = None
+    style_info: dict[str, Any] = dataclasses.field(default_factory=dict)  # what style was heard or chosen
 
     def __post_init__(self) -> None:
         from .params import check_choice, check_range
@@ -197,15 +233,15 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
     release = (120.0 if a.lra_lu < 5 else 60.0) * {"gentle": 1.5, "balanced": 1.0, "loud": 0.75}[intent.intensity]
     if intent.loudness:
         why = f"target {d.target_lufs:g} LUFS at {d.ceiling_dbtp:g} dBTP ({d.name})"
-        threshold = 0.0
     else:
-        why = f"loudness left as it is; only guards the {d.ceiling_dbtp:g} dBTP ceiling"
-        threshold = d.ceiling_dbtp  # no drive: peaks above the ceiling are caught, nothing else moves
-    stages.append(Stage("limiter", lim.LimiterParams(threshold_db=threshold, ceiling_dbtp=d.ceiling_dbtp,
+        why = (f"keeps the mix's own loudness ({a.integrated_lufs:.1f} LUFS) and guards the "
+               f"{d.ceiling_dbtp:g} dBTP ceiling")
+    stages.append(Stage("limiter", lim.LimiterParams(threshold_db=0.0, ceiling_dbtp=d.ceiling_dbtp,
                                                      release_ms=release, lookahead_ms=3.0),
                         label="true-peak limiter", why=why))
     return Chain(tuple(stages), {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp,
                                  "left_alone": left_alone,
+                                 "style": intent.style_info or {"style": "none", "target": target.name},
                                  "intent": {"tone_pct": intent.tone_pct, "dynamics_pct": intent.dynamics_pct,
                                             "width_pct": intent.width_pct, "intensity": intent.intensity,
                                             "loudness": intent.loudness},
@@ -253,6 +289,9 @@ def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *,
                  max_bands=max_bands, max_gain_db=max_gain_db, min_bw_oct=0.5)
     if not fit.eq.bands:
         return None
+    from .eqfit import band_response_db
+
+    net_db = band_response_db(fit.eq, sample_rate, freqs)
     reasons = []
     for b in fit.eq.bands:
         if b.type == "low_shelf":
@@ -263,8 +302,9 @@ def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *,
             region = np.abs(np.log2(freqs / b.freq_hz)) <= max(b.bw_oct or 1.0, 1 / 3) / 2
             where = f"around {b.freq_hz:g} Hz"
         measured = float(np.mean(smooth[region])) if region.any() else 0.0
-        reasons.append(f"{b.type.replace('_', ' ')} {b.freq_hz:g} Hz {b.gain_db:+.1f} dB "
-                       f"(measured {measured:+.1f} dB from the target {where})")
+        net = float(np.mean(net_db[region])) if region.any() else b.gain_db
+        reasons.append(f"{b.type.replace('_', ' ')} {b.freq_hz:g} Hz {b.gain_db:+.1f} dB (mix {measured:+.1f} dB "
+                       f"from the target {where}; the whole EQ moves it {net:+.1f} dB)")
     return Stage("eq", fit.eq, label="corrective EQ", why="; ".join(reasons))
 
 
@@ -418,8 +458,8 @@ def master(
     if before is None:
         before = analyze(x, sample_rate)
     iterations = 0
-    if chain is None and intent is not None and not intent.loudness:
-        chain = planned if planned is not None else plan_chain(before, delivery, intent)
+    if intent is not None and not intent.loudness:
+        delivery = dataclasses.replace(delivery, target_lufs=float(before.integrated_lufs))
     if chain is not None:
         states: list[Any] = []
         out = render(chain, x, sample_rate, states=states,

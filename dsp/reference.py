@@ -22,7 +22,7 @@ from .analysis import Analysis, analyze
 from .chain import Chain, Stage
 from .eqfit import fit_graphic_eq
 from .errors import ParameterError
-from .master import MasterResult, master, plan_chain, tonal_deviation_db
+from .master import Intent, MasterResult, master, plan_chain, tonal_deviation_db
 from .presets import Delivery
 
 TONAL_BAND_LO_HZ, TONAL_BAND_HI_HZ = 40.0, 16000.0
@@ -72,6 +72,7 @@ def master_to_reference(
     refine_steps: int = 2,
     before: Analysis | None = None,
     progress: Callable[[str, float], Any] | None = None,
+    intent: Intent | None = None,
 ) -> tuple[MasterResult, float]:
     """Master ``x`` toward the reference; returns the result and its tonal error (dB).
 
@@ -85,7 +86,7 @@ def master_to_reference(
     f = target.centers_hz
     n = len(f)
     levels = np.asarray(a.spectrum.level_db, dtype=float)[:n]
-    base = plan_chain(a, d)
+    base = plan_chain(a, d, intent)
     # The target the EQ must reach: the mix's shape moved tone_pct of the way to the reference.
     goal = levels + (tone_pct / 100.0) * -tonal_deviation_db(f, levels, target.level_db)
     eq_target = goal  # what the EQ is fitted to, corrected after each measurement
@@ -103,7 +104,7 @@ def master_to_reference(
                     f"({tone_pct:g}% of the difference; {len(fit.eq.bands)} third-octave bands, "
                     f"fit within {fit.rms_error_db:.2f} dB RMS)"))
             chain = dataclasses.replace(chain, stages=tuple(stages))
-        planned = master(x, sample_rate, d, chain=None, before=a, progress=progress, planned=chain)
+        planned = master(x, sample_rate, d, chain=None, before=a, progress=progress, planned=chain, intent=intent)
         err = tonal_error_db(planned.after, goal)
         if best is None or err < best[1]:
             best = (planned, err)

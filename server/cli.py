@@ -41,6 +41,23 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--preset", choices=PRESET_NAMES, default=None, help="delivery target (default: streaming)")
     m.add_argument("--lufs", type=float, default=None, help="integrated loudness target, LUFS (overrides the preset)")
     m.add_argument("--ceiling", type=float, default=None, help="true-peak ceiling, dBTP (overrides the preset)")
+    m.add_argument("--style", default="auto",
+                   help="tonal target: auto (classify the mix; default), a built-in style "
+                        "(orchestral, electronic, ambient, rock, pop, hiphop) or a profile JSON")
+    m.add_argument("--reference", nargs="+", default=None, metavar="REF",
+                   help="match the tonal balance and loudness of these reference tracks")
+    m.add_argument("--intensity", choices=("gentle", "balanced", "loud"), default="balanced",
+                   help="how hard the dynamics are worked (not the loudness target)")
+    m.add_argument("--tone", type=float, default=100.0, metavar="PCT", help="percent of the suggested EQ applied")
+    m.add_argument("--dynamics", type=float, default=100.0, metavar="PCT",
+                   help="percent of the suggested compression applied")
+    m.add_argument("--width", type=float, default=100.0, metavar="PCT",
+                   help="percent of the suggested width correction applied")
+    m.add_argument("--no-loudness", dest="loudness", action="store_false",
+                   help="keep the mix's loudness; the limiter only guards the ceiling")
+    m.add_argument("--codec-safe", action="store_true",
+                   help="encode to MP3 320, Vorbis and Opus, and lower the ceiling until every decoded "
+                        "version stays at or under -0.5 dBTP")
     m.add_argument("--chain", default=None, help="render this chain JSON instead of deciding one")
     m.add_argument("--save-chain", default=None, help="write the chain used as JSON")
     m.add_argument("--report", default=None,
@@ -61,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", default=None, help="output file (default: <first output>.vN.wav)")
     r.add_argument("--force", action="store_true", help="overwrite an existing output file (never the input)")
     _progress_flags(r)
+
+    pr = sub.add_parser("profile", help="style profiles: reamaster profile build DIR -o my.json")
+    prs = pr.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
+    pb = prs.add_parser("build", help="learn a tonal/dynamics profile from a folder of reference tracks")
+    pb.add_argument("folder")
+    pb.add_argument("-o", "--output", required=True, help="profile JSON to write")
+    pb.add_argument("--name", default=None, help="the profile's name (default: the folder's name)")
+    pb.add_argument("--force", action="store_true", help="overwrite an existing profile file")
+    prs.add_parser("list", help="list the built-in styles and where they come from")
 
     d = sub.add_parser("demo", help="master the embedded demo mix into out/demo/")
     d.add_argument("--out", default="out/demo",
@@ -95,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "revise":
             return cmd_revise(args)
+        if args.command == "profile":
+            return cmd_profile(args)
     except ReaMasterError as err:
         return _fail(err)
     except KeyboardInterrupt:
@@ -190,18 +218,35 @@ def cmd_master(args: argparse.Namespace) -> int:
     session = None if args.no_session else str(session_dir_for(args.output))
     _check_destinations([args.output, args.save_chain, args.report, html_path_for(args.report), session],
                         inputs=[args.file], force=args.force)
+    for p in args.reference or []:
+        if not os.path.exists(p):
+            from dsp.errors import FileMissingError
+
+            raise FileMissingError(f"reference file not found: {p}")
+    choices = {"style": args.style, "references": args.reference, "tone_pct": args.tone,
+               "dynamics_pct": args.dynamics, "width_pct": args.width, "intensity": args.intensity,
+               "loudness": args.loudness, "codec_safe": args.codec_safe}
+    Intent_check(choices)
     run_master(
         args.file, args.output, fmt=fmt, preset=args.preset, lufs=args.lufs, ceiling=args.ceiling,
         chain_path=args.chain, save_chain=args.save_chain, report=args.report, force=args.force,
-        progress_flag=args.progress, bits_given=args.bits is not None, session=session,
+        progress_flag=args.progress, bits_given=args.bits is not None, session=session, choices=choices,
     )
     return 0
+
+
+def Intent_check(choices: dict[str, Any]) -> None:  # noqa: N802 - validates before any work
+    from dsp.master import Intent
+
+    Intent(tone_pct=choices["tone_pct"], dynamics_pct=choices["dynamics_pct"], width_pct=choices["width_pct"],
+           intensity=choices["intensity"], loudness=choices["loudness"])
 
 
 def run_master(
     src: str, dst: str, *, fmt: str, preset: str | None, lufs: float | None, ceiling: float | None,
     chain_path: str | None, save_chain: str | None, report: str | None, force: bool,
     progress_flag: bool | None, bits_given: bool, title: str | None = None, session: str | None = None,
+    choices: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from dsp.audio_io import output_format_for
     from dsp.chain import Chain
@@ -221,7 +266,7 @@ def run_master(
             raise ChainError(f"cannot read chain file {chain_path}: {exc}") from None
         chain = Chain.from_json(text)
     result, doc = render_and_write(src, dst, d, fmt=fmt, force=force, progress_flag=progress_flag, chain=chain,
-                                   save_chain=save_chain, report=report)
+                                   save_chain=save_chain, report=report, choices=choices)
     if session:
         from .session import create
 
@@ -233,9 +278,10 @@ def run_master(
 
 def render_and_write(src: str, dst: str, d: Any, *, fmt: str, force: bool, progress_flag: bool | None,
                      chain: Any = None, planned: Any = None, save_chain: str | None = None,
-                     report: str | None = None) -> tuple[Any, dict[str, Any]]:
-    """Read, master (rendering ``chain`` as is, or converging ``planned`` / a new plan), write the
-    audio and the optional chain and report files; returns the result and the report."""
+                     report: str | None = None, choices: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Read, master (rendering ``chain`` as is, or converging ``planned`` / a new plan made from
+    ``choices``: style, references and amounts), write the audio and the optional chain and report
+    files; returns the result and the report."""
     from dsp.audio_io import atomic_write_text, check_audio, read_audio, write_audio
     from dsp.master import master
 
@@ -249,7 +295,7 @@ def render_and_write(src: str, dst: str, d: Any, *, fmt: str, force: bool, progr
     bar = ProgressBar(enabled=bool(show))
     try:
         bar("analysing", 0.0)
-        result = master(x, sr, d, chain=chain, planned=planned, progress=bar)
+        result = decide_and_master(x, sr, d, chain=chain, planned=planned, choices=choices, progress=bar)
         bar("writing", 1.0)
     finally:
         bar.close()
@@ -261,6 +307,81 @@ def render_and_write(src: str, dst: str, d: Any, *, fmt: str, force: bool, progr
         atomic_write_text(report, json.dumps(doc, indent=2, allow_nan=False) + "\n", force=force, protect=[src])
         atomic_write_text(html_path_for(report), render_html(doc), force=force, protect=[src])
     return result, doc
+
+
+def decide_and_master(x: Any, sr: int, d: Any, *, chain: Any = None, planned: Any = None,
+                      choices: dict[str, Any] | None = None, progress: Any = None) -> Any:
+    """The decision path shared by the CLI and the server: style or references, amounts, master."""
+    from dsp.master import master
+
+    if chain is not None or planned is not None or not choices:
+        return master(x, sr, d, chain=chain, planned=planned, progress=progress)
+    result = _decide(x, sr, d, choices, progress)
+    return make_codec_safe(x, sr, d, result, progress) if choices.get("codec_safe") else result
+
+
+def make_codec_safe(x: Any, sr: int, d: Any, result: Any, progress: Any = None) -> Any:
+    """Lower the limiter's ceiling until MP3/Vorbis/Opus decodes stay <= -0.5 dBTP; keep the checks."""
+    import dataclasses
+
+    from dsp.codecs import codec_safe_master
+    from dsp.master import master
+
+    results = {d.ceiling_dbtp: result}
+
+    def render(ceiling: float) -> Any:
+        if ceiling not in results:
+            lim = result.chain.find("limiter")
+            chain = result.chain.replace_stage("limiter", dataclasses.replace(
+                lim, params=dataclasses.replace(lim.params, ceiling_dbtp=ceiling),
+                why=lim.why + f"; ceiling lowered to {ceiling:.2f} dBTP so lossy decodes stay under -0.5 dBTP"))
+            results[ceiling] = master(x, sr, dataclasses.replace(d, ceiling_dbtp=ceiling), planned=chain,
+                                      before=result.before, progress=progress)
+        return results[ceiling].audio
+
+    _, used, checks = codec_safe_master(render, sr, d.ceiling_dbtp)
+    return dataclasses.replace(results[used], codec_checks=tuple(checks))
+
+
+def _decide(x: Any, sr: int, d: Any, choices: dict[str, Any], progress: Any) -> Any:
+    from dsp.analysis import analyze
+    from dsp.master import Intent, master, style_target
+
+    a = analyze(x, sr)
+    amounts = dict(tone_pct=choices.get("tone_pct", 100.0), dynamics_pct=choices.get("dynamics_pct", 100.0),
+                   width_pct=choices.get("width_pct", 100.0), intensity=choices.get("intensity", "balanced"),
+                   loudness=choices.get("loudness", True))
+    if choices.get("references"):
+        from dsp.audio_io import read_audio
+        from dsp.reference import master_to_reference, reference_target
+
+        refs = []
+        for p in choices["references"]:
+            rx, rsr = read_audio(p)
+            refs.append(analyze(rx, rsr))
+        target = reference_target(refs, tuple(Path(p).name for p in choices["references"]))
+        result, _ = master_to_reference(x, sr, target, d, tone_pct=amounts["tone_pct"],
+                                        match_loudness=amounts["loudness"], before=a, progress=progress,
+                                        intent=Intent(**{**amounts, "loudness": True}))
+        return result
+    target, info = style_target(a, choices.get("style"))
+    return master(x, sr, d, before=a, progress=progress, intent=Intent(**amounts, target=target, style_info=info))
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from dsp import profiles
+
+    if args.profile_command == "list":
+        for name in profiles.builtin_names():
+            p = profiles.load_builtin(name)
+            print(f"{name:12} {p.n_tracks:3d} tracks  {p.source}")
+        return 0
+    _check_destinations([args.output], inputs=[], force=args.force)
+    prof = profiles.build_profile_from_folder(args.folder, name=args.name)
+    profiles.save_profile(prof, args.output, force=args.force)
+    print(f"profile {prof.name!r} from {prof.n_tracks} tracks -> {args.output} "
+          f"(LRA {prof.lra_lu:.1f} LU, PLR {prof.plr_db:.1f} dB)")
+    return 0
 
 
 # --- revise -------------------------------------------------------------------------------------
@@ -335,6 +456,14 @@ def format_summary(doc: dict[str, Any], *, title: str) -> str:
     for st in doc["chain"]["stages"]:
         if st["enabled"]:
             out.append(f"    - {st['label'] or st['kind']}: {st['why'] or _describe(st)}")
+    codecs = doc.get("codecs") or []
+    if codecs:
+        out.append("  after lossy encoding: " + ", ".join(
+            f"{c['codec']} {c['true_peak_dbtp']:+.2f} dBTP" for c in codecs))
+    plays = [p for p in doc.get("platforms") or [] if p["mode"] in ("normal", "sound check", "default")]
+    if plays:
+        out.append("  plays at: " + ", ".join(f"{p['platform']} {p['playback_lufs']:.1f} LUFS ({p['gain_db']:+.1f} dB)"
+                                             for p in plays))
     lim = doc.get("limiter") or {}
     if lim:
         out.append(f"  limiter: up to {lim.get('max_reduction_db', 0):.1f} dB of reduction, "

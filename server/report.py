@@ -54,9 +54,12 @@ def loudness_matched_check(before: dict[str, Any], after: dict[str, Any], chain:
 
 def build_report(src: str, dst: str, d: Any, result: Any, written: Any) -> dict[str, Any]:
     """The JSON report of a mastering run (``result`` is a dsp.master.MasterResult)."""
+    from dsp.platforms import platform_preview
+
     before = result.before.to_dict(series=True)
     after = result.after.to_dict(series=True)
     chain = result.chain.to_dict()
+    platforms = [p.to_dict() for p in platform_preview(result.after.integrated_lufs, result.after.true_peak_dbtp)]
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -74,6 +77,8 @@ def build_report(src: str, dst: str, d: Any, result: Any, written: Any) -> dict[
         "chain": chain,
         "left_alone": list((chain.get("meta") or {}).get("left_alone", [])),
         "comparison": loudness_matched_check(before, after, chain),
+        "platforms": platforms,
+        "codecs": [c.to_dict() for c in getattr(result, "codec_checks", ())],
     }
 
 
@@ -142,6 +147,26 @@ def _series(values: list[float | None], hop_s: float) -> list[tuple[float, float
     return [(i * hop_s, v) for i, v in enumerate(values) if v is not None and v > -70]
 
 
+def _platform_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td>{html.escape(r['platform'])}</td><td>{html.escape(r['mode'])}</td>"
+        f"<td>{r['gain_db']:+.1f} dB</td><td>{r['playback_lufs']:.1f} LUFS</td>"
+        f"<td>{html.escape(r.get('note', ''))}</td></tr>" for r in rows)
+    return ("<table><tr><th>platform</th><th>mode</th><th>playback gain</th><th>plays at</th><th></th></tr>"
+            f"{body}</table>")
+
+
+def _codec_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p>Codec check not run (use <code>--codec-safe</code>).</p>"
+    body = "".join(f"<tr><td>{html.escape(r['codec'])}</td><td>{r['bitrate_kbps']:.0f} kbps</td>"
+                   f"<td>{r['true_peak_dbtp']:+.2f} dBTP</td><td>{r['overshoot_db']:+.2f} dB</td></tr>" for r in rows)
+    return ("<h3>After lossy encoding</h3><table><tr><th>codec</th><th>bitrate</th><th>decoded true peak</th>"
+            f"<th>overshoot</th></tr>{body}</table>")
+
+
 def render_html(report: dict[str, Any]) -> str:
     b, a = report["before"], report["after"]
     d = report["delivery"]
@@ -191,6 +216,8 @@ Delivery: {html.escape(d['preset'])}, {d['target_lufs']:g} LUFS at {d['ceiling_d
 {row('max short-term', 'max_short_term_lufs', 'LUFS')}</table>
 <h2>What was done</h2><ol>{stages}</ol>
 <h2>What was left alone</h2><ul>{alone}</ul>
+<h2>What listeners will hear</h2>{_platform_table(report.get("platforms", []))}
+{_codec_table(report.get("codecs", []))}
 <h2>Tonal balance</h2>{spec_svg}
 <h2>Loudness over time</h2>{loud_svg}
 <h2>Limiter</h2><p>Up to {lim.get('max_reduction_db', 0):.1f} dB of gain reduction, limiting

@@ -166,3 +166,62 @@ def test_demo_command(tmp_path):
     doc = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert abs(doc["after"]["integrated_lufs"] + 14.0) <= 0.2 and doc["after"]["true_peak_dbtp"] <= -1.0
     assert "before" in r.stdout and "after" in r.stdout
+
+
+def test_style_reference_amounts_and_codec_safe(mix, tmp_path):
+    # A built-in style is named in the chain and the report.
+    r = run("master", str(mix), "-o", str(tmp_path / "pop.wav"), "--style", "pop", "--report", str(tmp_path / "p.json"),
+            "--no-session")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert doc["chain"]["meta"]["style"]["style"] == "pop" and doc["comparison"]["target"] == "pop profile"
+    # Auto style says what it heard and how sure it is.
+    r = run("master", str(mix), "-o", str(tmp_path / "auto.wav"), "--report", str(tmp_path / "a.json"), "--no-session")
+    style = json.loads((tmp_path / "a.json").read_text())["chain"]["meta"]["style"]
+    assert style["style"] == "auto" and 0 < style["confidence"] <= 1 and style["heard"] in style["probabilities"]
+    # A reference sets the loudness target; amounts of 0 switch the corrections off.
+    ref = tmp_path / "ref.wav"
+    sf.write(ref, (demo_mix(SR, seconds=12.0) * 2.0).T, SR, subtype="FLOAT")
+    r = run("master", str(mix), "-o", str(tmp_path / "ref_m.wav"), "--reference", str(ref), "--dynamics", "0",
+            "--report", str(tmp_path / "r.json"), "--no-session")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["chain"]["meta"]["reference"] == ["ref.wav"]
+    assert abs(doc["after"]["integrated_lufs"] - doc["chain"]["meta"]["reference_lufs"]) <= 0.2
+    assert "compressor" not in [s["kind"] for s in doc["chain"]["stages"]]
+    # Loudness off: the level stays, the ceiling is still guarded.
+    r = run("master", str(mix), "-o", str(tmp_path / "keep.wav"), "--no-loudness", "--report", str(tmp_path / "k.json"),
+            "--no-session")
+    doc = json.loads((tmp_path / "k.json").read_text())
+    assert abs(doc["after"]["integrated_lufs"] - doc["before"]["integrated_lufs"]) < 1.0
+    assert doc["after"]["true_peak_dbtp"] <= -1.0
+    # Codec-safe: every decoded version at or under -0.5 dBTP, listed in the report.
+    r = run("master", str(mix), "-o", str(tmp_path / "cs.wav"), "--preset", "club", "--codec-safe",
+            "--report", str(tmp_path / "c.json"), "--no-session")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert {c["codec"] for c in doc["codecs"]} == {"mp3_320", "vorbis_320", "opus_160"}
+    assert all(c["true_peak_dbtp"] <= -0.5 for c in doc["codecs"])
+    assert any(p["platform"] == "spotify" and p["gain_db"] < -5 for p in doc["platforms"])
+
+
+def test_bad_amounts_and_styles_are_refused(mix, tmp_path):
+    for args, code in ((["--tone", "150"], "bad_parameter"), (["--style", "polka"], "file_missing"),
+                       (["--reference", str(tmp_path / "none.wav")], "file_missing")):
+        r = run("master", str(mix), "-o", str(tmp_path / "x.wav"), *args)
+        assert r.returncode == 2 and r.stderr.strip().endswith(f"[{code}]"), (args, r.stderr)
+        assert not (tmp_path / "x.wav").exists()
+
+
+def test_profile_build_and_list(tmp_path):
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    for i in range(3):
+        sf.write(folder / f"t{i}.wav", demo_mix(SR, seconds=6.0, seed=i).T, SR, subtype="PCM_24")
+    r = run("profile", "build", str(folder), "-o", str(tmp_path / "mine.json"), "--name", "mine")
+    assert r.returncode == 0, r.stderr
+    r = run("master", str(folder / "t0.wav"), "-o", str(tmp_path / "m.wav"), "--style", str(tmp_path / "mine.json"),
+            "--report", str(tmp_path / "r.json"), "--no-session")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["chain"]["meta"]["style"]["style"] == "mine"
+    assert "orchestral" in run("profile", "list").stdout
