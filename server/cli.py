@@ -79,6 +79,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="overwrite an existing output file (never the input)")
     _progress_flags(r)
 
+    al = sub.add_parser("album", help="master several tracks as one album: reamaster album A.wav B.wav ... -o DIR")
+    al.add_argument("files", nargs="+")
+    al.add_argument("-o", "--output", required=True, help="folder for the mastered tracks and album.json")
+    al.add_argument("--preset", choices=PRESET_NAMES, default=None)
+    al.add_argument("--lufs", type=float, default=None, help="loudness of the loudest track (overrides the preset)")
+    al.add_argument("--ceiling", type=float, default=None)
+    al.add_argument("--style", default="auto")
+    al.add_argument("--bits", type=int, choices=(16, 24, 32), default=None)
+    al.add_argument("--force", action="store_true")
+    _progress_flags(al)
+
     pr = sub.add_parser("profile", help="style profiles: reamaster profile build DIR -o my.json")
     prs = pr.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
     pb = prs.add_parser("build", help="learn a tonal/dynamics profile from a folder of reference tracks")
@@ -123,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_revise(args)
         if args.command == "profile":
             return cmd_profile(args)
+        if args.command == "album":
+            return cmd_album(args)
     except ReaMasterError as err:
         return _fail(err)
     except KeyboardInterrupt:
@@ -366,6 +379,66 @@ def _decide(x: Any, sr: int, d: Any, choices: dict[str, Any], progress: Any) -> 
         return result
     target, info = style_target(a, choices.get("style"))
     return master(x, sr, d, before=a, progress=progress, intent=Intent(**amounts, target=target, style_info=info))
+
+
+def cmd_album(args: argparse.Namespace) -> int:
+    from dsp.album import master_album
+    from dsp.audio_io import atomic_write_text, check_audio, output_format_for, read_audio, write_audio
+    from dsp.errors import OutputError, ParameterError
+    from dsp.presets import delivery
+
+    from .progress import ProgressBar
+
+    d = delivery(args.preset, target_lufs=args.lufs, ceiling_dbtp=args.ceiling)
+    out = Path(args.output)
+    if not out.is_dir():
+        raise OutputError(f"the album folder {out} does not exist; create it first")
+    stems = [Path(f).stem for f in args.files]
+    if len(set(stems)) != len(stems):
+        raise ParameterError("two album tracks have the same file name; rename one")
+    bits = args.bits or d.bit_depth
+    outputs = [str(out / f"{st}.wav") for st in stems]
+    _check_destinations([*outputs, str(out / "album.json")], inputs=list(args.files), force=args.force)
+    fmt = output_format_for(outputs[0], bits)
+    tracks = []
+    for f in args.files:
+        x, sr = read_audio(f)
+        check_audio(x, sr, what=f)
+        tracks.append((Path(f).stem, x, sr))
+    bar = ProgressBar(enabled=bool(args.progress))
+    try:
+        result = master_album(tracks, d, style=args.style, progress=bar)
+    finally:
+        bar.close()
+    rows = []
+    for t, dst, src in zip(result.tracks, outputs, args.files, strict=True):
+        written = write_audio(dst, t.result.audio, t.result.after.sample_rate, fmt=fmt, force=args.force,
+                              protect=list(args.files))
+        rows.append({"name": t.name, "input": src, "output": dst, "output_format": written.fmt,
+                     "target_lufs": round(t.target_lufs, 2),
+                     "before": {k: t.result.before.to_dict()[k] for k in ("integrated_lufs", "true_peak_dbtp",
+                                                                         "lra_lu", "plr_db")},
+                     "after": {k: t.result.after.to_dict()[k] for k in ("integrated_lufs", "true_peak_dbtp",
+                                                                       "lra_lu", "plr_db")},
+                     "tonal_distance_to_album_target_db": [round(t.distance_before_db, 2),
+                                                           round(t.distance_after_db, 2)],
+                     "limiter": {k: v for k, v in t.result.limiter.items() if k != "trace_db"},
+                     "chain": t.result.chain.to_dict()})
+    spread = result.spread_db()
+    doc = {"format": "reamaster.album", "version": 1,
+           "delivery": {"preset": d.name, "loudest_track_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp},
+           "album_lufs": {"before": round(result.album_lufs_before, 2), "after": round(result.album_lufs_after, 2)},
+           "tonal_spread_db": {"before": round(spread[0], 2), "after": round(spread[1], 2)},
+           "album_target": result.target.name, "style": result.style, "tracks": rows}
+    atomic_write_text(out / "album.json", json.dumps(doc, indent=2, allow_nan=False) + "\n", force=args.force)
+    print(f"album of {len(rows)} tracks -> {out}  ({d.name}: loudest track at {d.target_lufs:g} LUFS, "
+          f"{d.ceiling_dbtp:g} dBTP)")
+    for r in rows:
+        print(f"  {r['name'][:28]:28} {r['before']['integrated_lufs']:7.1f} -> {r['after']['integrated_lufs']:6.1f} LUFS"
+              f"  {r['after']['true_peak_dbtp']:6.2f} dBTP")
+    print(f"  album loudness {doc['album_lufs']['before']:.1f} -> {doc['album_lufs']['after']:.1f} LUFS; "
+          f"tonal spread between tracks {spread[0]:.1f} -> {spread[1]:.1f} dB")
+    return 0
 
 
 def cmd_profile(args: argparse.Namespace) -> int:

@@ -1,0 +1,137 @@
+"""Album mastering: several tracks mastered as one record.
+
+* Loudness is anchored on the loudest track (AES TD1008, Spotify album normalisation): it goes
+  to the delivery target; every other track keeps ``SPREAD_KEPT`` of its loudness difference
+  to it from the mixes, so a ballad stays quieter than the single, a little less so than in
+  the raw mixes, and never more than ``MAX_SPREAD_LU`` under the loudest.
+* Tonal coherence: every track is steered toward one shared target, half the album's own mean
+  shape and half the style target, so the record sounds like one record.
+* One chain style: compression and limiter release are decided once for the album.
+
+Album loudness is measured over all tracks together (their 100-ms loudness blocks pooled),
+as a player's album mode hears them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .analysis import Analysis, analyze
+from .errors import ParameterError
+from .loudness import gated_loudness_of_hops
+from .master import Intent, MasterResult, TonalTarget, master, plan_chain, style_target
+from .presets import Delivery
+
+SPREAD_KEPT = 0.75
+MAX_SPREAD_LU = 8.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AlbumTrack:
+    name: str
+    target_lufs: float
+    result: MasterResult
+    distance_before_db: float  # tonal distance to the shared album target
+    distance_after_db: float
+
+
+@dataclasses.dataclass(frozen=True)
+class AlbumResult:
+    tracks: tuple[AlbumTrack, ...]
+    album_lufs_before: float
+    album_lufs_after: float
+    target: TonalTarget
+    style: dict[str, Any]
+
+    def spread_db(self) -> tuple[float, float]:
+        """Tonal coherence: mean pairwise tonal distance between the tracks, before and after (dB)."""
+        f = np.asarray(self.target.centers_hz, dtype=float)
+        return (tonal_spread_db([t.result.before for t in self.tracks], f),
+                tonal_spread_db([t.result.after for t in self.tracks], f))
+
+
+def tonal_spread_db(analyses: list[Analysis], freqs: np.ndarray) -> float:
+    """Mean over track pairs of the level-removed mean |dB| difference of their shapes, 40 Hz-16 kHz."""
+    sel = (freqs >= 40) & (freqs <= 16000)
+    shapes = [_shape(a, freqs)[sel] for a in analyses]
+    d = [np.mean(np.abs((shapes[i] - shapes[j]) - np.mean(shapes[i] - shapes[j])))
+         for i in range(len(shapes)) for j in range(i + 1, len(shapes))]
+    return float(np.mean(d)) if d else 0.0
+
+
+def _shape(a: Analysis, freqs: np.ndarray) -> np.ndarray:
+    lv = np.interp(np.log2(freqs), np.log2(np.asarray(a.spectrum.centers_hz, dtype=float)),
+                   np.asarray(a.spectrum.level_db, dtype=float))
+    sel = (freqs >= 40) & (freqs <= 16000)
+    return lv - float(np.mean(lv[sel]))
+
+
+def _distance(a: Analysis, target: TonalTarget) -> float:
+    f = np.asarray(target.centers_hz, dtype=float)
+    sel = (f >= 40) & (f <= 16000)
+    d = _shape(a, f)[sel] - np.asarray(target.level_db)[sel]
+    return float(np.mean(np.abs(d - np.mean(d))))
+
+
+def album_targets(loudness_lufs: list[float], target_lufs: float) -> list[float]:
+    """Per-track loudness targets: the loudest at ``target_lufs``, the rest keeping SPREAD_KEPT of
+    their distance to it (at most MAX_SPREAD_LU)."""
+    loudest = max(loudness_lufs)
+    return [target_lufs - min(MAX_SPREAD_LU, SPREAD_KEPT * (loudest - v)) for v in loudness_lufs]
+
+
+def master_album(
+    tracks: list[tuple[str, np.ndarray, int]],
+    delivery: Delivery,
+    *,
+    style: str | None = None,
+    intent: Intent | None = None,
+    progress: Callable[[str, float], Any] | None = None,
+) -> AlbumResult:
+    """Master ``(name, audio, sample_rate)`` tracks as an album; see the module docstring."""
+    if len(tracks) < 2:
+        raise ParameterError("an album needs at least two tracks")
+    names = [t[0] for t in tracks]
+    if len(set(names)) != len(names):
+        raise ParameterError("two album tracks have the same name; rename one")
+    analyses = [analyze(x, sr) for _, x, sr in tracks]
+    # one style for the record: classify every track, use the most confident verdict
+    style_infos = [style_target(a, style) for a in analyses]
+    best = max(range(len(tracks)), key=lambda i: style_infos[i][1].get("confidence", 1.0))
+    style_t, style_info = style_infos[best]
+    f = np.asarray(style_t.centers_hz, dtype=float)
+    album_mean = np.mean([_shape(a, f) for a in analyses], axis=0)
+    shared = dataclasses.replace(
+        style_t, name=f"album target ({style_t.name} and the album's own balance)",
+        level_db=tuple(0.5 * album_mean + 0.5 * np.asarray(style_t.level_db)))
+    base = intent or Intent()
+    shared_intent = dataclasses.replace(base, target=shared, style_info=dict(style_info, album=True))
+    # one chain style: the limiter release and compressor timing decided on the most dynamic track
+    dynamic = max(range(len(tracks)), key=lambda i: analyses[i].plr_db)
+    template = plan_chain(analyses[dynamic], delivery, shared_intent)
+    release = template.find("limiter").params.release_ms
+    targets = album_targets([a.integrated_lufs for a in analyses], delivery.target_lufs)
+    done: list[AlbumTrack] = []
+    for i, ((name, x, sr), a, target) in enumerate(zip(tracks, analyses, targets, strict=True)):
+        d = dataclasses.replace(delivery, target_lufs=target)
+        plan = plan_chain(a, d, shared_intent)
+        lim = plan.find("limiter")
+        plan = plan.replace_stage("limiter", dataclasses.replace(
+            lim, params=dataclasses.replace(lim.params, release_ms=release),
+            why=lim.why + f"; album: {target:.1f} LUFS keeps this track's place against the loudest"))
+        comp = plan.find("compressor")
+        tmpl_comp = template.find("compressor")
+        if comp is not None and tmpl_comp is not None:
+            plan = plan.replace_stage("compressor", dataclasses.replace(comp, params=dataclasses.replace(
+                comp.params, attack_ms=tmpl_comp.params.attack_ms, release_ms=tmpl_comp.params.release_ms)))
+        step = (lambda s, fr, i=i: progress(f"track {i + 1}/{len(tracks)} {s}", fr)) if progress else None
+        r = master(x, sr, d, before=a, planned=plan, progress=step)
+        done.append(AlbumTrack(name, target, r, _distance(a, shared), _distance(r.after, shared)))
+    pooled_before = np.concatenate([a.loudness.hop_energy for a in analyses])
+    pooled_after = np.concatenate([t.result.after.loudness.hop_energy for t in done])
+    return AlbumResult(tuple(done), gated_loudness_of_hops(pooled_before), gated_loudness_of_hops(pooled_after),
+                       shared, style_info)
