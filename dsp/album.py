@@ -98,7 +98,7 @@ def master_album(
     names = [t[0] for t in tracks]
     if len(set(names)) != len(names):
         raise ParameterError("two album tracks have the same name; rename one")
-    analyses = [analyze(x, sr) for _, x, sr in tracks]
+    analyses = [analyze(x, sr, resonances=True) for _, x, sr in tracks]
     # one style for the record: classify every track, use the most confident verdict
     style_infos = [style_target(a, style) for a in analyses]
     best = max(range(len(tracks)), key=lambda i: style_infos[i][1].get("confidence", 1.0))

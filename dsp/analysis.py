@@ -50,12 +50,13 @@ class Analysis:
     silent_pct: float
     spectrum: SpectrumResult
     loudness: LoudnessResult
+    resonances: tuple[Any, ...] = ()  # dsp.resonance.Resonance, when looked for
 
     def to_dict(self, *, series: bool = False) -> dict[str, Any]:
         """Plain JSON-ready dict; ``series`` adds the momentary/short-term loudness series."""
         d: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name in ("spectrum", "loudness"):
+            if f.name in ("spectrum", "loudness", "resonances"):
                 continue
             v = getattr(self, f.name)
             d[f.name] = _json_number(v) if not isinstance(v, tuple) else [_json_number(e) for e in v]
@@ -67,6 +68,8 @@ class Analysis:
             "correlation": [_json_number(v) for v in s.correlation],
             "correlation_overall": _json_number(s.correlation_overall),
         }
+        d["resonances"] = [{"freq_hz": round(r.freq_hz, 1), "excess_db": round(r.excess_db, 1),
+                            "persistence": round(r.persistence, 2)} for r in self.resonances]
         if series:
             d["loudness_series"] = {
                 "hop_s": self.loudness.hop_s,
@@ -171,11 +174,12 @@ def _silence(hop_peak: np.ndarray) -> tuple[float, float, float]:
 
 
 def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
-            loudness: LoudnessResult | None = None) -> Analysis:
+            loudness: LoudnessResult | None = None, resonances: bool = False) -> Analysis:
     """Measure ``(channels, samples)`` audio. See the module docstring for what is measured.
 
-    ``loudness``, when the caller has already measured it, is used as is. The spectrum and the
-    sample statistics run on a second thread beside the loudness and true-peak passes.
+    ``loudness``, when the caller has already measured it, is used as is. ``resonances`` also
+    looks for persistent narrow peaks (dsp.resonance; about 0.2 s for 5 minutes). The spectrum and
+    the sample statistics run on a second thread beside the loudness and true-peak passes.
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
         spec_job = pool.submit(third_octave_spectrum, x[:2], sample_rate)  # surround: the front pair
@@ -183,6 +187,11 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
         loud = loudness if loudness is not None else measure_loudness(x, sample_rate)
         tp = true_peak_dbtp(x, factor=true_peak_factor)
         spec, st = spec_job.result(), stats_job.result()
+    found: tuple[Any, ...] = ()
+    if resonances:
+        from .resonance import find_resonances
+
+        found = tuple(find_resonances(x[:2], sample_rate))
     integrated = loud.integrated_lufs
     return Analysis(
         sample_rate=sample_rate,
@@ -206,4 +215,5 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
         silent_pct=st.silent_pct,
         spectrum=spec,
         loudness=loud,
+        resonances=found,
     )

@@ -20,6 +20,7 @@ from . import limiter as lim
 from .analysis import Analysis, analyze
 from .chain import Chain, Stage, render
 from .compressor import CompressorParams
+from .eq import EqBand, EqParams
 from .eqfit import fit_eq
 from .errors import CancelledError, ChainError, TargetUnreachableError
 from .loudness import LoudnessResult, gated_loudness_of_hops, hop_samples, k_weighted_power, measure_loudness
@@ -187,6 +188,15 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
     if intent.tone_pct > 0:
         stages_eq = corrective_eq(freqs, levels, a.sample_rate, target_db=target_db, tolerance_db=tolerance_db,
                                   amount=0.5 * intent.tone_pct / 100.0)
+    if a.resonances and intent.tone_pct > 0:
+        cuts = tuple(EqBand("band", freq_hz=round(r.freq_hz, 1), gain_db=-round(min(6.0, r.excess_db), 1)
+                            * intent.tone_pct / 100.0, bw_oct=0.1) for r in a.resonances)
+        stages.append(Stage("eq", EqParams(bands=cuts), label="resonance control", why="; ".join(
+            f"{r.freq_hz:.0f} Hz rings {r.excess_db:.1f} dB above its octave in {r.persistence:.0%} of the track: "
+            f"narrow cut {min(6.0, r.excess_db) * intent.tone_pct / 100.0:.1f} dB" for r in a.resonances)))
+    else:
+        left_alone.append("no resonance control: no narrow peak stands 6 dB above its octave through "
+                          "90% of the track" + ("" if a.resonances == () else " (tone amount 0%)"))
     if stages_eq is not None:
         stages.append(stages_eq)
     elif intent.tone_pct == 0:
@@ -456,7 +466,7 @@ def master(
     the analysis, and the limiter's drive is converged onto the loudness target.
     """
     if before is None:
-        before = analyze(x, sample_rate)
+        before = analyze(x, sample_rate, resonances=True)
     iterations = 0
     if intent is not None and not intent.loudness:
         delivery = dataclasses.replace(delivery, target_lufs=float(before.integrated_lufs))

@@ -360,7 +360,7 @@ def _decide(x: Any, sr: int, d: Any, choices: dict[str, Any], progress: Any) -> 
     from dsp.analysis import analyze
     from dsp.master import Intent, master, style_target
 
-    a = analyze(x, sr)
+    a = analyze(x, sr, resonances=True)
     amounts = dict(tone_pct=choices.get("tone_pct", 100.0), dynamics_pct=choices.get("dynamics_pct", 100.0),
                    width_pct=choices.get("width_pct", 100.0), intensity=choices.get("intensity", "balanced"),
                    loudness=choices.get("loudness", True))
