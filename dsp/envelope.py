@@ -85,6 +85,16 @@ def rms_window_samples(rms_ms: float, sample_rate: int) -> int:
     return max(1, int(round(rms_ms * 1e-3 * sample_rate)))
 
 
+MIN_KNEE_DB = 1e-6
+
+
+def effective_knee_db(knee_db: float) -> float:
+    """Knees narrower than a micro-dB are hard knees. (Subnormal widths otherwise divide into
+    infinities, and read as zero on threads whose CPU flushes denormals: the same settings
+    would compress differently depending on what else ran in the process.)"""
+    return float(knee_db) if knee_db >= MIN_KNEE_DB else 0.0
+
+
 def static_gain_db(level_db, *, threshold_db: float, ratio: float, knee_db: float) -> np.ndarray:
     """Static gain (dB, <= 0) of the gain computer for detector levels ``level_db`` (dB).
 
@@ -92,6 +102,7 @@ def static_gain_db(level_db, *, threshold_db: float, ratio: float, knee_db: floa
     centred on the threshold, with the quadratic knee of Giannoulis et al. eq. (4).
     """
     x = np.asarray(level_db, dtype=np.float64)
+    knee_db = effective_knee_db(knee_db)
     slope = 1.0 / ratio - 1.0
     d = x - threshold_db
     g = np.where(2.0 * d >= knee_db, slope * d, 0.0)
@@ -334,6 +345,7 @@ def side_chain(
         raise ParameterError(f"ratio = {ratio:g} must be at least 1")
     if not min(knee_db, attack_ms, release_ms, rms_ms) >= 0.0:
         raise ParameterError("knee_db, attack_ms, release_ms and rms_ms must not be negative")
+    knee_db = effective_knee_db(knee_db)
     return SideChain(
         window=rms_window_samples(rms_ms, sample_rate),
         p_lo=10.0 ** ((threshold_db - 0.5 * knee_db) / 10.0),

@@ -28,7 +28,11 @@ PROGRESS_MIN_SECONDS = 30.0  # files at least this long show a progress bar on a
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reamaster", description="Local, explainable mastering (ReaMaster).")
     p.add_argument("--version", action="version", version="reamaster 0.1.0")
+    from .serve_cli import add_serve_parser, add_server_flags
+
+    add_server_flags(p)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_serve_parser(sub)
 
     a = sub.add_parser("analyze", help="measure a mix: loudness, true peak, LRA, spectrum, stereo, problems")
     a.add_argument("file")
@@ -126,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "analyze":
             return cmd_analyze(args)
+        if args.command == "serve":
+            from .serve_cli import cmd_serve
+
+            return cmd_serve(args)
+        if args.command == "master" and args.server:
+            from .serve_cli import run_master_via_server
+
+            return run_master_via_server(args.server, args)
         if args.command == "master":
             return cmd_master(args)
         if args.command == "demo":
@@ -231,15 +243,7 @@ def cmd_master(args: argparse.Namespace) -> int:
     session = None if args.no_session else str(session_dir_for(args.output))
     _check_destinations([args.output, args.save_chain, args.report, html_path_for(args.report), session],
                         inputs=[args.file], force=args.force)
-    for p in args.reference or []:
-        if not os.path.exists(p):
-            from dsp.errors import FileMissingError
-
-            raise FileMissingError(f"reference file not found: {p}")
-    choices = {"style": args.style, "references": args.reference, "tone_pct": args.tone,
-               "dynamics_pct": args.dynamics, "width_pct": args.width, "intensity": args.intensity,
-               "loudness": args.loudness, "codec_safe": args.codec_safe}
-    Intent_check(choices)
+    choices = build_choices(args)
     run_master(
         args.file, args.output, fmt=fmt, preset=args.preset, lufs=args.lufs, ceiling=args.ceiling,
         chain_path=args.chain, save_chain=args.save_chain, report=args.report, force=args.force,
@@ -248,11 +252,25 @@ def cmd_master(args: argparse.Namespace) -> int:
     return 0
 
 
-def Intent_check(choices: dict[str, Any]) -> None:  # noqa: N802 - validates before any work
+def build_choices(args: argparse.Namespace) -> dict[str, Any]:
+    """The decision choices of `master` (style, references, amounts), checked before any work, with
+    file paths made absolute (the server resolves them in its own working folder)."""
+    from dsp.errors import FileMissingError
     from dsp.master import Intent
 
-    Intent(tone_pct=choices["tone_pct"], dynamics_pct=choices["dynamics_pct"], width_pct=choices["width_pct"],
-           intensity=choices["intensity"], loudness=choices["loudness"])
+    refs = [os.path.abspath(p) for p in (args.reference or [])]
+    for p in refs:
+        if not os.path.exists(p):
+            raise FileMissingError(f"reference file not found: {p}")
+    style = args.style
+    if isinstance(style, str) and (style.lower().endswith(".json") or os.sep in style):
+        style = os.path.abspath(style)
+    choices = {"style": style, "references": refs or None, "tone_pct": args.tone, "dynamics_pct": args.dynamics,
+               "width_pct": args.width, "intensity": args.intensity, "loudness": args.loudness,
+               "codec_safe": args.codec_safe}
+    Intent(tone_pct=args.tone, dynamics_pct=args.dynamics, width_pct=args.width, intensity=args.intensity,
+           loudness=args.loudness)
+    return choices
 
 
 def run_master(

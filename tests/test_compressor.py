@@ -334,3 +334,13 @@ def test_spec():
     assert comp.SPEC.params_type is CompressorParams
     assert comp.SPEC.native_fx == "ReaComp (Cockos)"
     assert comp.SPEC.latency_samples(CompressorParams(), FS) == 0
+
+
+@pytest.mark.parametrize("knee", [0.0, 5e-324, 2.2250738585e-313, 1e-12, 9e-7])
+def test_vanishing_knees_are_hard_knees(knee):
+    # Regression: a subnormal knee width (found by hypothesis) gave a different curve depending on
+    # the CPU's denormal handling in the worker; below a micro-dB the knee is now exactly hard.
+    x = np.random.default_rng(3).standard_normal((2, 2000))
+    hard = CompressorParams(threshold_db=-10.0, ratio=2.0, knee_db=0.0, attack_ms=0, release_ms=0, rms_ms=0)
+    tiny = CompressorParams(threshold_db=-10.0, ratio=2.0, knee_db=knee, attack_ms=0, release_ms=0, rms_ms=0)
+    assert np.array_equal(comp.gain_reduction_db(x, FS, tiny), comp.gain_reduction_db(x, FS, hard))

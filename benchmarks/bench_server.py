@@ -1,0 +1,217 @@
+"""Load benchmark of the companion server (loopback only; bounded in count and time).
+
+    .venv/bin/python benchmarks/bench_server.py [--workers N] [--quick]
+
+Starts its own server (``--port 0``, a private config folder), then measures:
+
+* hello round trip: median and p95 over 300 calls;
+* analyze and master throughput with 1, 2, 4 and 8 concurrent clients (10-s stereo clips by value);
+* audio transfer: the same 60-s clip analysed by value, uploaded in chunks, and by path;
+* peak RSS (VmHWM from /proc) of the server loop and of each worker;
+* master of a generated 4-minute track through the server (by path) against in-process.
+
+Prints the figures; nothing is written outside a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from server.client import Client  # noqa: E402
+from server.connection import read_connection_file  # noqa: E402
+
+SR = 48000
+
+
+def clip(seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    x = rng.standard_normal((2, n)) * 0.1 * (0.7 + 0.3 * np.sin(2 * np.pi * 0.3 * t))
+    x += 0.05 * np.sin(2 * np.pi * 55.0 * t)
+    return x.astype(np.float32)
+
+
+def vm_hwm_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in (d / "cmdline").read_bytes():
+                out.append(int(d.name))  # worker processes, not multiprocessing's resource tracker
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def concurrent(conn: Path, n_clients: int, jobs_each: int, fn) -> float:
+    """Jobs per second with ``n_clients`` threads, each with its own Client."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(n_clients + 1)
+
+    def run() -> None:
+        try:
+            with Client.connect(conn, timeout=10.0) as c:
+                barrier.wait()
+                for _ in range(jobs_each):
+                    fn(c)
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run) for _ in range(n_clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return n_clients * jobs_each / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workers", type=int, default=0, help="server worker processes (default: cores)")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = ap.parse_args()
+    reps = 1 if args.quick else 2
+
+    with tempfile.TemporaryDirectory(prefix="reamaster-bench-") as tmp:
+        tmp_p = Path(tmp)
+        env = dict(os.environ, REAMASTER_CONFIG_DIR=str(tmp_p / "cfg"))
+        log = open(tmp_p / "server.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "server.server", "--port", "0", "--workers",
+                                 str(args.workers), "--queue", "64"], cwd=REPO, env=env, stdout=log, stderr=log)
+        try:
+            conn = tmp_p / "cfg" / "server.json"
+            t_start = time.perf_counter()
+            while True:
+                try:
+                    if read_connection_file(conn).pid == proc.pid:
+                        break
+                except Exception:
+                    pass
+                if proc.poll() is not None or time.perf_counter() - t_start > 30:
+                    print((tmp_p / "server.log").read_text())
+                    return 1
+                time.sleep(0.02)
+            with Client.connect(conn, timeout=10.0, project_dir=str(tmp_p)) as c:
+                while c.status()["workers"]["ready"] < c.info["workers"]:
+                    time.sleep(0.05)
+                workers = c.info["workers"]
+                print(f"server pid {proc.pid}, {workers} workers, ready {time.perf_counter() - t_start:.2f} s "
+                      f"after start; {os.cpu_count()} cores")
+
+                lat = []
+                for _ in range(300):
+                    t0 = time.perf_counter()
+                    c.hello()
+                    lat.append((time.perf_counter() - t0) * 1000)
+                print(f"hello round trip: median {statistics.median(lat):.3f} ms, p95 {pct(lat, 0.95):.3f} ms")
+
+                x10 = clip(10.0, 1)
+                data10 = x10.tobytes()
+                for kind in ("analyze", "master"):
+                    for n in (1, 2, 4, 8):
+                        if kind == "analyze":
+                            def fn(cl: Client) -> None:
+                                cl.analyze_audio(data10, 2, x10.shape[1], SR)
+                        else:
+                            def fn(cl: Client) -> None:
+                                cl.master_audio(data10, 2, x10.shape[1], SR)
+                        rate = concurrent(conn, n, reps * (2 if kind == "analyze" else 1), fn)
+                        print(f"{kind:7} 10-s clips, {n} client(s): {rate:6.2f} jobs/s "
+                              f"({rate * 10:6.1f} s of audio per second)")
+
+                x60 = clip(60.0, 2)
+                data60 = x60.tobytes()
+                p60 = tmp_p / "clip60.wav"
+                sf.write(p60, x60.T, SR, subtype="FLOAT")
+                mb = len(data60) / 1e6
+                times = {}
+                for label, call in (
+                    ("by value", lambda: c.analyze_audio(data60, 2, x60.shape[1], SR)),
+                    ("by path", lambda: c.analyze_path(p60)),
+                    ("upload only", lambda: c.call("upload_free", {"upload_id": c.upload(data60, 2, x60.shape[1],
+                                                                                          SR)})),
+                ):
+                    best = min(_timed(call) for _ in range(reps + 1))
+                    times[label] = best
+                print(f"60-s stereo clip ({mb:.1f} MB float32): analyze by value {times['by value']:.3f} s, "
+                      f"by path (float WAV) {times['by path']:.3f} s; chunked upload alone "
+                      f"{times['upload only']:.3f} s = {mb / times['upload only']:.0f} MB/s; transfer overhead by "
+                      f"value vs path {times['by value'] - times['by path']:+.3f} s")
+
+                x240 = clip(240.0, 3)
+                p240 = tmp_p / "track240.wav"
+                sf.write(p240, x240.T, SR, subtype="PCM_24")
+                del x240
+                srv_times = []
+                for i in range(reps):
+                    out = tmp_p / f"srv{i}.wav"
+                    srv_times.append(_timed(lambda out=out: c.master_path(p240, out)))
+                hwm_loop = vm_hwm_mb(proc.pid)
+                hwm_workers = [vm_hwm_mb(p) for p in children(proc.pid)]
+
+            from server.jobs import execute
+
+            def in_process(out: Path) -> None:
+                execute("master", {"path": str(p240), "output": str(out)}, None, lambda s, f: True)
+
+            in_process(tmp_p / "warm.wav")  # imports and JIT cache, as the warm workers have
+            inproc = [_timed(lambda i=i: in_process(tmp_p / f"inp{i}.wav")) for i in range(reps)]
+            print(f"4-min track master: server {min(srv_times):.2f} s, in-process {min(inproc):.2f} s, "
+                  f"ratio {min(srv_times) / min(inproc):.3f}")
+            print(f"peak RSS: server loop {hwm_loop:.0f} MB; workers "
+                  + ", ".join(f"{v:.0f}" for v in hwm_workers) + " MB")
+            with Client.connect(conn) as c:
+                c.shutdown()
+            proc.wait(20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            log.close()
+    return 0
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,771 @@
+"""The ReaMaster companion server: one ROUTER loop, a bounded queue, a pool of worker processes.
+
+The loop (one thread) only validates messages, answers cheap requests (hello, ping, status,
+cancel, uploads) and moves jobs between clients and workers; it never runs DSP, so a huge job
+never delays another client's ``hello``. Workers are separate processes (``spawn`` start
+method: numba and fork do not mix) on a private backend ROUTER, signed with a per-run key.
+
+Reliability rules (see docs/protocol.md): every reply carries the server id; final replies are
+kept in a small LRU keyed by (client id, msg_id) so retries are idempotent; a client with jobs
+that sends nothing for ``client_timeout_s`` has them cancelled; ``cancel`` sets the worker's
+flag, and a worker that has not stopped within ``cancel_grace_s`` is terminated and replaced;
+SIGTERM/SIGINT or a ``shutdown`` request stop accepting work, let running jobs finish for
+``shutdown_grace_s``, answer the rest ``shutting_down``, then remove the connection file.
+
+Run: ``python -m server.server [--port N] ...`` or ``reamaster serve``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import ipaddress
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from . import jobs as J
+from . import protocol as P
+from .connection import (
+    DEFAULT_PORT,
+    ConnectionFileError,
+    ConnectionInfo,
+    default_path,
+    new_key,
+    pid_alive,
+    read_connection_file,
+    remove_connection_file,
+    write_connection_file,
+)
+
+log = logging.getLogger("reamaster.server")
+
+TICK_S = 0.05
+# the backend carries results of any size from our own, signed workers
+_BACKEND_LIMITS = P.Limits(max_frame_bytes=1 << 62, max_frames=P.HEADER_FRAMES + 4096, max_content_bytes=1 << 30,
+                           max_audio_seconds=float("inf"))
+PING_INTERVAL_S = 1.0  # what clients are told to do while they have jobs
+MAX_BATCH = 64  # messages taken from one socket before looking at the other
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is one line for the terminal."""
+
+    code = "cannot_start"
+
+
+@dataclasses.dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT  # 0: a random free port
+    workers: int = 0  # 0: number of cores
+    queue: int = 16
+    limits: P.Limits = dataclasses.field(default_factory=P.Limits)
+    allow_remote: bool = False
+    curve_keys: str | None = None
+    connection_file: str | None = None  # default: <config dir>/server.json
+    client_timeout_s: float = 3.0
+    cancel_grace_s: float = 0.5
+    shutdown_grace_s: float = 3.0
+    reply_cache: int = 256
+    reply_cache_bytes: int = 64 << 20
+    max_upload_bytes: int = 2 << 30
+    upload_ttl_s: float = 300.0
+
+
+@dataclasses.dataclass
+class _Worker:
+    index: int
+    gen: int
+    process: Any
+    event: Any
+    ready: bool = False
+    job: _Job | None = None
+    started: float = 0.0
+
+    @property
+    def identity(self) -> bytes:
+        return f"w{self.index}.{self.gen}".encode("ascii")
+
+
+@dataclasses.dataclass
+class _Job:
+    id: str
+    client: str
+    route: bytes
+    kind: str
+    request: dict[str, Any]
+    buffers: list[Any]
+    audio: dict[str, Any] | None
+    state: str = "queued"  # queued, running
+    worker: _Worker | None = None
+    submitted: float = 0.0
+    cancel_deadline: float | None = None
+    cancel_reason: str = ""
+    stage: str = ""
+    stage_started: float = 0.0
+    fraction: float = 0.0
+    last_progress_sent: float = 0.0
+
+
+@dataclasses.dataclass
+class _Upload:
+    id: str
+    client: str
+    channels: int
+    frames: int
+    sample_rate: int
+    buf: bytearray
+    chunks: dict[int, int]
+    received: int = 0
+    last_used: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.received == len(self.buf)
+
+
+@dataclasses.dataclass
+class _Client:
+    id: str
+    route: bytes
+    last_seen: float
+    roots: list[str] = dataclasses.field(default_factory=list)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Server:
+    def __init__(self, config: ServerConfig) -> None:
+        self.cfg = config
+        self.limits = config.limits
+        self.server_id = P.new_id()
+        self.key = new_key()
+        self.key_bytes = bytes.fromhex(self.key)
+        self.worker_key = new_key()
+        self.worker_key_bytes = bytes.fromhex(self.worker_key)
+        self.n_workers = config.workers or (os.cpu_count() or 1)
+        self.conn_path = Path(config.connection_file) if config.connection_file else default_path()
+        self.started = time.monotonic()
+        self.clients: dict[str, _Client] = {}
+        self.jobs: dict[str, _Job] = {}
+        self.queue: collections.deque[_Job] = collections.deque()
+        self.workers: list[_Worker] = []
+        self.dying: list[tuple[Any, float]] = []
+        self.uploads: dict[str, _Upload] = {}
+        self.upload_bytes = 0
+        self.cache: collections.OrderedDict[tuple[str, str], tuple[list[Any], int]] = collections.OrderedDict()
+        self.cache_bytes = 0
+        self.replaced = 0  # workers terminated because a cancel did not stop them in time
+        self.crashed = 0
+        self.stop_requested = False
+        self.stopping_deadline: float | None = None
+        self.mp = multiprocessing.get_context("spawn")
+        self.ctx: zmq.Context | None = None
+        self.front: zmq.Socket | None = None
+        self.back: zmq.Socket | None = None
+        self.endpoint = ""
+        self.auth: Any = None
+        self.curve_public: str | None = None
+
+    # --- start and stop ---------------------------------------------------------------------------
+
+    def _check_remote(self) -> tuple[bytes, bytes, Path] | None:
+        """CURVE keys when --curve-keys is given (any host); a non-loopback host requires them."""
+        if not _is_loopback(self.cfg.host) and (not self.cfg.allow_remote or not self.cfg.curve_keys):
+            raise StartupError(f"binding {self.cfg.host} would expose the server beyond this machine; "
+                               "that needs --allow-remote and --curve-keys DIR (CURVE encryption)")
+        if not self.cfg.curve_keys:
+            return None
+        import zmq.auth
+
+        d = Path(self.cfg.curve_keys)
+        secret_file, clients = d / "server.key_secret", d / "clients"
+        if not secret_file.is_file() or not clients.is_dir():
+            raise StartupError(f"--curve-keys {d} must hold server.key_secret and a clients/ folder of "
+                               "allowed client public keys (made with zmq.auth.create_certificates)")
+        public, secret = zmq.auth.load_certificate(str(secret_file))
+        if not secret:
+            raise StartupError(f"{secret_file} holds no secret key")
+        return public, secret, clients
+
+    def _check_other_server(self) -> None:
+        try:
+            other = read_connection_file(self.conn_path)
+        except ConnectionFileError:
+            return
+        if other.pid != os.getpid() and pid_alive(other.pid):
+            raise StartupError(f"a ReaMaster server (pid {other.pid}) is already running at {other.endpoint}; "
+                               f"stop it first or use another REAMASTER_CONFIG_DIR")
+
+    def start(self) -> None:
+        curve = self._check_remote()
+        self._check_other_server()
+        self.ctx = zmq.Context()
+        front = self.ctx.socket(zmq.ROUTER)
+        front.router_mandatory = 1
+        front.rcvhwm = 32  # each queued message may be up to max_frames x max_frame_bytes
+        front.sndhwm = 1000
+        front.linger = 1000
+        front.maxmsgsize = self.limits.max_frame_bytes
+        front.heartbeat_ivl = 1000
+        front.heartbeat_timeout = 3000
+        front.heartbeat_ttl = 3000
+        if curve is not None:
+            from zmq.auth.thread import ThreadAuthenticator
+
+            public, secret, clients = curve
+            self.auth = ThreadAuthenticator(self.ctx)
+            self.auth.start()
+            self.auth.configure_curve(domain="*", location=str(clients))
+            front.curve_secretkey = secret
+            front.curve_publickey = public
+            front.curve_server = True
+            self.curve_public = public.decode("ascii")
+        host = f"[{self.cfg.host}]" if ":" in self.cfg.host else self.cfg.host
+        if ":" in self.cfg.host:
+            front.ipv6 = True
+        try:
+            front.bind(f"tcp://{host}:{self.cfg.port if self.cfg.port else '*'}")
+        except zmq.ZMQError as exc:
+            front.close(linger=0)
+            self._close_ctx()
+            if exc.errno == zmq.EADDRINUSE:
+                raise StartupError(f"port {self.cfg.port} is in use (another ReaMaster server?); "
+                                   "use --port N or --port 0 for a free one") from None
+            raise StartupError(f"cannot listen on {self.cfg.host}:{self.cfg.port}: {exc}") from None
+        self.front = front
+        self.endpoint = front.last_endpoint.decode("ascii")
+        back = self.ctx.socket(zmq.ROUTER)
+        back.router_mandatory = 1
+        back.linger = 1000
+        back.bind("tcp://127.0.0.1:*")
+        self.back = back
+        self.back_endpoint = back.last_endpoint.decode("ascii")
+        for i in range(self.n_workers):
+            self._spawn_worker(i, 0)
+        write_connection_file(ConnectionInfo(endpoint=self.endpoint, key=self.key, server_id=self.server_id,
+                                             pid=os.getpid(), curve_server_key=self.curve_public), self.conn_path)
+        log.info("listening on %s with %d workers; connection file %s", self.endpoint, self.n_workers, self.conn_path)
+
+    def _close_ctx(self) -> None:
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
+        if self.ctx is not None:
+            self.ctx.term()
+            self.ctx = None
+
+    def _spawn_worker(self, index: int, gen: int) -> _Worker:
+        event = self.mp.Event()
+        w = _Worker(index, gen, None, event, started=time.monotonic())
+        w.process = self.mp.Process(
+            target=J.worker_main, name=f"reamaster-worker-{index}", daemon=True,
+            args=(self.back_endpoint, self.worker_key, w.identity, event, os.getpid(),
+                  self.limits.max_frame_bytes))
+        w.process.start()
+        if index < len(self.workers):
+            self.workers[index] = w
+        else:
+            self.workers.append(w)
+        return w
+
+    def _replace_worker(self, w: _Worker) -> None:
+        self.replaced += 1
+        try:
+            w.process.terminate()
+        except Exception:  # pragma: no cover - already gone
+            pass
+        self.dying.append((w.process, time.monotonic()))
+        self._spawn_worker(w.index, w.gen + 1)
+
+    def request_stop(self, *_: Any) -> None:
+        self.stop_requested = True
+
+    def serve_forever(self) -> None:
+        assert self.front is not None and self.back is not None
+        poller = zmq.Poller()
+        poller.register(self.front, zmq.POLLIN)
+        poller.register(self.back, zmq.POLLIN)
+        try:
+            while True:
+                events = dict(poller.poll(int(TICK_S * 1000)))
+                if self.back in events:
+                    self._drain(self.back, self._on_backend)
+                if self.front in events:
+                    self._drain(self.front, self._on_frontend)
+                if self._tick():
+                    break
+        finally:
+            self._shutdown_now()
+
+    def _drain(self, sock: zmq.Socket, handler: Any) -> None:
+        for _ in range(MAX_BATCH):
+            try:
+                frames = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            try:
+                handler(frames)
+            except Exception:  # one bad message must never stop the loop
+                log.exception("error while handling a message")
+
+    def _shutdown_now(self) -> None:
+        for w in self.workers:
+            if w.process is not None and w.process.is_alive():
+                self._send_worker(w, "w_stop", {})
+        deadline = time.monotonic() + 1.5
+        for w in self.workers:
+            w.process.join(max(0.0, deadline - time.monotonic()))
+            if w.process.is_alive():
+                w.process.terminate()
+                w.process.join(0.5)
+        for p, _ in self.dying:
+            if p.is_alive():
+                p.kill()
+            p.join(0.5)
+        for s in (self.front, self.back):
+            if s is not None:
+                s.close(linger=1000)
+        self._close_ctx()
+        remove_connection_file(self.server_id, self.conn_path)
+        log.info("stopped")
+
+    # --- sending ----------------------------------------------------------------------------------
+
+    def _send(self, route: bytes, frames: list[Any]) -> bool:
+        assert self.front is not None
+        try:
+            self.front.send_multipart([route, *frames], flags=zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.Again:
+            log.warning("client %r is not reading; a message to it was dropped", route)
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+        return False  # the client is gone; a retry finds the reply in the cache
+
+    def _reply(self, route: bytes, client: str | None, ref: str | None, msg_type: str, content: dict[str, Any],
+               buffers: list[Any] = (), *, cache: bool = True) -> None:
+        frames = P.encode(msg_type, content, key=self.key_bytes, sender=self.server_id, ref=ref, buffers=buffers)
+        if cache and client is not None and ref is not None and msg_type in ("ok", "error"):
+            self._cache_put((client, ref), frames)
+        self._send(route, frames)
+
+    def _error(self, route: bytes, client: str | None, ref: str | None, code: str, message: str,
+               *, cache: bool = True) -> None:
+        self._reply(route, client, ref, "error", P.error_content(code, message), cache=cache)
+
+    def _cache_put(self, key: tuple[str, str], frames: list[Any]) -> None:
+        size = sum(memoryview(f).nbytes for f in frames)
+        old = self.cache.pop(key, None)
+        if old is not None:
+            self.cache_bytes -= old[1]
+        self.cache[key] = (frames, size)
+        self.cache_bytes += size
+        cfg = self.cfg
+        while self.cache and (len(self.cache) > cfg.reply_cache or self.cache_bytes > cfg.reply_cache_bytes):
+            _, (_, s) = self.cache.popitem(last=False)
+            self.cache_bytes -= s
+
+    def _send_worker(self, w: _Worker, msg_type: str, content: dict[str, Any], buffers: list[Any] = ()) -> bool:
+        assert self.back is not None
+        frames = P.encode(msg_type, content, key=self.worker_key_bytes, sender="server", buffers=buffers)
+        try:
+            self.back.send_multipart([w.identity, *frames], copy=False)
+            return True
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            return False
+
+    # --- the client side --------------------------------------------------------------------------
+
+    def _on_frontend(self, frames: list[Any]) -> None:
+        route, body = frames[0].bytes, frames[1:]
+        try:
+            msg = P.decode(body, self.key_bytes, limits=self.limits)
+        except P.ProtocolError as exc:
+            log.debug("refused a message: %s [%s]", exc, exc.code)
+            if exc.msg_id is None:  # before or at the signature: nothing of it can be trusted
+                self._send(route, P.refusal_frames(exc.code, str(exc)))
+            else:
+                self._error(route, None, exc.msg_id, exc.code, str(exc), cache=False)
+            return
+        now = time.monotonic()
+        c = self.clients.get(msg.sender)
+        if c is None:
+            c = self.clients[msg.sender] = _Client(msg.sender, route, now)
+        c.route, c.last_seen = route, now
+        cached = self.cache.get((msg.sender, msg.msg_id))
+        if cached is not None:  # a retry of something already answered
+            self.cache.move_to_end((msg.sender, msg.msg_id))
+            self._send(route, cached[0])
+            return
+        job = self.jobs.get(msg.msg_id)
+        if job is not None and job.client == msg.sender:  # a retry of a job in flight: answer where it asks now
+            job.route = route
+            return
+        handler = getattr(self, f"_rq_{msg.type}", None)
+        try:
+            if msg.type in P.RESERVED_TYPES:
+                raise J.JobError(P.NOT_IMPLEMENTED, f"{msg.type} is reserved for a later version of ReaMaster "
+                                                    "and not implemented by this server")
+            if handler is None:  # pragma: no cover - decode only lets known types through
+                raise J.JobError(P.UNKNOWN_TYPE, f"unknown message type {msg.type!r}")
+            handler(route, c, msg)
+        except J.JobError as exc:
+            self._error(route, c.id, msg.msg_id, exc.code, str(exc))
+
+    def _limits_doc(self) -> dict[str, Any]:
+        L = self.limits
+        return {"max_frame_bytes": L.max_frame_bytes, "max_frames": L.max_frames,
+                "max_audio_parts": L.max_audio_parts, "max_header_bytes": L.max_header_bytes,
+                "max_content_bytes": L.max_content_bytes, "max_audio_seconds": L.max_audio_seconds,
+                "chunk_bytes": L.chunk_bytes, "credits": L.credits}
+
+    def _rq_hello(self, route: bytes, c: _Client, msg: P.Message) -> None:
+        if msg.content.get("project_dir") is not None:
+            c.roots = J.project_roots(msg.content["project_dir"])
+        self._reply(route, c.id, msg.msg_id, "ok", {
+            "protocol_version": P.PROTOCOL_VERSION, "server_id": self.server_id, "pid": os.getpid(),
+            **self._limits_doc(), "limits": self._limits_doc(),
+            "types": sorted(t for t in P.REQUESTS if t not in P.RESERVED_TYPES),
+            "reserved_types": list(P.RESERVED_TYPES), "dtypes": [P.DTYPE],
+            "allowed_roots": J.allowed_roots(c.roots), "workers": self.n_workers, "queue_limit": self.cfg.queue,
+            "ping_interval_s": PING_INTERVAL_S, "client_timeout_s": self.cfg.client_timeout_s,
+        }, cache=False)
+
+    def _job_state(self, job_id: str, client: str) -> str:
+        j = self.jobs.get(job_id)
+        if j is not None:
+            return j.state
+        if (client, job_id) in self.cache or any(k[1] == job_id for k in self.cache):
+            return "done"
+        return "unknown"
+
+    def _rq_ping(self, route: bytes, c: _Client, msg: P.Message) -> None:
+        ids = [i for i in (msg.content.get("jobs") or []) if isinstance(i, str)][:256]
+        self._reply(route, c.id, msg.msg_id, "ok", {"jobs": {i: self._job_state(i, c.id) for i in ids}},
+                    cache=False)
+
+    def _job_doc(self, j: _Job) -> dict[str, Any]:
+        return {"msg_id": j.id, "type": j.kind, "state": j.state, "client": j.client, "stage": j.stage,
+                "fraction": round(j.fraction, 4), "cancelling": j.cancel_deadline is not None}
+
+    def _rq_status(self, route: bytes, c: _Client, msg: P.Message) -> None:
+        target = msg.content.get("target")
+        if target:
+            j = self.jobs.get(target)
+            if j is None:
+                state = self._job_state(target, c.id)
+                if state == "unknown":
+                    raise J.JobError(P.NOT_FOUND, f"no job {target} on this server")
+                self._reply(route, c.id, msg.msg_id, "ok", {"job": {"msg_id": target, "state": state}}, cache=False)
+                return
+            self._reply(route, c.id, msg.msg_id, "ok", {"job": self._job_doc(j)}, cache=False)
+            return
+        self._reply(route, c.id, msg.msg_id, "ok", {
+            "server_id": self.server_id, "pid": os.getpid(), "uptime_s": round(time.monotonic() - self.started, 3),
+            "stopping": self.stop_requested,
+            "workers": {"total": len(self.workers), "ready": sum(w.ready for w in self.workers),
+                        "busy": sum(w.job is not None for w in self.workers), "replaced": self.replaced,
+                        "crashed": self.crashed},
+            "queue": {"length": len(self.queue), "limit": self.cfg.queue},
+            "jobs": [self._job_doc(j) for j in self.jobs.values()],
+            "clients": len(self.clients), "uploads": len(self.uploads),
+        }, cache=False)
+
+    def _rq_shutdown(self, route: bytes, c: _Client, msg: P.Message) -> None:
+        self._reply(route, c.id, msg.msg_id, "ok", {"stopping": True, "running_jobs": len(self.jobs)})
+        self.stop_requested = True
+
+    def _rq_cancel(self, route: bytes, c: _Client, msg: P.Message) -> None:
+        target = msg.content["target"]
+        j = self.jobs.get(target)
+        if j is None:
+            if any(k[1] == target for k in self.cache):
+                self._reply(route, c.id, msg.msg_id, "ok", {"target": target, "state": "done"})
+                return
+            raise J.JobError(P.NOT_FOUND, f"no job {target} to cancel (finished long ago or never sent)")
+        state = self._cancel_job(j, "cancelled on request")
+        self._reply(route, c.id, msg.msg_id, "ok", {"target": target, "state": state})
+
+    def _cancel_job(self, j: _Job, reason: str, code: str = P.CANCELLED) -> str:
+        if j.state == "queued":
+            self.queue.remove(j)
+            self._finish(j, "error", P.error_content(code, reason))
+            return "cancelled"
+        if j.cancel_deadline is None:
+            j.cancel_deadline = time.monotonic() + self.cfg.cancel_grace_s
+            j.cancel_reason = reason
+            j.cancel_code = code  # type: ignore[attr-defined]
+            assert j.worker is not None
+            j.worker.event.set()
+        return "cancelling"
+
+    def _source(self, c: _Client, msg: P.Message) -> tuple[dict[str, Any], list[Any], dict[str, Any] | None]:
+        content = dict(msg.content)
+        roots = J.allowed_roots(c.roots + J.project_roots(content.get("project_dir")))
+        given = [k for k in ("audio", "path", "upload_id") if content.get(k) is not None]
+        if len(given) != 1:
+            raise J.JobError(P.BAD_MESSAGE, f"{msg.type} needs exactly one of audio, path or upload_id")
+        buffers: list[Any] = []
+        audio = None
+        if given[0] == "audio":
+            buffers = list(msg.buffers)
+            audio = msg.audio.to_dict() if msg.audio else None
+        elif given[0] == "path":
+            content["path"] = J.check_path(content["path"], roots)
+        else:
+            up = self.uploads.get(content["upload_id"])
+            if up is None or up.client != c.id:
+                raise J.JobError(P.NOT_FOUND, f"no upload {content['upload_id']} (expired, freed or never begun)")
+            if not up.complete:
+                raise J.JobError(P.BAD_MESSAGE, f"upload {up.id} has {up.received} of {len(up.buf)} bytes; "
+                                                "send the rest first")
+            up.last_used = time.monotonic()
+            buffers = [memoryview(up.buf)]
+            audio = P.audio_descriptor(up.channels, up.frames, up.sample_rate)
+            content["audio"] = audio
+        if msg.type == "master" and content.get("output") is not None:
+            content["output"] = J.check_path(content["output"], roots, output=True)
+        choices = content.get("choices")
+        if msg.type == "master" and choices and choices.get("references") is not None:
+            refs = choices["references"]
+            if not isinstance(refs, list) or len(refs) > 16:
+                raise J.JobError(P.BAD_MESSAGE, "choices.references must be a list of at most 16 file paths")
+            content["choices"] = choices = {**choices, "references": [J.check_path(r, roots) for r in refs]}
+        style = (choices or {}).get("style") if msg.type == "master" else None
+        if isinstance(style, str) and os.path.isabs(style):  # a style profile file, not a built-in name
+            content["choices"] = {**choices, "style": J.check_path(style, roots, audio=False)}
+        return content, buffers, audio
+
+    def _submit(self, route: bytes, c: _Client, msg: P.Message) -> None:
+        if self.stop_requested:
+            raise J.JobError(P.SHUTTING_DOWN, "the server is shutting down; send the job again after it restarts")
+        content, buffers, audio = self._source(c, msg)
+        idle = any(w.ready and w.job is None for w in self.workers)
+        if len(self.queue) >= self.cfg.queue and not idle:
+            raise J.JobError(P.BUSY, f"the server is busy ({len(self.queue)} jobs waiting); try again shortly")
+        if msg.msg_id in self.jobs:
+            raise J.JobError(P.BAD_MESSAGE, "a job with this msg_id is already running for another client")
+        now = time.monotonic()
+        j = _Job(msg.msg_id, c.id, route, msg.type, content, buffers, audio, submitted=now, stage_started=now)
+        self.jobs[j.id] = j
+        self.queue.append(j)
+        self._dispatch()
+
+    _rq_analyze = _rq_suggest = _rq_master = _submit
+
+    def _rq_upload_begin(self, route: bytes, c: _Client, msg: P.Message) -> None:
+        if self.stop_requested:
+            raise J.JobError(P.SHUTTING_DOWN, "the server is shutting down")
+        desc = P.check_audio_descriptor({**msg.content, "parts": 1}, self.limits, msg.msg_id)
+        if self.upload_bytes + desc.nbytes > self.cfg.max_upload_bytes:
+            raise J.JobError(P.BUSY, "too much uploaded audio is waiting on this server; "
+                                     "free uploads or retry later")
+        up = _Upload(P.new_id(), c.id, desc.channels, desc.frames, desc.sample_rate, bytearray(desc.nbytes), {},
+                     last_used=time.monotonic())
+        self.uploads[up.id] = up
+        self.upload_bytes += desc.nbytes
+        self._reply(route, c.id, msg.msg_id, "ok", {"upload_id": up.id, "nbytes": desc.nbytes,
+                                                    "chunk_bytes": self.limits.chunk_bytes,
+                                                    "credits": self.limits.credits})
+
+    def _rq_upload_chunk(self, route: bytes, c: _Client, msg: P.Message) -> None:
+        up = self.uploads.get(msg.content["upload_id"])
+        if up is None or up.client != c.id:
+            raise J.JobError(P.NOT_FOUND, f"no upload {msg.content['upload_id']}")
+        off, data = msg.content["offset"], msg.buffers[0]
+        n = data.nbytes
+        if off + n > len(up.buf):
+            raise J.JobError(P.BAD_AUDIO, f"chunk at {off} (+{n} bytes) goes past the upload's {len(up.buf)} bytes")
+        known = up.chunks.get(off)
+        if known is None:
+            if any(o < off + n and off < o + ln for o, ln in up.chunks.items()):
+                raise J.JobError(P.BAD_AUDIO, f"chunk at {off} overlaps another chunk")
+            up.chunks[off] = n
+            up.received += n
+        elif known != n:
+            raise J.JobError(P.BAD_AUDIO, f"chunk at {off} was sent before with another size")
+        up.buf[off:off + n] = data
+        up.last_used = time.monotonic()
+        self._reply(route, c.id, msg.msg_id, "ok", {"upload_id": up.id, "received_bytes": up.received,
+                                                    "complete": up.complete})
+
+    def _rq_upload_free(self, route: bytes, c: _Client, msg: P.Message) -> None:
+        up = self.uploads.get(msg.content["upload_id"])
+        if up is None or up.client != c.id:
+            raise J.JobError(P.NOT_FOUND, f"no upload {msg.content['upload_id']}")
+        self._drop_upload(up)
+        self._reply(route, c.id, msg.msg_id, "ok", {"upload_id": up.id, "freed": True})
+
+    def _drop_upload(self, up: _Upload) -> None:
+        if self.uploads.pop(up.id, None) is not None:
+            self.upload_bytes -= len(up.buf)
+
+    # --- jobs and workers ---------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        for w in self.workers:
+            if not self.queue:
+                return
+            if not w.ready or w.job is not None:
+                continue
+            j = self.queue.popleft()
+            w.event.clear()
+            content = {"job_id": j.id, "kind": j.kind, "request": j.request}
+            if j.audio is not None:
+                content["audio"] = {**j.audio, "parts": len(j.buffers)}
+            if not self._send_worker(w, "w_job", content, j.buffers):
+                self.queue.appendleft(j)
+                w.ready = False
+                continue
+            j.state, j.worker, w.job = "running", w, j
+            j.stage_started = time.monotonic()
+
+    def _finish(self, j: _Job, status: str, content: dict[str, Any], buffers: list[Any] = ()) -> None:
+        self.jobs.pop(j.id, None)
+        if j.worker is not None and j.worker.job is j:
+            j.worker.job = None
+        j.buffers = []
+        self._reply(j.route, j.client, j.id, status, content, list(buffers))
+
+    def _on_backend(self, frames: list[Any]) -> None:
+        ident = frames[0].bytes
+        w = next((w for w in self.workers if w.identity == ident), None)
+        if w is None:
+            return  # a replaced worker's last words
+        try:
+            msg = P.decode(frames[1:], self.worker_key_bytes, kinds=P.WORKER,
+                           limits=P.Limits(max_frame_bytes=1 << 62, max_frames=4 + 4096, max_content_bytes=1 << 30,
+                                           max_audio_seconds=float("inf")), check_finite=False)
+        except P.ProtocolError as exc:
+            log.warning("ignored a backend message: %s", exc)
+            return
+        if msg.type == "w_ready":
+            w.ready = True
+            self._dispatch()
+            return
+        j = w.job
+        if j is None or msg.content.get("job_id") != j.id:
+            return
+        if msg.type == "w_progress":
+            self._progress(j, msg.content["stage"], float(msg.content["fraction"]))
+        elif msg.type == "w_result":
+            status = msg.content["status"]
+            content = msg.content.get("content") or {}
+            if status == "error" and content.get("code") == P.CANCELLED and j.cancel_reason:
+                content = P.error_content(getattr(j, "cancel_code", P.CANCELLED), j.cancel_reason)
+            self._finish(j, "ok" if status == "ok" else "error", content, list(msg.buffers))
+            self._dispatch()
+
+    def _progress(self, j: _Job, stage: str, fraction: float) -> None:
+        now = time.monotonic()
+        if stage != j.stage:
+            j.stage, j.stage_started = stage, now
+        j.fraction = fraction
+        if now - j.last_progress_sent < J.PROGRESS_INTERVAL_S and fraction < 1.0:
+            return
+        j.last_progress_sent = now
+        elapsed = now - j.stage_started
+        eta = round(elapsed * (1.0 - fraction) / fraction, 2) if fraction > 0.02 else None
+        self._reply(j.route, j.client, j.id, "progress", {"stage": stage, "fraction": round(fraction, 4),
+                                                          "eta_s": eta}, cache=False)
+
+    def _tick(self) -> bool:
+        """Timers: cancel deadlines, dead workers, silent clients, expiry, shutdown. True: stop now."""
+        now = time.monotonic()
+        for w in list(self.workers):
+            j = w.job
+            if j is not None and j.cancel_deadline is not None and now > j.cancel_deadline:
+                log.info("worker %s did not stop within %.1f s; replacing it", w.identity, self.cfg.cancel_grace_s)
+                self._replace_worker(w)
+                self._finish(j, "error", P.error_content(getattr(j, "cancel_code", P.CANCELLED), j.cancel_reason))
+            elif not w.process.is_alive():
+                log.warning("worker %s exited (code %s); starting another", w.identity, w.process.exitcode)
+                self.crashed += 1
+                self.dying.append((w.process, now))
+                self._spawn_worker(w.index, w.gen + 1)
+                if j is not None:
+                    self._finish(j, "error", P.error_content(P.INTERNAL, "the worker process stopped unexpectedly "
+                                                                        "(out of memory?); try again"))
+        self.dying = [(p, t) for p, t in self.dying if p.is_alive()]
+        for p, t in self.dying:
+            if now - t > 1.0:
+                p.kill()
+        for j in list(self.jobs.values()):
+            c = self.clients.get(j.client)
+            if c is not None and now - c.last_seen > self.cfg.client_timeout_s and j.cancel_deadline is None:
+                log.info("client %s went silent; cancelling %s", c.id, j.id)
+                self._cancel_job(j, f"cancelled: the client sent nothing for {self.cfg.client_timeout_s:g} s")
+        for up in list(self.uploads.values()):
+            if now - up.last_used > self.cfg.upload_ttl_s:
+                self._drop_upload(up)
+        for cid, c in list(self.clients.items()):
+            if now - c.last_seen > 600 and not any(j.client == cid for j in self.jobs.values()):
+                del self.clients[cid]
+        self._dispatch()
+        if self.stop_requested:
+            if self.stopping_deadline is None:
+                self.stopping_deadline = now + self.cfg.shutdown_grace_s
+                log.info("shutting down; %d job(s) running", sum(j.state == "running" for j in self.jobs.values()))
+                while self.queue:
+                    j = self.queue.popleft()
+                    self._finish(j, "error", P.error_content(P.SHUTTING_DOWN, "the server shut down before the job "
+                                                                            "started; send it again after restart"))
+            if not self.jobs:
+                return True
+            if now > self.stopping_deadline:
+                for j in list(self.jobs.values()):
+                    if j.cancel_deadline is None:
+                        self._cancel_job(j, "the server shut down before the job finished", P.SHUTTING_DOWN)
+        return False
+
+
+# --- command line -----------------------------------------------------------------------------------
+
+def run(config: ServerConfig) -> int:
+    """Start, serve until SIGTERM/SIGINT or a shutdown request, stop cleanly. Returns the exit code."""
+    srv = Server(config)
+    srv.start()
+    print(f"reamaster server {srv.server_id[:8]} listening on {srv.endpoint} ({srv.n_workers} workers); "
+          f"connection file {srv.conn_path}", flush=True)
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        old[sig] = signal.signal(sig, srv.request_stop)
+    try:
+        srv.serve_forever()
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from .serve_cli import add_serve_arguments, cmd_serve
+
+    p = argparse.ArgumentParser(prog="python -m server.server", description="The ReaMaster companion server.")
+    add_serve_arguments(p)
+    return cmd_serve(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

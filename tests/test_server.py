@@ -1,0 +1,565 @@
+"""The companion server end to end: a real server subprocess, real ZeroMQ sockets on 127.0.0.1,
+real files. Malformed input, concurrency, cancellation, dead clients, dead servers, shutdown,
+keys, paths, and the --server CLI path writing the same bytes as the in-process command."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import zmq
+
+from server import protocol as P
+from server.client import Client, Progress, ServerError, ServerUnavailable
+from server.connection import ConnectionFileError, ConnectionInfo, pid_alive, read_connection_file
+from tests.conftest import sine
+
+REPO = Path(__file__).resolve().parent.parent
+SR = 44100
+FRAME_LIMIT = 1 << 18  # the shared server's max_frame_bytes (small, so oversize and upload tests stay cheap)
+
+
+class Ctx:
+    """A zmq context per test; every socket made through raw() is closed with linger 0."""
+
+    def __init__(self) -> None:
+        self.context = zmq.Context()
+        self.sockets: list[zmq.Socket] = []
+
+    def close(self) -> None:
+        for s in self.sockets:
+            s.close(linger=0)
+        self.context.term()
+
+
+class ServerProc:
+    def __init__(self, cfg_dir: Path, tmp_dir: Path, *args: str) -> None:
+        self.cfg_dir, self.tmp_dir = cfg_dir, tmp_dir
+        cfg_dir.mkdir(parents=True, exist_ok=True)
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.conn_path = cfg_dir / "server.json"
+        env = dict(os.environ, REAMASTER_CONFIG_DIR=str(cfg_dir), TMPDIR=str(tmp_dir))
+        self.log = open(cfg_dir / "server.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "server.server", "--port", "0", *args], cwd=REPO,
+                                     env=env, stdout=self.log, stderr=self.log, start_new_session=True)
+        self.info = self._wait_for_file()
+
+    def _wait_for_file(self) -> ConnectionInfo:
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            with contextlib.suppress(ConnectionFileError):
+                info = read_connection_file(self.conn_path)
+                if info.pid == self.proc.pid:
+                    return info
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.kill()
+        pytest.fail(f"server did not start: {(self.cfg_dir / 'server.log').read_text()}")
+
+    def client(self, **kw) -> Client:
+        kw.setdefault("timeout", 2.0)
+        return Client.connect(self.conn_path, **kw)
+
+    def kill(self) -> None:
+        # the server and its workers share the session started for it
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self.log.close()
+
+
+def wait_ready(c: Client, workers: int) -> None:
+    end = time.monotonic() + 30
+    while c.status()["workers"]["ready"] < workers:
+        assert time.monotonic() < end, "workers did not come up"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    base = tmp_path_factory.mktemp("srv")
+    s = ServerProc(base / "cfg", base / "servertmp", "--workers", "2", "--queue", "16",
+                   "--max-frame-bytes", str(FRAME_LIMIT), "--client-timeout", "2")
+    with s.client() as c:
+        wait_ready(c, 2)
+    yield s
+    s.kill()
+
+
+@pytest.fixture(scope="module")
+def long_mix(tmp_path_factory) -> Path:
+    """Six minutes of noise with a slow envelope: several seconds to master, long enough to cancel."""
+    p = tmp_path_factory.mktemp("long") / "long.wav"
+    rng = np.random.default_rng(7)
+    block = rng.standard_normal((2, SR * 5)).astype(np.float32) * 0.1
+    x = np.tile(block, (1, 72)) * (0.6 + 0.4 * np.sin(np.arange(SR * 360) / SR * 0.5))[None, :].astype(np.float32)
+    sf.write(p, x.T, SR, subtype="PCM_16")
+    return p
+
+
+@pytest.fixture
+def ctx():
+    c = Ctx()
+    yield c
+    c.close()
+
+
+def raw(ctx: Ctx, srv) -> zmq.Socket:
+    s = ctx.context.socket(zmq.DEALER)
+    s.linger = 0
+    s.connect(srv.info.endpoint)
+    ctx.sockets.append(s)
+    return s
+
+
+def recv(sock, timeout_s: float = 5.0) -> list[bytes]:
+    assert sock.poll(int(timeout_s * 1000)), "no reply"
+    return sock.recv_multipart()
+
+
+def reply_code(frames, key: bytes) -> str:
+    refusal = P.refusal_code(frames)
+    if refusal is not None:
+        return refusal[0]
+    m = P.decode(frames, key, kinds=P.REPLIES, check_finite=False)
+    return m.content["code"] if m.type == "error" else m.type
+
+
+def noise_mix(frames: int, sample_rate: int, *, amp: float = 0.1, seed: int = 3) -> np.ndarray:
+    """Seeded stereo noise with a slow swell and a quiet bass tone, float32 (channels, frames)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames) / sample_rate
+    x = rng.standard_normal((2, frames)) * amp * (0.7 + 0.3 * np.sin(2 * np.pi * 0.5 * t))
+    x += 0.5 * amp * np.sin(2 * np.pi * 70.0 * t)
+    return x.astype(np.float32)
+
+
+def mix_file(folder: Path, name: str = "mix.wav", seconds: float = 3.0, amp: float = 0.1) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / name
+    sf.write(p, noise_mix(int(seconds * SR), SR, amp=amp).T, SR, subtype="PCM_24")
+    return p
+
+
+# --- hello and malformed input ----------------------------------------------------------------------
+
+def test_hello_advertises_capabilities_and_the_file_is_private(srv):
+    assert (os.stat(srv.conn_path).st_mode & 0o777) == 0o600
+    assert srv.info.endpoint.startswith("tcp://127.0.0.1:") and srv.info.pid == srv.proc.pid
+    with srv.client() as c:
+        h = c.info
+    assert h["protocol_version"] == 1 and h["server_id"] == srv.info.server_id
+    assert h["max_frame_bytes"] == FRAME_LIMIT and h["chunk_bytes"] <= FRAME_LIMIT and h["credits"] >= 1
+    assert h["dtypes"] == ["<f4"] and h["max_frames"] == 8 and h["max_audio_seconds"] > 0
+    assert {"hello", "analyze", "suggest", "master", "cancel", "status", "shutdown"} <= set(h["types"])
+    assert set(h["reserved_types"]) == {"master_stems", "album", "revise"}
+    assert os.path.realpath(srv.tmp_dir) in h["allowed_roots"]
+
+
+def test_malformed_messages_get_error_replies_and_the_server_keeps_serving(srv, ctx):
+    key = srv.info.key_bytes
+    s = raw(ctx, srv)
+    good_audio = sine(440.0, SR, 0.5, amp=0.1).astype("<f4")
+    nan_audio = good_audio.copy()
+    nan_audio[1, 100] = np.nan
+
+    def signed(t, content, bufs=()):
+        return P.encode(t, content, key=key, sender="raw1", buffers=bufs)
+
+    def resigned(header: bytes, content: bytes):
+        return [P.MARKER, P.sign(key, [header, content]), header, content]
+
+    hdr = json.dumps({"msg_id": "m1", "type": "hello", "version": 1, "sender": "raw1", "time": "t"}).encode()
+    cases = [
+        ([b"hello"], P.BAD_FRAME_COUNT),
+        ([b"XXXX", *signed("hello", {})[1:]], P.BAD_MARKER),
+        (P.encode("hello", {}, key=bytes(32), sender="raw1"), P.BAD_SIGNATURE),
+        (resigned(b"{oops", b"{}"), P.BAD_JSON),
+        (resigned(hdr, b"[]"), P.BAD_JSON),
+        (signed("erase_disk", {}), P.UNKNOWN_TYPE),
+        (signed("cancel", {}), P.BAD_MESSAGE),
+        (signed("analyze", {"audio": {**P.audio_descriptor(2, good_audio.shape[1], SR), "dtype": "<f8"}},
+                [good_audio.tobytes()]), P.BAD_AUDIO),
+        (signed("analyze", {"audio": P.audio_descriptor(2, good_audio.shape[1] + 1, SR)}, [good_audio.tobytes()]),
+         P.BAD_AUDIO),
+        (signed("analyze", {"audio": P.audio_descriptor(2, good_audio.shape[1], SR)}, [nan_audio.tobytes()]),
+         P.BAD_AUDIO),
+        (signed("analyze", {"audio": P.audio_descriptor(2, 100, 8000)}, [b"\x00" * 800]), P.BAD_AUDIO),
+        (signed("analyze", {"path": "/etc/passwd"}), P.PATH_NOT_ALLOWED),
+        (signed("analyze", {}), P.BAD_MESSAGE),
+        (signed("upload_chunk", {"upload_id": "nope", "offset": 0}, [b"\x00" * 8]), P.NOT_FOUND),
+        (signed("master_stems", {}), P.NOT_IMPLEMENTED),
+        (signed("album", {}), P.NOT_IMPLEMENTED),
+        (signed("revise", {}), P.NOT_IMPLEMENTED),
+    ]
+    for frames, code in cases:
+        s.send_multipart(frames)
+        assert reply_code(recv(s), key) == code, code
+    # the same socket, and everybody else, are still served
+    s.send_multipart(signed("hello", {}))
+    assert reply_code(recv(s), key) == "ok"
+    with srv.client() as c:
+        assert c.status()["server_id"] == srv.info.server_id
+
+
+def test_oversize_frame_is_dropped_silently_and_others_keep_working(srv, ctx):
+    key = srv.info.key_bytes
+    s = raw(ctx, srv)
+    n = FRAME_LIMIT // 8 + 1024  # stereo float32: just over the frame limit
+    big = np.zeros((2, n), dtype="<f4")
+    big[:, ::100] = 0.1
+    s.send_multipart(P.encode("analyze", {"audio": P.audio_descriptor(2, n, SR)}, key=key, sender="big1",
+                              buffers=[big.tobytes()]))
+    assert not s.poll(1000), "libzmq disconnects an oversize sender without a word"
+    with srv.client() as c:  # another client is unaffected
+        assert c.status()["server_id"] == srv.info.server_id
+    s.send_multipart(P.encode("hello", {}, key=key, sender="big1"))  # the DEALER reconnected by itself
+    assert reply_code(recv(s), key) == "ok"
+
+
+def test_wrong_key_is_refused_with_bad_signature(srv):
+    with pytest.raises(ServerError) as e:
+        Client.connect(srv.info.endpoint, key="ab" * 32, timeout=2.0)
+    assert e.value.code == P.BAD_SIGNATURE and "key" in str(e.value)
+
+
+def test_no_server_is_a_clear_error(tmp_path):
+    with pytest.raises(ServerUnavailable) as e:
+        Client.connect(tmp_path / "server.json")
+    assert "reamaster serve" in str(e.value)
+    with zmq.Context() as z, z.socket(zmq.ROUTER) as r:  # a port nobody serves
+        port = r.bind_to_random_port("tcp://127.0.0.1")
+        r.close(linger=0)
+    with pytest.raises(ServerUnavailable) as e:
+        Client.connect(f"tcp://127.0.0.1:{port}", key="ab" * 32, timeout=0.3, retries=1)
+    assert e.value.code == P.SERVER_UNAVAILABLE and "2 tries" in str(e.value)
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+def test_eight_clients_at_once_each_get_their_own_result(srv):
+    from dsp.analysis import analyze
+
+    amps = [0.05 * (i + 1) for i in range(8)]
+    signals = [(sine(300.0 + 50 * i, 48000, 1.0, amp=a) * np.linspace(0.8, 1.0, 48000)).astype(np.float32)
+               for i, a in enumerate(amps)]
+    results: dict[int, object] = {}
+
+    def one(i: int) -> None:
+        try:
+            with srv.client() as c:
+                x = signals[i]
+                results[i] = c.analyze_audio(x.tobytes(), 2, x.shape[1], 48000)
+        except BaseException as exc:  # surfaced below
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for i, x in enumerate(signals):
+        got = results[i]
+        assert isinstance(got, dict), got
+        assert got["integrated_lufs"] == analyze(x, 48000).to_dict()["integrated_lufs"]
+    lufs = [results[i]["integrated_lufs"] for i in range(8)]
+    assert np.all(np.diff(lufs) > 0.5)  # every client got its own signal's loudness
+
+
+def test_master_by_value_large_audio_is_uploaded_in_chunks(srv):
+    from dsp.master import master
+    from dsp.presets import delivery
+
+    frames = int(FRAME_LIMIT * 4.5) // 8  # more than max_audio_parts x max_frame_bytes: must upload
+    x = noise_mix(frames, 48000)
+    with srv.client() as c:
+        job = c.audio_request("master", {"preset": "broadcast"}, x.tobytes(), 2, frames, 48000)
+        assert "upload_id" in job.content and "audio" not in job.content
+        res = job.wait()
+        c.call("upload_free", {"upload_id": job.content["upload_id"]})
+        assert c.status()["uploads"] == 0
+    expected = master(x, 48000, delivery("broadcast")).audio
+    assert (res.channels, res.frames, res.sample_rate) == (2, frames, 48000)
+    assert res.audio == expected.astype("<f4").tobytes()
+
+
+def test_paths_outside_the_allowed_folders_are_refused(srv, tmp_path):
+    proj, outside = tmp_path / "proj", tmp_path / "outside"
+    src = mix_file(proj)
+    secret = mix_file(outside, "secret.wav")
+    (proj / "escape.wav").symlink_to(secret)
+    with srv.client(project_dir=str(proj)) as c:
+        assert str(proj.resolve()) in c.info["allowed_roots"]
+        for bad in (secret, proj / ".." / "outside" / "secret.wav", proj / "escape.wav"):
+            with pytest.raises(ServerError) as e:
+                c.analyze_path(str(bad))
+            assert e.value.code == P.PATH_NOT_ALLOWED
+        with pytest.raises(ServerError) as e:
+            c.master_path(src, outside / "m.wav")
+        assert e.value.code == P.PATH_NOT_ALLOWED
+        with pytest.raises(ServerError) as e:
+            c.master_path(src, src)
+        assert e.value.code == "output_exists"
+        assert not (outside / "m.wav").exists()
+        report = c.master_path(src, proj / "m.wav", preset="club")
+        assert abs(report["after"]["integrated_lufs"] - -8.0) <= 0.2 and (proj / "m.wav").is_file()
+    with srv.client() as c:  # no project declared: the same file is out of bounds
+        with pytest.raises(ServerError) as e:
+            c.analyze_path(src)
+        assert e.value.code == P.PATH_NOT_ALLOWED
+
+
+def test_cancel_stops_a_long_master_and_hello_stays_quick(srv, long_mix, tmp_path):
+    out = tmp_path / "never.wav"
+    folders = [str(long_mix.parent), str(tmp_path)]
+    with srv.client() as a, srv.client() as b:
+        job = a.submit("master", {"path": str(long_mix), "output": str(out), "project_dir": folders})
+        end = time.monotonic() + 30
+        while not isinstance(job.poll(), Progress) or job.progress.stage == "analysing":
+            assert not job.done, job.outcome
+            assert time.monotonic() < end
+            time.sleep(0.01)
+        # the ROUTER loop does not run DSP: another client is answered while the job runs
+        b.hello()
+        assert b.status(job.msg_id)["job"]["state"] == "running"
+        job.cancel()
+        with pytest.raises(ServerError) as e:
+            job.wait(timeout=10)
+        assert e.value.code == P.CANCELLED
+        assert a.status(job.msg_id)["job"]["state"] == "done"
+        assert not out.exists()
+        # the worker is usable again (or was replaced) and jobs run
+        small = mix_file(tmp_path / "small", seconds=1.0)
+        done = b.call("analyze", {"path": str(small), "project_dir": str(small.parent)}).content["analysis"]
+        assert done["duration_s"] == pytest.approx(1.0)
+
+
+def test_a_worker_that_does_not_stop_is_replaced(srv, tmp_path):
+    # analysis has no progress callback inside: only terminating the worker can stop it in time
+    p = tmp_path / "twelve.wav"
+    block = np.random.default_rng(9).standard_normal((2, SR * 5)).astype(np.float32) * 0.1
+    sf.write(p, np.tile(block, (1, 144)).T, SR, subtype="PCM_16")
+    with srv.client() as c:
+        replaced = c.status()["workers"]["replaced"]
+        job = c.submit("analyze", {"path": str(p), "project_dir": str(tmp_path)})
+        while not (isinstance(job.poll(), Progress) and job.progress.stage == "analysing"):
+            assert not job.done, job.outcome
+            time.sleep(0.005)
+        job.cancel()
+        with pytest.raises(ServerError) as e:
+            job.wait(10)
+        assert e.value.code == P.CANCELLED
+        assert c.status()["workers"]["replaced"] == replaced + 1
+        wait_ready(c, 2)  # the replacement comes up and serves
+        small = mix_file(tmp_path / "s", seconds=1.0)
+        assert c.call("analyze", {"path": str(small), "project_dir": str(small.parent)}).content["analysis"]
+
+
+def test_retry_with_the_same_msg_id_is_idempotent(srv, ctx, tmp_path):
+    src = mix_file(tmp_path / "p")
+    dst = tmp_path / "p" / "m.wav"
+    key = srv.info.key_bytes
+    frames = P.encode("master", {"path": str(src), "output": str(dst), "project_dir": str(tmp_path / "p")},
+                      key=key, sender="retry1", msg_id="job-1")
+    s = raw(ctx, srv)
+    s.send_multipart(frames)
+    first = None
+    while first is None or first.type == "progress":
+        first = P.decode(recv(s, 30), key, kinds=P.REPLIES, check_finite=False)
+        assert first.ref == "job-1" and first.sender == srv.info.server_id  # progress and reply name the request
+    assert first.type == "ok", first.content
+    s.close(linger=0)
+    s2 = raw(ctx, srv)  # a new socket (new routing id), the same request: the cached reply, no new job
+    s2.send_multipart(frames)
+    again = P.decode(recv(s2), key, kinds=P.REPLIES, check_finite=False)
+    assert again.type == "ok" and again.msg_id == first.msg_id and again.content == first.content
+
+
+def test_a_client_killed_mid_job_has_its_job_cancelled(srv, long_mix, tmp_path, ctx):
+    out = tmp_path / "orphan.wav"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from server.client import Client, Progress
+        c = Client.connect({str(srv.conn_path)!r})
+        job = c.submit("master", {{"path": {str(long_mix)!r}, "output": {str(out)!r},
+                                   "project_dir": [{str(long_mix.parent)!r}, {str(tmp_path)!r}]}})
+        while not isinstance(job.poll(), Progress):
+            time.sleep(0.01)
+        print(job.msg_id, c.client_id, flush=True)
+        time.sleep(60)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline().split()
+        assert len(line) == 2, "the client never started its job"
+        msg_id, client_id = line
+    finally:
+        child.kill()
+        child.wait(10)
+        child.stdout.close()
+    with srv.client() as c:
+        end = time.monotonic() + 20
+        while c.status(msg_id)["job"]["state"] != "done":
+            assert time.monotonic() < end, "the orphaned job kept running"
+            time.sleep(0.1)
+        assert not any(j["msg_id"] == msg_id for j in c.status()["jobs"])
+    assert not out.exists()
+    # had the client come back and asked again, it would have heard why
+    s = raw(ctx, srv)
+    s.send_multipart(P.encode("master", {}, key=srv.info.key_bytes, sender=client_id, msg_id=msg_id))
+    m = P.decode(recv(s), srv.info.key_bytes, kinds=P.REPLIES)
+    assert m.type == "error" and m.content["code"] == P.CANCELLED and "sent nothing" in m.content["message"]
+
+
+def test_cli_master_via_server_writes_the_same_bytes(srv, tmp_path, capsys):
+    from server.cli import _parser
+    from server.cli import main as cli_main
+    from server.serve_cli import run_master_via_server
+
+    src = mix_file(tmp_path / "in", seconds=4.0, amp=0.2)
+    local, remote = tmp_path / "local.wav", tmp_path / "remote.wav"
+    assert cli_main(["master", str(src), "-o", str(local), "--preset", "cd", "--no-progress"]) == 0
+    summary_local = capsys.readouterr().out
+    # the real `master` options, so every decision option reaches the server as the CLI has it
+    args = _parser().parse_args(["master", str(src), "-o", str(remote), "--preset", "cd", "--no-progress",
+                                 "--save-chain", str(tmp_path / "chain.json")])
+    args.key_file = str(srv.conn_path)
+    assert run_master_via_server(srv.info.endpoint, args) == 0
+    summary_remote = capsys.readouterr().out
+    assert remote.read_bytes() == local.read_bytes()
+    assert summary_remote.replace(str(remote), "OUT") == summary_local.replace(str(local), "OUT")
+    assert json.loads((tmp_path / "chain.json").read_text())["format"] == "reamaster.chain"
+    # refusals are one line and exit 2; --force replaces through a fresh file
+    assert run_master_via_server(srv.info.endpoint, args) == 2
+    assert "already exists" in capsys.readouterr().err
+    before = remote.stat().st_ino
+    args.force, args.save_chain = True, None
+    assert run_master_via_server(srv.info.endpoint, args) == 0
+    assert remote.read_bytes() == local.read_bytes() and remote.stat().st_ino != before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# --- servers that come and go -----------------------------------------------------------------------
+
+def test_full_queue_is_busy_and_sigterm_shuts_down_gracefully(tmp_path, long_mix):
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--workers", "1", "--queue", "1", "--grace", "0.3")
+    try:
+        folders = [str(long_mix.parent), str(tmp_path)]
+        with s.client() as c:
+            wait_ready(c, 1)
+            running = c.submit("master", {"path": str(long_mix), "output": str(tmp_path / "a.wav"),
+                                          "project_dir": folders})
+            while not isinstance(running.poll(), Progress):
+                assert not running.done, running.outcome
+                time.sleep(0.01)
+            queued = c.submit("analyze", {"path": str(long_mix), "project_dir": folders})
+            with pytest.raises(ServerError) as e:
+                c.call("analyze", {"path": str(long_mix), "project_dir": folders})
+            assert e.value.code == P.BUSY
+            assert c.status(queued.msg_id)["job"]["state"] == "queued"
+            s.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ServerError) as e:
+                queued.wait(10)
+            assert e.value.code == P.SHUTTING_DOWN
+            try:
+                running.wait(10)
+            except ServerError as exc:
+                assert exc.code == P.SHUTTING_DOWN
+        assert s.proc.wait(15) == 0
+        assert not s.conn_path.exists()
+    finally:
+        s.kill()
+
+
+def test_server_killed_and_restarted_while_a_client_waits(tmp_path, long_mix):
+    cfg, tmp = tmp_path / "cfg", tmp_path / "tmp"
+    src = mix_file(tmp, seconds=2.0)
+    first = ServerProc(cfg, tmp, "--workers", "1")
+    second = None
+    try:
+        c = first.client(timeout=1.0, retries=1)
+        wait_ready(c, 1)
+        job = c.submit("analyze", {"path": str(long_mix), "project_dir": str(long_mix.parent)})
+        first.kill()
+        with pytest.raises(ServerUnavailable) as e:
+            job.wait(20)
+        assert "no answer" in str(e.value)
+        second = ServerProc(cfg, tmp, "--workers", "1")  # a new port and a new key in the same file
+        assert second.info.key != first.info.key
+        result = c.analyze_path(src)  # the client reads the connection file again and carries on
+        assert result["duration_s"] == pytest.approx(2.0)
+        assert c.server_id == second.info.server_id
+        c.close()
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
+
+
+def test_remote_binding_needs_curve_and_a_second_server_is_refused(srv, tmp_path):
+    env = dict(os.environ, REAMASTER_CONFIG_DIR=str(tmp_path))
+    for extra in ([], ["--allow-remote"]):
+        r = subprocess.run([sys.executable, "-m", "server.server", "--host", "0.0.0.0", "--port", "0", *extra],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2
+        assert r.stderr.count("\n") == 1 and "--allow-remote and --curve-keys" in r.stderr
+    env["REAMASTER_CONFIG_DIR"] = str(srv.cfg_dir)
+    r = subprocess.run([sys.executable, "-m", "server.server", "--port", "0"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "already running" in r.stderr
+    assert read_connection_file(srv.conn_path).server_id == srv.info.server_id
+
+
+def test_curve_allows_known_clients_and_ignores_others(tmp_path):
+    import zmq.auth
+
+    keys = tmp_path / "keys"
+    (keys / "clients").mkdir(parents=True)
+    zmq.auth.create_certificates(str(keys), "server")
+    alice_dir = tmp_path / "alice"
+    alice_dir.mkdir()
+    zmq.auth.create_certificates(str(alice_dir), "alice")
+    os.replace(alice_dir / "alice.key", keys / "clients" / "alice.key")  # the server knows her public key
+    alice = zmq.auth.load_certificate(str(alice_dir / "alice.key_secret"))
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--workers", "1", "--curve-keys", str(keys))
+    try:
+        assert s.info.curve_server_key
+        with s.client(curve_keypair=alice) as c:
+            assert c.info["server_id"] == s.info.server_id
+        with pytest.raises(ServerUnavailable):  # an unknown key hears nothing at all
+            s.client(timeout=0.5, retries=0)
+    finally:
+        s.kill()
+
+
+def test_autostart_spawns_a_detached_server(tmp_path, monkeypatch):
+    cfg = tmp_path / "cfg"
+    monkeypatch.setenv("REAMASTER_CONFIG_DIR", str(cfg))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("REAMASTER_SERVE_CMD", f"{sys.executable} -m server.server --port 0 --workers 1")
+    pid = None
+    try:
+        with Client.connect(autostart=True) as c:
+            pid = read_connection_file(cfg / "server.json").pid
+            assert c.info["pid"] == pid and pid_alive(pid)
+            c.shutdown()
+        end = time.monotonic() + 15
+        while (cfg / "server.json").exists():
+            assert time.monotonic() < end
+            time.sleep(0.05)
+    finally:
+        if pid is not None and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
