@@ -51,10 +51,22 @@ elif mode == "analyze":
     a = analyze(x, sr)
     out = {"integrated_lufs": a.integrated_lufs, "true_peak_dbtp": a.true_peak_dbtp, "lra_lu": a.lra_lu}
 else:
-    r = master(x, sr, delivery("streaming"))
+    # exactly what `reamaster master FILE -o OUT` decides by default (auto style), timed in steps
+    from dsp.master import Intent, plan_chain, style_target
+    from dsp.resonance import find_resonances
+    import dataclasses
+    d = delivery("streaming")
+    ta = time.perf_counter()
+    a = analyze(x, sr)
+    tb = time.perf_counter()
+    a = dataclasses.replace(a, resonances=tuple(find_resonances(x[:2], sr)))
+    target, info = style_target(a, "auto")
+    chain = plan_chain(a, d, Intent(target=target, style_info=info))
+    tc = time.perf_counter()
+    r = master(x, sr, d, before=a, planned=chain)
     write_audio(dst, r.audio, sr, fmt="wav24", force=True)
     out = {"integrated_lufs": r.after.integrated_lufs, "true_peak_dbtp": r.after.true_peak_dbtp,
-           "iterations": r.iterations}
+           "iterations": r.iterations, "analysis_s": tb - ta, "decide_s": tc - tb}
 t2 = time.perf_counter()
 out.update(import_s=t1 - t0, work_s=t2 - t1, frames=x.shape[1], sample_rate=sr)
 print(json.dumps(out))
@@ -183,6 +195,7 @@ def main() -> int:
         minutes = ours["frames"] / ours["sample_rate"] / 60
         ana, ana_wall, ana_rss = run_child([py, "-c", OURS, str(f), "-", "analyze"])
         row = {"file": f.name, "minutes": minutes, "ours_work": ours["work_s"], "ours_wall": wall, "ours_rss": rss,
+               "decide_s": ours["decide_s"],
                "ours_import": ours["import_s"], "iterations": ours["iterations"], "ana_work": ana["work_s"],
                "ours_lufs": ours["integrated_lufs"], "ours_tp": ours["true_peak_dbtp"],
                "in_ours_lufs": ana["integrated_lufs"]}
@@ -230,6 +243,8 @@ def print_table(rows: list[dict]) -> None:
               f"{spm(r.get('peer_wall'), m):>7} {r.get('peer_rss', 0):6.0f} "
               f"{(r['peer_wall'] / r['ours_wall']) if pw else float('nan'):6.1f}")
     tot = sum(r["minutes"] for r in rows)
+    print("decision steps (resonances, style, planning) per track: "
+          + ", ".join(f"{r['decide_s']:.2f} s" for r in rows))
     print(f"{'TOTAL / mean':42} {tot:5.2f} {sum(r['ours_work'] for r in rows) / tot:7.3f} "
           f"{sum(r['ours_wall'] for r in rows) / tot:7.3f} {max(r['ours_rss'] for r in rows):6.0f} "
           f"{sum(r['ana_work'] for r in rows) / tot:6.3f}", end="")
