@@ -87,6 +87,8 @@ class TonalTarget:
 # Measured style profiles come from lightly mastered game music; their dynamics are guidance for
 # the shape of the decision, not targets to compress toward.
 _MAX_TARGET_PLR_DB, _MAX_TARGET_LRA_LU = 12.0, 8.0
+SUGGESTED_EQ_AMOUNT = 0.7  # of the deviation beyond tolerance; --tone scales it
+SUGGESTED_EQ_MAX_DB = 4.0
 
 
 def style_target(a: Analysis, style: str | None = None) -> tuple[TonalTarget, dict[str, Any]]:
@@ -180,14 +182,14 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
     else:
         left_alone.append(f"no subsonic filter: energy below 25 Hz is {bass - sub:.1f} dB under the 50-80 Hz bass")
 
-    # light corrective EQ toward the target shape: (half of what lies beyond the tolerance) x tone_pct,
+    # corrective EQ toward the target shape: (70% of what lies beyond the tolerance) x tone_pct,
     # level removed, fitted as at most six ReaEQ bands
     target = intent.target or balanced_target(freqs)
     target_db, tolerance_db = target.at(freqs)
     stages_eq = None
     if intent.tone_pct > 0:
         stages_eq = corrective_eq(freqs, levels, a.sample_rate, target_db=target_db, tolerance_db=tolerance_db,
-                                  amount=0.5 * intent.tone_pct / 100.0)
+                                  amount=SUGGESTED_EQ_AMOUNT * intent.tone_pct / 100.0)
     if a.resonances and intent.tone_pct > 0:
         cuts = tuple(EqBand("band", freq_hz=round(r.freq_hz, 1), gain_db=-round(min(6.0, r.excess_db), 1)
                             * intent.tone_pct / 100.0, bw_oct=0.1) for r in a.resonances)
@@ -284,7 +286,7 @@ def eq_weights(freqs: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *, target_db: np.ndarray,
                   tolerance_db: np.ndarray, amount: float, max_bands: int = 6,
-                  max_gain_db: float = 3.0) -> Stage | None:
+                  max_gain_db: float = SUGGESTED_EQ_MAX_DB) -> Stage | None:
     """An EQ stage moving the tonal shape ``amount`` (0..1) of the way toward ``target_db``.
 
     The deviation is smoothed over half an octave (mastering EQ moves are broad; narrow
