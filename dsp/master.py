@@ -206,24 +206,32 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
     else:
         left_alone.append(f"no EQ: the tonal balance is within tolerance of the {target.name} everywhere")
 
-    # glue compression when the mix is more dynamic than its target
+    # glue compression when the mix is more dynamic than its target, or than its delivery allows:
+    # a loud target at a ceiling leaves room for a PLR of about (ceiling - target); whatever the mix
+    # has beyond that the limiter alone would take, so the compressor takes a share first.
     plr_excess = a.plr_db - (target.plr_db + 1.0)
     lra_excess = a.lra_lu - (target.lra_lu + 3.0)
+    limiter_load = a.plr_db - (d.ceiling_dbtp - d.target_lufs) - 4.0 if intent.loudness else 0.0
     push = {"gentle": 0.5, "balanced": 1.0, "loud": 1.5}[intent.intensity] * intent.dynamics_pct / 100.0
-    if (plr_excess > 0 or lra_excess > 0) and push > 0:
-        ratio = round(1.0 + push * min(1.5, 0.5 + 0.15 * max(plr_excess, lra_excess, 0.0)), 2)
+    if (plr_excess > 0 or lra_excess > 0 or limiter_load > 0) and push > 0:
+        need = max(plr_excess, lra_excess, limiter_load, 0.0)
+        ratio = round(1.0 + push * min(2.0, 0.5 + 0.15 * need), 2)
         st = a.loudness.short_term_lufs
         st = st[np.isfinite(st)]
         loud_part = float(np.percentile(st, 90)) if st.size else a.integrated_lufs
-        # short-term loudness tracks RMS level within a few dB; start compressing just under the loud parts
-        threshold = float(np.clip(loud_part - 1.0 - 2.0 * push, -50.0, -6.0))
+        # short-term loudness tracks RMS level within a few dB; start compressing just under the loud
+        # parts, deeper when the limiter would otherwise carry a heavy load
+        threshold = float(np.clip(loud_part - 1.0 - 2.0 * push - 0.5 * max(limiter_load, 0.0), -50.0, -6.0))
+        reasons = [f"PLR {a.plr_db:.1f} dB (target about {target.plr_db:g})",
+                   f"LRA {a.lra_lu:.1f} LU (target about {target.lra_lu:g})"]
+        if limiter_load > 0:
+            reasons.append(f"{d.target_lufs:g} LUFS at {d.ceiling_dbtp:g} dBTP leaves room for a PLR of about "
+                           f"{d.ceiling_dbtp - d.target_lufs:.1f} dB, so the compressor shares the work")
         stages.append(Stage("compressor", CompressorParams(threshold_db=round(threshold, 1), ratio=ratio,
                                                            attack_ms=30.0, release_ms=200.0, knee_db=6.0,
                                                            rms_ms=10.0), label="glue compression",
-                            why=f"PLR {a.plr_db:.1f} dB (target about {target.plr_db:g}) and LRA {a.lra_lu:.1f} LU "
-                                f"(target about {target.lra_lu:g}): {ratio:g}:1 above {threshold:.1f} dB so the "
-                                f"limiter does less of the work ({intent.intensity}, dynamics "
-                                f"{intent.dynamics_pct:g}%)"))
+                            why=f"{'; '.join(reasons)}: {ratio:g}:1 above {threshold:.1f} dB so the limiter does "
+                                f"less of the work ({intent.intensity}, dynamics {intent.dynamics_pct:g}%)"))
     elif push == 0:
         left_alone.append("no glue compression: dynamics amount set to 0%")
     else:
