@@ -66,6 +66,12 @@ class SampleRateError(InputError):
     code = "sample_rate"
 
 
+class LengthMismatchError(InputError):
+    """Files that must line up (stems) have different lengths."""
+
+    code = "length_mismatch"
+
+
 # --- output ------------------------------------------------------------------------------------
 
 class OutputError(ReaMasterError):

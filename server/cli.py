@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     al.add_argument("--force", action="store_true")
     _progress_flags(al)
 
+    from .stems_cli import add_stems_parser
+
+    add_stems_parser(sub)
+
     pr = sub.add_parser("profile", help="style profiles: reamaster profile build DIR -o my.json")
     prs = pr.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
     pb = prs.add_parser("build", help="learn a tonal/dynamics profile from a folder of reference tracks")
@@ -148,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_profile(args)
         if args.command == "album":
             return cmd_album(args)
+        if args.command == "stems":
+            from .stems_cli import cmd_stems
+
+            return cmd_stems(args)
     except ReaMasterError as err:
         return _fail(err)
     except KeyboardInterrupt:

@@ -254,6 +254,11 @@ def format_stems_summary(doc: dict[str, Any], report: dict[str, Any]) -> str:
         lines.append(head + (":" if own else ": left alone") + f" -> {s['output']}")
         for x in own:
             lines.append(f"      - {x['stage']}: {x['why']}")
+    folded = [st for st in doc["bus_chain"]["stages"] if not st["enabled"]]
+    if folded:
+        lines.append("  bus corrections, applied inside every stem so the stems still sum to the bus:")
+        for st in folded:
+            lines.append(f"    - {st['label'] or st['kind']}: {st['why']}")
     for note in doc["notes"]:
         lines.append(f"  note: {note}")
     lines.append(f"  written stems sum to the pre-limiter bus within {doc['sum_check']['max_abs_difference']:.2g} "
