@@ -94,9 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     al.add_argument("--force", action="store_true")
     _progress_flags(al)
 
+    from .reaper_cli import add_reaper_parser
     from .stems_cli import add_stems_parser
 
     add_stems_parser(sub)
+    add_reaper_parser(sub)
 
     pr = sub.add_parser("profile", help="style profiles: reamaster profile build DIR -o my.json")
     prs = pr.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
@@ -156,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             from .stems_cli import cmd_stems
 
             return cmd_stems(args)
+        if args.command == "reaper":
+            return args.func(args)
     except ReaMasterError as err:
         return _fail(err)
     except KeyboardInterrupt:

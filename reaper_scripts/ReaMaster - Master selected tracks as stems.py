@@ -1,0 +1,18 @@
+# @description ReaMaster: Master selected tracks as stems
+# @version 0.1.0
+# @author ReaMaster
+# @about
+#   Renders each selected track as a stem and sends them to the server's master_stems (reported plainly while the server does not support it).
+#   Needs the ReaMaster companion (`reamaster reaper install`); see reaper_scripts/README.md.
+import os
+import sys
+
+try:
+    _here = os.path.dirname(os.path.abspath(__file__))
+except NameError:  # older REAPER hosts do not set __file__
+    _here = os.path.join(RPR_GetResourcePath(), "Scripts", "ReaMaster")  # noqa: F821
+if _here not in sys.path:
+    sys.path.insert(0, _here)
+import reamaster_bootstrap  # noqa: E402
+
+reamaster_bootstrap.run("master_stems")

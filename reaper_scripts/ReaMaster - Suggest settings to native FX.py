@@ -1,0 +1,18 @@
+# @description ReaMaster: Suggest settings to native FX
+# @version 0.1.0
+# @author ReaMaster
+# @about
+#   Renders the mix (or the selected track), asks the server for a chain and writes it as ReaEQ / ReaComp / ReaLimit named "ReaMaster ..." on the master track (or the selected track). Running it again replaces ReaMaster's FX; your own FX are never touched.
+#   Needs the ReaMaster companion (`reamaster reaper install`); see reaper_scripts/README.md.
+import os
+import sys
+
+try:
+    _here = os.path.dirname(os.path.abspath(__file__))
+except NameError:  # older REAPER hosts do not set __file__
+    _here = os.path.join(RPR_GetResourcePath(), "Scripts", "ReaMaster")  # noqa: F821
+if _here not in sys.path:
+    sys.path.insert(0, _here)
+import reamaster_bootstrap  # noqa: E402
+
+reamaster_bootstrap.run("suggest_native_fx")

@@ -1,0 +1,292 @@
+"""The REAPER actions end to end: the unmodified scripts run through real python-reapy on the
+stand-in, a real server subprocess and the real DSP; assertions on what lands in the project."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyebur128
+import pytest
+import soundfile as sf
+from scipy.signal import resample_poly
+
+import standin
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO / "reaper_scripts"
+SR = 48000
+pytestmark = pytest.mark.timeout(120)
+
+
+# --- a real server shared by the module -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server_cfg(tmp_path_factory):
+    cfg = tmp_path_factory.mktemp("rm_cfg")
+    env = dict(os.environ, REAMASTER_CONFIG_DIR=str(cfg))
+    log = open(cfg / "server.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "server.server", "--port", "0", "--workers", "1"], cwd=REPO,
+                            env=env, stdout=log, stderr=log, start_new_session=True)
+    end = time.monotonic() + 60
+    while not (cfg / "server.json").exists() and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.05)
+    assert (cfg / "server.json").exists(), (cfg / "server.log").read_text()
+    yield cfg
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    log.close()
+
+
+@pytest.fixture
+def app(reaper, reapy, rpr, server_cfg, monkeypatch):
+    monkeypatch.setenv("REAMASTER_CONFIG_DIR", str(server_cfg))
+    yield reaper
+    for k in [k for k in sys.modules if k.startswith("reamaster_")]:
+        del sys.modules[k]
+
+
+def run_action(title: str, max_ticks: int = 20000) -> int:
+    """Run the action script as REAPER does, then its deferred loop until it ends (bounded)."""
+    host = standin.host()
+    host.run_script(str(SCRIPTS / f"ReaMaster - {title}.py"))
+    n = 0
+    while host.deferred and n < max_ticks:
+        host.tick()
+        n += 1
+        time.sleep(0.002)
+    assert not host.deferred, f"{title} still running after {n} ticks"
+    host.run_atexit()  # the script ends
+    return n
+
+
+def _new_track(rpr, name):
+    n = rpr.RPR_CountTracks(0)
+    rpr.RPR_InsertTrackAtIndex(n, True)
+    tr = rpr.RPR_GetTrack(0, n)
+    rpr.RPR_GetSetMediaTrackInfo_String(tr, "P_NAME", name, True)
+    return tr
+
+
+def _add_item(rpr, track, path, pos):
+    item = rpr.RPR_AddMediaItemToTrack(track)
+    take = rpr.RPR_AddTakeToMediaItem(item)
+    src = rpr.RPR_PCM_Source_CreateFromFile(path)
+    rpr.RPR_SetMediaItemTake_Source(take, src)
+    rpr.RPR_SetMediaItemInfo_Value(item, "D_POSITION", pos)
+    rpr.RPR_SetMediaItemInfo_Value(item, "D_LENGTH", rpr.RPR_GetMediaSourceLength(src, False)[0])
+
+
+@pytest.fixture
+def song(app, rpr, tmp_path):
+    """A saved project with three tracks of generated music-like audio (4 s) and a user FX."""
+    app.save_as(app.project, "song")
+    rng = np.random.default_rng(7)
+    t = np.arange(int(4.0 * SR)) / SR
+    kick = 0.5 * np.sin(2 * np.pi * 55 * t) * (np.mod(t, 0.5) < 0.15)
+    bass = 0.2 * np.sin(2 * np.pi * 110 * t + 0.3)
+    hats = 0.03 * rng.standard_normal(t.size) * (np.mod(t, 0.25) < 0.05)
+    tracks = []
+    for i, (name, x) in enumerate((("Drums", kick + hats), ("Bass", bass), ("Keys", 0.1 * np.sin(2 * np.pi * 440 * t)))):
+        path = tmp_path / f"{name}.wav"
+        st = np.stack([x, 0.9 * x]).astype(np.float32)
+        sf.write(str(path), st.T, SR, subtype="FLOAT")
+        tr = _new_track(rpr, name)
+        _add_item(rpr, tr, str(path), 0.0)
+        tracks.append(tr)
+    rpr.RPR_TrackFX_AddByName(tracks[0], "ReaComp (Cockos)", False, -1)  # the user's own FX
+    rpr.RPR_TrackFX_SetParamNormalized(tracks[0], 0, 0, 0.3)
+    rpr.RPR_GetSetProjectInfo_String(0, "RENDER_PATTERN", "my_pattern", True)
+    rpr.RPR_GetSetProjectInfo(0, "RENDER_SETTINGS", 1, True)
+    return tracks
+
+
+def _snapshot(rpr, tracks):
+    out = []
+    for tr in tracks:
+        fx = [(rpr.RPR_TrackFX_GetFXName(tr, i, "", 256)[3],
+               [rpr.RPR_TrackFX_GetParamNormalized(tr, i, p) for p in range(rpr.RPR_TrackFX_GetNumParams(tr, i))])
+              for i in range(rpr.RPR_TrackFX_GetCount(tr))]
+        out.append((rpr.RPR_GetTrackName(tr, "", 256)[2], rpr.RPR_GetMediaTrackInfo_Value(tr, "B_MUTE"),
+                    rpr.RPR_GetMediaTrackInfo_Value(tr, "D_VOL"), rpr.RPR_CountTrackMediaItems(tr), fx))
+    return out
+
+
+def _render_keys(rpr):
+    return (rpr.RPR_GetSetProjectInfo(0, "RENDER_SETTINGS", 0, False),
+            rpr.RPR_GetSetProjectInfo(0, "RENDER_BOUNDSFLAG", 0, False),
+            rpr.RPR_GetSetProjectInfo_String(0, "RENDER_PATTERN", "", False)[3],
+            rpr.RPR_GetSetProjectInfo_String(0, "RENDER_FILE", "", False)[3],
+            rpr.RPR_GetSetProjectInfo_String(0, "RENDER_FORMAT", "", False)[3])
+
+
+def _loudness_tp(path):
+    x, sr = sf.read(path, always_2d=True)
+    m = pyebur128.R128State(x.shape[1], sr, pyebur128.MeasurementMode.MODE_I)
+    m.add_frames(np.ascontiguousarray(x, dtype=np.float64).ravel(), x.shape[0])
+    tp = 20 * math.log10(np.max(np.abs(resample_poly(x, 8, 1, axis=0))))
+    return pyebur128.get_loudness_global(m), tp
+
+
+def _ends(app):
+    return [e for e in app.undo_log if e["kind"] == "end"]
+
+
+# --- tests -------------------------------------------------------------------------------------------
+
+def test_master_one_click_inserts_a_mastered_track(app, rpr, song):
+    before, keys = _snapshot(rpr, song), _render_keys(rpr)
+    run_action("Master mix (one click)")
+    assert "Traceback" not in app.console, app.console
+    assert rpr.RPR_CountTracks(0) == 4
+    tr = rpr.RPR_GetTrack(0, 3)
+    assert rpr.RPR_GetTrackName(tr, "", 256)[2] == "ReaMaster master"
+    take = rpr.RPR_GetActiveTake(rpr.RPR_GetTrackMediaItem(tr, 0))
+    path = rpr.RPR_GetMediaSourceFileName(rpr.RPR_GetMediaItemTake_Source(take), "", 4096)[1]
+    media = rpr.RPR_GetProjectPathEx(0, "", 4096)[1]
+    assert os.path.dirname(path) == os.path.join(media, "ReaMaster")
+    lufs, tp = _loudness_tp(path)
+    assert abs(lufs - (-14.0)) < 1.0 and tp <= -1.0 + 0.15, (lufs, tp)   # the streaming preset
+    assert _snapshot(rpr, song) == before                                 # the user's tracks untouched
+    assert _render_keys(rpr) == keys                                      # render settings restored
+    assert [e["desc"] for e in _ends(app)] == ["ReaMaster: master mix"]
+    assert app.blocked_dialogs == []
+    assert "done:" in app.console
+    # a second run never overwrites: a new file and the old master kept, muted
+    run_action("Master mix (one click)")
+    names = [rpr.RPR_GetTrackName(rpr.RPR_GetTrack(0, i), "", 256)[2] for i in range(rpr.RPR_CountTracks(0))]
+    assert names[-2:] == ["ReaMaster master (previous)", "ReaMaster master"]
+    assert len([f for f in os.listdir(os.path.dirname(path)) if f.startswith("master_") and f.endswith(".wav")]) == 2
+
+    # A/B: the master plays at the mix's loudness, the mix tracks are muted, then all comes back
+    report = json.loads(rpr.RPR_GetProjExtState(0, "ReaMaster", "last_master", "", 65536)[4])
+    run_action("A-B compare")
+    master_tr = rpr.RPR_GetTrack(0, rpr.RPR_CountTracks(0) - 1)
+    assert rpr.RPR_GetMediaTrackInfo_Value(master_tr, "B_MUTE") == 0
+    gain_db = 20 * math.log10(rpr.RPR_GetMediaTrackInfo_Value(master_tr, "D_VOL"))
+    assert gain_db == pytest.approx(report["mix_lufs"] - report["master_lufs"], abs=0.01)
+    assert all(rpr.RPR_GetMediaTrackInfo_Value(t, "B_MUTE") == 1 for t in song)
+    run_action("A-B compare")
+    assert _snapshot(rpr, song) == before
+    assert rpr.RPR_GetMediaTrackInfo_Value(master_tr, "B_MUTE") == 1
+
+
+def test_suggest_writes_native_fx_and_replaces_them(app, rpr, song):
+    before = _snapshot(rpr, song)
+    run_action("Suggest settings to native FX")
+    assert "Traceback" not in app.console, app.console
+    m = rpr.RPR_GetMasterTrack(0)
+    names = [rpr.RPR_TrackFX_GetNamedConfigParm(m, i, "renamed_name", "", 256)[4]
+             for i in range(rpr.RPR_TrackFX_GetCount(m))]
+    assert names and all(n.startswith("ReaMaster ") for n in names), names
+    assert "ReaMaster limiter" in names
+    lim = names.index("ReaMaster limiter")
+    assert rpr.RPR_TrackFX_GetFXName(m, lim, "", 256)[3] == "ReaMaster limiter"
+    assert float(rpr.RPR_TrackFX_GetNamedConfigParm(m, lim, "CEILING", "", 64)[4]) == pytest.approx(-1.0, abs=0.01)
+    if "ReaMaster EQ" in names:  # the EQ's displayed values match the suggested bands
+        eq = names.index("ReaMaster EQ")
+        chain_bands = None
+        freq = rpr.RPR_TrackFX_GetFormattedParamValue(m, eq, 0, "", 64)[4]
+        assert 20.0 <= float(freq) <= 24000.0
+        assert rpr.RPR_TrackFX_GetNamedConfigParm(m, eq, "BANDENABLED0", "", 8)[4] == "1"
+    assert _snapshot(rpr, song) == before
+    assert [e["desc"] for e in _ends(app)] == ["ReaMaster: suggest settings to native FX"]
+    n1 = rpr.RPR_TrackFX_GetCount(m)
+    # the user adds their own FX to the master; a second run replaces only ReaMaster's
+    rpr.RPR_TrackFX_AddByName(m, "ReaXcomp (Cockos)", False, -1000)
+    run_action("Suggest settings to native FX")
+    assert rpr.RPR_TrackFX_GetCount(m) == n1 + 1
+    assert rpr.RPR_TrackFX_GetFXName(m, 0, "", 256)[3] == "VST: ReaXcomp (Cockos)"
+
+
+def test_unsaved_project_is_refused_with_a_message(app, reapy, rpr):
+    tr = _new_track(rpr, "x")
+    run_action("Master mix (one click)")
+    assert any("Save the project first" in d.get("text", d.get("msg", str(d))) for d in app.dialog_log) or \
+        "Save the project first" in app.console
+    assert rpr.RPR_CountTracks(0) == 1 and _ends(app) == []
+
+
+def test_empty_project_is_refused(app, rpr):
+    app.save_as(app.project, "empty")
+    run_action("Master mix (one click)")
+    assert "empty" in app.console and rpr.RPR_CountTracks(0) == 0
+
+
+def test_stems_without_selection_and_not_implemented(app, rpr, song):
+    run_action("Master selected tracks as stems")
+    assert "Select the tracks" in app.console
+    rpr.RPR_SetTrackSelected(song[0], True)
+    rpr.RPR_SetTrackSelected(song[1], True)
+    run_action("Master selected tracks as stems")
+    assert "Traceback" not in app.console, app.console
+    if "not_implemented" not in app.console:  # a server that masters stems: a new folder of results
+        names = [rpr.RPR_GetTrackName(rpr.RPR_GetTrack(0, i), "", 256)[2] for i in range(rpr.RPR_CountTracks(0))]
+        assert names[3:] == ["ReaMaster stems", "ReaMaster stem: Drums", "ReaMaster stem: Bass",
+                             "ReaMaster stems master"], app.console
+        assert [e["desc"] for e in _ends(app)] == ["ReaMaster: master stems"]
+    assert rpr.RPR_IsTrackSelected(song[0]) and not rpr.RPR_IsTrackSelected(song[2])  # selection restored
+
+
+def test_cancel_while_mastering(app, rpr, song):
+    host = standin.host()
+    host.run_script(str(SCRIPTS / "ReaMaster - Master mix (one click).py"))
+    for _ in range(3):
+        host.tick()
+    host.run_script(str(SCRIPTS / "ReaMaster - Cancel.py"))
+    n = 0
+    while host.deferred and n < 20000:
+        host.tick()
+        n += 1
+        time.sleep(0.002)
+    host.run_atexit()
+    assert "cancelled" in app.console
+    assert rpr.RPR_CountTracks(0) == 3 and _ends(app) == []
+
+
+def test_server_down_and_cannot_start(app, rpr, song, monkeypatch, tmp_path):
+    monkeypatch.setenv("REAMASTER_CONFIG_DIR", str(tmp_path / "nocfg"))
+    monkeypatch.setenv("REAMASTER_SERVE_CMD", f"{sys.executable} -c 'raise SystemExit(3)'")
+    run_action("Master mix (one click)")
+    assert "did not start" in app.console
+    assert rpr.RPR_CountTracks(0) == 3 and _ends(app) == []
+
+
+def test_server_error_mid_job(app, rpr, song):
+    # a settings error the server only finds while working: an unknown delivery preset
+    rpr.RPR_SetProjExtState(0, "ReaMaster", "settings", json.dumps({"preset": "no-such-preset"}))
+    keys = _render_keys(rpr)
+    run_action("Master mix (one click)")
+    assert "mastering failed" in app.console
+    assert rpr.RPR_CountTracks(0) == 3 and _ends(app) == [] and _render_keys(rpr) == keys
+
+
+# --- the REAPER side stays small ---------------------------------------------------------------------
+
+def test_reaper_side_imports_no_numpy_or_dsp():
+    for path in list((SCRIPTS / "reamaster_reaper").glob("*.py")) + list(SCRIPTS.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] in ("numpy", "scipy", "dsp") for n in names), (path, names)
+    code = ("import sys, warnings; warnings.simplefilter('ignore')\n"
+            "class B:\n"
+            "    def find_spec(self, name, *a):\n"
+            "        if name.split('.')[0] in ('numpy', 'scipy', 'dsp'): raise ImportError('blocked ' + name)\n"
+            "sys.meta_path.insert(0, B())\n"
+            f"sys.path[:0] = [{str(SCRIPTS)!r}, {str(REPO)!r}]\n"
+            "import reamaster_reaper.actions, reamaster_reaper.native, server.client\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy','scipy','dsp')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
