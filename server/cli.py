@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .report import html_path_for
+
 PRESET_NAMES = ("streaming", "apple", "youtube", "club", "cd", "broadcast")
 EXIT_REFUSED = 2
 PROGRESS_MIN_SECONDS = 30.0  # files at least this long show a progress bar on a terminal
@@ -232,14 +234,6 @@ def _check_destinations(paths: list[str | None], *, inputs: list[str], force: bo
             raise OutputError(f"the folder {parent} does not exist; create it first")
 
 
-def html_path_for(report: str | None) -> str | None:
-    """The HTML page written beside a JSON report: ``r.json`` -> ``r.html``."""
-    if report is None:
-        return None
-    p = Path(report)
-    return str(p.with_suffix(".html") if p.suffix.lower() != ".html" else p.with_suffix(".report.html"))
-
-
 def _show_progress(args: argparse.Namespace, duration_s: float) -> bool:
     if args.progress is not None:
         return bool(args.progress)
@@ -320,95 +314,20 @@ def run_master(
 
 
 def render_and_write(src: str, dst: str, d: Any, *, fmt: str, force: bool, progress_flag: bool | None,
-                     chain: Any = None, planned: Any = None, save_chain: str | None = None,
-                     report: str | None = None, choices: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-    """Read, master (rendering ``chain`` as is, or converging ``planned`` / a new plan made from
-    ``choices``: style, references and amounts), write the audio and the optional chain and report
-    files; returns the result and the report."""
-    from dsp.audio_io import atomic_write_text, check_audio, read_audio, write_audio
-    from dsp.master import master
+                     **options: Any) -> tuple[Any, dict[str, Any]]:
+    """server.mastering.render_and_write with a progress bar on stderr for long files."""
+    from dsp.audio_io import audio_info
 
+    from .mastering import render_and_write as render
     from .progress import ProgressBar
-    from .report import build_report, render_html
 
-    x, sr = read_audio(src)
-    check_audio(x, sr, what=src)
-    show = progress_flag if progress_flag is not None else (x.shape[1] / sr >= PROGRESS_MIN_SECONDS
-                                                            and sys.stderr.isatty())
+    show = progress_flag if progress_flag is not None else (
+        audio_info(src).duration_s >= PROGRESS_MIN_SECONDS and sys.stderr.isatty())
     bar = ProgressBar(enabled=bool(show))
     try:
-        bar("analysing", 0.0)
-        result = decide_and_master(x, sr, d, chain=chain, planned=planned, choices=choices, progress=bar)
-        bar("writing", 1.0)
+        return render(src, dst, d, fmt=fmt, force=force, progress=bar, **options)
     finally:
         bar.close()
-    written = write_audio(dst, result.audio, sr, fmt=fmt, force=force, protect=[src])
-    doc = build_report(src, dst, d, result, written)
-    if save_chain:
-        atomic_write_text(save_chain, result.chain.to_json(), force=force, protect=[src])
-    if report:
-        atomic_write_text(report, json.dumps(doc, indent=2, allow_nan=False) + "\n", force=force, protect=[src])
-        atomic_write_text(html_path_for(report), render_html(doc), force=force, protect=[src])
-    return result, doc
-
-
-def decide_and_master(x: Any, sr: int, d: Any, *, chain: Any = None, planned: Any = None,
-                      choices: dict[str, Any] | None = None, progress: Any = None) -> Any:
-    """The decision path shared by the CLI and the server: style or references, amounts, master."""
-    from dsp.master import master
-
-    if chain is not None or planned is not None or not choices:
-        return master(x, sr, d, chain=chain, planned=planned, progress=progress)
-    result = _decide(x, sr, d, choices, progress)
-    return make_codec_safe(x, sr, d, result, progress) if choices.get("codec_safe") else result
-
-
-def make_codec_safe(x: Any, sr: int, d: Any, result: Any, progress: Any = None) -> Any:
-    """Lower the limiter's ceiling until MP3/Vorbis/Opus decodes stay <= -0.5 dBTP; keep the checks."""
-    import dataclasses
-
-    from dsp.codecs import codec_safe_master
-    from dsp.master import master
-
-    results = {d.ceiling_dbtp: result}
-
-    def render(ceiling: float) -> Any:
-        if ceiling not in results:
-            lim = result.chain.find("limiter")
-            chain = result.chain.replace_stage("limiter", dataclasses.replace(
-                lim, params=dataclasses.replace(lim.params, ceiling_dbtp=ceiling),
-                why=lim.why + f"; ceiling lowered to {ceiling:.2f} dBTP so lossy decodes stay under -0.5 dBTP"))
-            results[ceiling] = master(x, sr, dataclasses.replace(d, ceiling_dbtp=ceiling), planned=chain,
-                                      before=result.before, progress=progress)
-        return results[ceiling].audio
-
-    _, used, checks = codec_safe_master(render, sr, d.ceiling_dbtp)
-    return dataclasses.replace(results[used], codec_checks=tuple(checks))
-
-
-def _decide(x: Any, sr: int, d: Any, choices: dict[str, Any], progress: Any) -> Any:
-    from dsp.analysis import analyze
-    from dsp.master import Intent, master, style_target
-
-    a = analyze(x, sr, resonances=True)
-    amounts = dict(tone_pct=choices.get("tone_pct", 100.0), dynamics_pct=choices.get("dynamics_pct", 100.0),
-                   width_pct=choices.get("width_pct", 100.0), intensity=choices.get("intensity", "balanced"),
-                   loudness=choices.get("loudness", True))
-    if choices.get("references"):
-        from dsp.audio_io import read_audio
-        from dsp.reference import master_to_reference, reference_target
-
-        refs = []
-        for p in choices["references"]:
-            rx, rsr = read_audio(p)
-            refs.append(analyze(rx, rsr))
-        target = reference_target(refs, tuple(Path(p).name for p in choices["references"]))
-        result, _ = master_to_reference(x, sr, target, d, tone_pct=amounts["tone_pct"],
-                                        match_loudness=amounts["loudness"], before=a, progress=progress,
-                                        intent=Intent(**{**amounts, "loudness": True}))
-        return result
-    target, info = style_target(a, choices.get("style"))
-    return master(x, sr, d, before=a, progress=progress, intent=Intent(**amounts, target=target, style_info=info))
 
 
 def cmd_album(args: argparse.Namespace) -> int:
@@ -440,26 +359,13 @@ def cmd_album(args: argparse.Namespace) -> int:
         result = master_album(tracks, d, style=args.style, progress=bar)
     finally:
         bar.close()
-    rows = []
-    for t, dst, src in zip(result.tracks, outputs, args.files, strict=True):
-        written = write_audio(dst, t.result.audio, t.result.after.sample_rate, fmt=fmt, force=args.force,
-                              protect=list(args.files))
-        rows.append({"name": t.name, "input": src, "output": dst, "output_format": written.fmt,
-                     "target_lufs": round(t.target_lufs, 2),
-                     "before": {k: t.result.before.to_dict()[k] for k in ("integrated_lufs", "true_peak_dbtp",
-                                                                         "lra_lu", "plr_db")},
-                     "after": {k: t.result.after.to_dict()[k] for k in ("integrated_lufs", "true_peak_dbtp",
-                                                                       "lra_lu", "plr_db")},
-                     "tonal_distance_to_album_target_db": [round(t.distance_before_db, 2),
-                                                           round(t.distance_after_db, 2)],
-                     "limiter": {k: v for k, v in t.result.limiter.items() if k != "trace_db"},
-                     "chain": t.result.chain.to_dict()})
-    spread = result.spread_db()
-    doc = {"format": "reamaster.album", "version": 1,
-           "delivery": {"preset": d.name, "loudest_track_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp},
-           "album_lufs": {"before": round(result.album_lufs_before, 2), "after": round(result.album_lufs_after, 2)},
-           "tonal_spread_db": {"before": round(spread[0], 2), "after": round(spread[1], 2)},
-           "album_target": result.target.name, "style": result.style, "tracks": rows}
+    from .mastering import album_document
+
+    written = [write_audio(dst, t.result.audio, t.result.after.sample_rate, fmt=fmt, force=args.force,
+                           protect=list(args.files)) for t, dst in zip(result.tracks, outputs, strict=True)]
+    doc = album_document(d, result, list(args.files), outputs, written)
+    rows = doc["tracks"]
+    spread = (doc["tonal_spread_db"]["before"], doc["tonal_spread_db"]["after"])
     atomic_write_text(out / "album.json", json.dumps(doc, indent=2, allow_nan=False) + "\n", force=args.force)
     print(f"album of {len(rows)} tracks -> {out}  ({d.name}: loudest track at {d.target_lufs:g} LUFS, "
           f"{d.ceiling_dbtp:g} dBTP)")

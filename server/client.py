@@ -15,6 +15,9 @@ Non-blocking use (REAPER's UI thread; call ``poll`` from a deferred function)::
     ev = job.poll()          # never blocks: None, Progress, Result or Failure
     job.cancel()
 
+Album, revision and stems: ``album_paths``, ``revise_session``, ``master_stems_paths`` and
+``master_stems_audio`` block; with ``wait=False`` they return the Job, like ``submit``.
+
 Reliability (Lazy Pirate on a DEALER socket): while requests are pending the client pings
 every second; when the server has said nothing for ``timeout`` seconds the socket is closed,
 reopened (the connection file is read again: a restarted server has a new key) and every
@@ -83,12 +86,23 @@ class Progress:
 
 
 @dataclasses.dataclass(frozen=True)
+class Signal:
+    """One named signal of a reply (``content["audios"]``): float32 planar little-endian bytes."""
+
+    data: bytes
+    channels: int
+    frames: int
+    sample_rate: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Result:
     content: dict[str, Any]
     audio: bytes | None = None  # float32 planar little-endian
     channels: int = 0
     frames: int = 0
     sample_rate: int = 0
+    audios: dict[str, Signal] = dataclasses.field(default_factory=dict)  # named signals (master_stems)
 
     @property
     def report(self) -> dict[str, Any] | None:
@@ -355,6 +369,10 @@ class Client:
         del self._pending[job.msg_id]
         if msg.type == "error":
             job.outcome = Failure(msg.content["code"], msg.content["message"])
+        elif msg.audios:
+            job.outcome = Result(msg.content, audios={
+                name: Signal(b"".join(parts), a.channels, a.frames, a.sample_rate)
+                for name, a, parts in msg.audio_set()})
         elif msg.audio is not None:
             job.outcome = Result(msg.content, b"".join(msg.buffers), msg.audio.channels, msg.audio.frames,
                                  msg.audio.sample_rate)
@@ -440,6 +458,86 @@ class Client:
         if chain is not None:
             content["chain"] = chain
         return self._with_audio("master", content, data, channels, frames, sample_rate)
+
+    # --- album, revise, stems: blocking helpers (wait=False gives the Job, as submit() does) -----------
+
+    def _run(self, msg_type: str, content: dict[str, Any], wait: bool, buffers: Sequence[Any] = ()) -> Any:
+        job = self.submit(msg_type, content, buffers)
+        return job.wait().content if wait else job
+
+    def album_paths(self, paths: Sequence[str | os.PathLike], output: str | os.PathLike, *,
+                    preset: str | None = None, lufs: float | None = None, ceiling: float | None = None,
+                    style: str | None = None, bits: int | None = None, wait: bool = True) -> Any:
+        """Master files as one album into the (existing) folder ``output``: one ``<name>.wav`` per
+        track and ``album.json``. Returns the reply content (``album``: the album report,
+        ``outputs``), or the Job with ``wait=False``."""
+        content = {"paths": [os.path.abspath(p) for p in paths], "output": os.path.abspath(output),
+                   **self._options(preset, lufs, ceiling)}
+        content.update({k: v for k, v in (("style", style), ("bits", bits)) if v is not None})
+        return self._run("album", content, wait)
+
+    def revise_session(self, session: str | os.PathLike, words: str | None = None, *,
+                       from_version: int | None = None, render: int | None = None,
+                       output: str | os.PathLike | None = None, wait: bool = True) -> Any:
+        """A new version of a mastering session from ``words`` (or ``render=N``: version N again).
+        Returns the reply content (``report``, ``output``, ``version``, ``changes``...), or the Job."""
+        content: dict[str, Any] = {"session": os.path.abspath(session)}
+        for k, v in (("words", words), ("from_version", from_version), ("render", render)):
+            if v is not None:
+                content[k] = v
+        if output is not None:
+            content["output"] = os.path.abspath(output)
+        return self._run("revise", content, wait)
+
+    def master_stems_paths(self, stems: dict[str, str | os.PathLike], output: str | os.PathLike, *,
+                           preset: str | None = None, lufs: float | None = None, ceiling: float | None = None,
+                           bits: int | None = None, stem_bits: int | None = None, wait: bool = True) -> Any:
+        """Master named stem files into the folder ``output`` (``<name>.wav`` per processed stem,
+        ``master.wav``, ``stems.json``). Returns the reply content (``stems_report``, ``report``,
+        ``outputs``, ``master``), or the Job."""
+        content = {"stems": {n: os.path.abspath(p) for n, p in stems.items()}, "output": os.path.abspath(output),
+                   **self._options(preset, lufs, ceiling)}
+        content.update({k: v for k, v in (("bits", bits), ("stem_bits", stem_bits)) if v is not None})
+        return self._run("master_stems", content, wait)
+
+    def master_stems_audio(self, stems: dict[str, tuple[Any, int, int]], sample_rate: int, *,
+                           preset: str | None = None, lufs: float | None = None, ceiling: float | None = None,
+                           wait: bool = True) -> Any:
+        """Master stems sent by value: ``{name: (float32 planar bytes, channels, frames)}``. Stems go
+        in the message while its frames allow, the rest are uploaded first. ``Result.audios`` holds
+        each processed stem by name and ``"master"``; ``content["stems_report"]`` the decisions."""
+        max_frame = self._limit("max_frame_bytes", P.Limits().max_frame_bytes)
+        room = self._limit("max_audio_parts", P.Limits().max_audio_parts)
+        entries: list[dict[str, Any]] = []
+        buffers: list[Any] = []
+        uploads: dict[str, str] = {}
+        for name, (data, channels, frames) in stems.items():
+            mv = memoryview(data).cast("B")
+            if mv.nbytes != channels * frames * 4:
+                raise ValueError(f"stem {name}: {mv.nbytes} bytes do not hold {channels} x {frames} float32 samples")
+            parts = P.split_parts(mv, max_frame)
+            if len(parts) <= room:
+                room -= len(parts)
+                entries.append({"name": name, **P.audio_descriptor(channels, frames, sample_rate, len(parts))})
+                buffers.extend(parts)
+            else:
+                uploads[name] = self.upload(mv, channels, frames, sample_rate)
+        content: dict[str, Any] = self._options(preset, lufs, ceiling)
+        if entries:
+            content["audios"] = entries
+        if uploads:
+            content["uploads"] = uploads
+        job = self.submit("master_stems", content, buffers)
+        if not wait:
+            return job
+        try:
+            return job.wait()
+        finally:
+            for uid in uploads.values():
+                try:
+                    self.call("upload_free", {"upload_id": uid})
+                except ServerError:
+                    pass
 
     def _limit(self, name: str, default: int) -> int:
         return int(self.info.get(name, default)) if self.info else default
@@ -552,5 +650,5 @@ def start_server(conn_path: Path | None = None, *, wait_s: float = AUTOSTART_WAI
     raise ServerUnavailable(f"the ReaMaster server did not write {conn_path} within {wait_s:g} s; see {log_path}")
 
 
-__all__ = ["Client", "Job", "Progress", "Result", "Failure", "ServerError", "ServerUnavailable", "f32_bytes",
+__all__ = ["Client", "Job", "Progress", "Result", "Signal", "Failure", "ServerError", "ServerUnavailable", "f32_bytes",
            "f32_array", "start_server", "serve_command"]

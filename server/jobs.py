@@ -3,8 +3,11 @@
 * :func:`check_path` / :func:`project_roots`: a local client may name files instead of sending
   audio, but only inside the allowed roots (the project folder(s) it declares plus the system
   temp folder), after resolving symlinks; ``..`` is refused outright.
-* :func:`execute` runs one job (analyze, suggest, master) with the DSP library; it is a plain
-  function so tests and the benchmark can call it in-process.
+* :func:`prepare` checks the paths and names of an ``album`` / ``revise`` / ``master_stems``
+  request in the server loop (no audio is read there).
+* :func:`execute` runs one job (analyze, suggest, master, album, revise, master_stems) with the
+  DSP library; it is a plain function so tests and the benchmark can call it in-process.
+* the album report comes from :func:`server.mastering.album_document`, shared with ``reamaster album``.
 * :func:`worker_main` is the body of a worker process (started with the ``spawn`` method): a
   DEALER socket on the server's private backend, signed with a per-run key, one job at a time,
   a shared cancel flag checked in the DSP progress callback, and exit when the server is gone.
@@ -106,6 +109,110 @@ def check_path(path: Any, roots: list[str], *, output: bool = False, audio: bool
     return real
 
 
+def check_folder(path: Any, roots: list[str], *, create: bool = False) -> str:
+    """The resolved folder if it lies inside one of ``roots`` and exists (or, with ``create``, its
+    parent exists: the job makes it); JobError(path_not_allowed / bad_output) if not."""
+    if not isinstance(path, str) or not path or "\x00" in path:
+        raise JobError(P.PATH_NOT_ALLOWED, "a folder path must be a non-empty string")
+    if not os.path.isabs(path):
+        raise JobError(P.PATH_NOT_ALLOWED, f"{path} is relative; send an absolute path")
+    if ".." in Path(path).parts:
+        raise JobError(P.PATH_NOT_ALLOWED, f"{path} contains '..'; send the plain path")
+    real = os.path.realpath(path)
+    if not any(_is_within(real, r) for r in roots):
+        raise JobError(P.PATH_NOT_ALLOWED, f"{path} is outside the allowed folders ({', '.join(roots)}); "
+                                           "declare its folder as project_dir")
+    if os.path.isdir(real):
+        return real
+    if os.path.lexists(real):
+        raise JobError("bad_output", f"{path} exists and is not a folder; choose another output folder")
+    if not create or not os.path.isdir(os.path.dirname(real)):
+        raise JobError("bad_output", f"the folder {path} does not exist; create it first")
+    return real
+
+
+def _outputs(folder: str, names: list[str], roots: list[str]) -> list[str]:
+    """``folder/name`` for each name, each checked as a new output (never over an existing file)."""
+    return [check_path(os.path.join(folder, n), roots, output=True) for n in names]
+
+
+def prepare(kind: str, msg: P.Message, roots: list[str],
+            upload: Callable[[str], tuple[Any, dict[str, Any]]]) -> tuple[dict[str, Any], list[Any]]:
+    """Check an ``album`` / ``revise`` / ``master_stems`` request in the server loop (cheap: paths
+    and names only, no audio is read) and resolve every path; returns (request for the worker,
+    binary parts). ``upload(upload_id)`` gives (buffer, descriptor) of a complete upload of the
+    client or raises JobError. The worker checks again what only it reads (session files)."""
+    content = dict(msg.content)
+    content.pop("project_dir", None)
+    content["allowed_roots"] = roots
+    if kind == "album":
+        paths = content["paths"]
+        if not 2 <= len(paths) <= 64 or not all(isinstance(p, str) for p in paths):
+            raise JobError("bad_parameter", "an album needs 2 to 64 track paths")
+        content["paths"] = [check_path(p, roots) for p in paths]
+        folder = check_folder(content["output"], roots)
+        names = [Path(p).stem for p in content["paths"]]
+        if len(set(names)) != len(names):
+            raise JobError("bad_parameter", "two album tracks have the same file name; rename one")
+        content["output"] = folder
+        content["outputs"] = _outputs(folder, [f"{n}.wav" for n in names], roots)
+        content["album_json"] = _outputs(folder, ["album.json"], roots)[0]
+        style = content.get("style")
+        if isinstance(style, str) and os.path.isabs(style):  # a style profile file, not a built-in name
+            content["style"] = check_path(style, roots, audio=False)
+        return content, []
+    if kind == "revise":
+        content["session"] = check_folder(content["session"], roots)
+        if content.get("output") is not None:
+            content["output"] = check_path(content["output"], roots, output=True)
+        return content, []
+    if kind != "master_stems":  # pragma: no cover - the server only prepares these three
+        raise JobError(P.UNKNOWN_TYPE, f"unknown job kind {kind!r}")
+    by_path = content.get("stems") is not None
+    if by_path == bool(content.get("audios") or content.get("uploads")):
+        raise JobError(P.BAD_MESSAGE, "master_stems needs either stems (name -> path, with output) or audios "
+                                      "and/or uploads (the stems by value)")
+    if by_path:
+        from dsp.errors import ReaMasterError
+        from dsp.stems import check_stem_name
+
+        stems = content["stems"]
+        if not 1 <= len(stems) <= P.MAX_AUDIO_SET:
+            raise JobError("bad_parameter", f"give 1 to {P.MAX_AUDIO_SET} stems")
+        if content.get("output") is None:
+            raise JobError(P.BAD_MESSAGE, "master_stems by path needs output (a folder)")
+        try:
+            for name in stems:
+                check_stem_name(name)
+        except ReaMasterError as exc:
+            raise JobError(exc.code, str(exc)) from None
+        if len({n.lower() for n in stems}) != len(stems):
+            raise JobError("bad_input", "two stems differ only in case; name them apart")
+        content["stems"] = {n: check_path(p, roots) for n, p in stems.items()}
+        folder = check_folder(content["output"], roots, create=True)
+        content["output"] = folder
+        if os.path.isdir(folder):  # a new folder (made by the job) has nothing in it to collide with
+            _outputs(folder, [f"{n}.wav" for n in stems] + ["master.wav", "stems.json"], roots)
+        return content, []
+    if content.get("output") is not None:
+        raise JobError(P.BAD_MESSAGE, "master_stems by value sends the results back; leave out output")
+    entries = [dict(d) for d in content.get("audios") or []]
+    buffers: list[Any] = [b for _, _, parts in msg.audio_set() for b in parts]
+    for name, uid in (content.get("uploads") or {}).items():
+        if not isinstance(uid, str):
+            raise JobError(P.BAD_MESSAGE, "uploads maps stem names to upload ids")
+        if any(e["name"] == name for e in entries):
+            raise JobError(P.BAD_MESSAGE, f"stem {name[:64]!r} is sent twice")
+        buf, desc = upload(uid)
+        entries.append({**desc, "name": name, "parts": 1})
+        buffers.append(buf)
+    if len(entries) > P.MAX_AUDIO_SET:
+        raise JobError("bad_parameter", f"give at most {P.MAX_AUDIO_SET} stems")
+    content["audios"] = entries
+    content.pop("uploads", None)
+    return content, buffers
+
+
 # --- one job --------------------------------------------------------------------------------------
 
 ProgressFn = Callable[[str, float], Any]
@@ -139,6 +246,8 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
         if progress(stage, 0.0) is False:
             raise CancelledError(f"{kind} was cancelled")
 
+    if kind in ASSISTANT_KINDS:
+        return ASSISTANT_KINDS[kind](req, audio, progress, max_part_bytes)
     src = req.get("path")
     if audio is not None:
         ch, n = req["audio"]["shape"]
@@ -172,12 +281,8 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
     if kind != "master":  # pragma: no cover - the server only dispatches job types
         raise JobError(P.UNKNOWN_TYPE, f"unknown job kind {kind!r}")
     from dsp.chain import Chain
-    from dsp.master import master
 
-    try:
-        from .report import build_report
-    except ImportError:  # older layout
-        from .cli import build_report  # type: ignore[attr-defined,no-redef]
+    from .report import build_report
 
     out_path = req.get("output")
     bits = req.get("bits")
@@ -189,14 +294,9 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
             fmt = output_format_for(out_path, 16)
     chain = Chain.from_dict(req["chain"]) if req.get("chain") else None
     checkpoint("analysing")
-    try:  # the decision path the in-process command uses (style, references, amounts), when present
-        from .cli import decide_and_master
-    except ImportError:  # pragma: no cover - older command line
-        decide_and_master = None
-    if decide_and_master is not None:
-        result = decide_and_master(x, sr, d, chain=chain, choices=req.get("choices") or None, progress=progress)
-    else:  # pragma: no cover
-        result = master(x, sr, d, chain=chain, progress=progress)
+    from .mastering import decide_and_master  # the decision path of the in-process command
+
+    result = decide_and_master(x, sr, d, chain=chain, choices=req.get("choices") or None, progress=progress)
     if out_path:
         checkpoint("writing")
         written = write_audio(out_path, result.audio, sr, fmt=fmt, force=False, protect=[src] if src else [])
@@ -211,6 +311,185 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
     parts = P.split_parts(out.data, max_part_bytes)
     doc = build_report(src or "<audio>", "<audio>", d, result, _ByValue())
     return {"report": doc, "audio": P.audio_descriptor(out.shape[0], out.shape[1], sr, len(parts))}, parts
+
+
+# --- album, revise, stems -------------------------------------------------------------------------
+
+def _checkpoint(progress: ProgressFn, stage: str, fraction: float = 0.0) -> None:
+    from dsp.errors import CancelledError
+
+    if progress(stage, fraction) is False:
+        raise CancelledError(f"cancelled while {stage}")
+
+
+def _delivery(req: dict[str, Any]) -> Any:
+    from dsp.presets import delivery
+
+    return delivery(req.get("preset"), target_lufs=req.get("lufs"), ceiling_dbtp=req.get("ceiling"))
+
+
+
+
+def _album(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes: int) -> tuple[dict[str, Any], list]:
+    import json
+
+    from dsp.album import master_album
+    from dsp.audio_io import atomic_write_text, check_audio, output_format_for, read_audio, write_audio
+
+    d = _delivery(req)
+    paths, outputs = req["paths"], req["outputs"]
+    fmt = output_format_for(outputs[0], req.get("bits") or d.bit_depth)
+    tracks = []
+    for i, p in enumerate(paths):
+        _checkpoint(progress, "reading", i / len(paths))
+        x, sr = read_audio(p)
+        check_audio(x, sr, what=p)
+        tracks.append((Path(p).stem, x, sr))
+    _checkpoint(progress, "analysing")
+    result = master_album(tracks, d, style=req.get("style") or "auto", progress=progress)
+    del tracks
+    _checkpoint(progress, "writing")
+    written = [write_audio(dst, t.result.audio, t.result.after.sample_rate, fmt=fmt, force=False, protect=paths)
+               for t, dst in zip(result.tracks, outputs, strict=True)]
+    from .mastering import album_document
+
+    doc = album_document(d, result, paths, outputs, written)
+    atomic_write_text(req["album_json"], json.dumps(doc, indent=2, allow_nan=False) + "\n", force=False,
+                      protect=paths)
+    return {"album": doc, "outputs": outputs, "album_json": req["album_json"]}, []
+
+
+def _render_to_file(src: str, dst: str, d: Any, fmt: str, progress: ProgressFn, *, chain: Any = None,
+                    planned: Any = None) -> tuple[Any, dict[str, Any]]:
+    from .mastering import render_and_write
+
+    return render_and_write(src, dst, d, fmt=fmt, force=False, progress=progress, chain=chain, planned=planned)
+
+
+def _revise(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes: int) -> tuple[dict[str, Any], list]:
+    from dsp.errors import ParameterError
+    from dsp.presets import delivery
+    from dsp.revise import revise_chain
+
+    from . import session as sess
+
+    folder, roots = req["session"], req["allowed_roots"]
+    words, render = req.get("words"), req.get("render")
+    if (words is None) == (render is None):
+        raise ParameterError("say what to change in words, or render N to render a version again (not both)")
+    doc = sess.load(folder)
+    # the session names its input and first output; both must lie inside the allowed folders too
+    src = check_path(doc["input"], roots)
+    dlv = doc["delivery"]
+    fmt = dlv.get("bit_format", "wav24")
+    first_out = Path(doc["versions"][0]["output"])
+    if render is not None:
+        entry = sess.version(doc, render)
+        dst = req.get("output") or str(first_out.with_name(
+            f"{first_out.stem}.v{entry['version']}.render{first_out.suffix}"))
+        dst = check_path(dst, roots, output=True)
+        d = delivery(dlv["preset"], target_lufs=entry["target_lufs"], ceiling_dbtp=dlv["ceiling_dbtp"])
+        _, report = _render_to_file(src, dst, d, fmt, progress, chain=sess.load_chain(folder, entry))
+        return {"report": report, "output": dst, "session": folder, "rendered_version": entry["version"]}, []
+    base = sess.version(doc, req.get("from_version"))
+    revision = revise_chain(sess.load_chain(folder, base), words)
+    n = max(v["version"] for v in doc["versions"]) + 1
+    dst = req.get("output") or str(first_out.with_name(f"{first_out.stem}.v{n}{first_out.suffix}"))
+    dst = check_path(dst, roots, output=True)
+    target = base["target_lufs"] + revision.loudness_change_lu
+    d = delivery(dlv["preset"], target_lufs=target, ceiling_dbtp=dlv["ceiling_dbtp"])
+    result, report = _render_to_file(src, dst, d, fmt, progress, planned=revision.chain)
+    n = sess.add_version(folder, doc, chain_json=result.chain.to_json(), output=dst, words=words,
+                         changes=list(revision.changes), after=report["after"], target_lufs=target,
+                         parent=base["version"])
+    return {"report": report, "output": dst, "session": folder, "version": n, "parent": base["version"],
+            "words": words, "changes": list(revision.changes), "target_lufs": round(target, 2),
+            "loudness_change_lu": revision.loudness_change_lu}, []
+
+
+def _stems_bus_report(src: str, dst: str, d: Any, result: Any, written: Any) -> dict[str, Any]:
+    """The mastering report of the bus with each stem's decisions (as ``reamaster stems`` writes it)."""
+    from .report import build_report
+
+    report = build_report(src, dst, d, result.as_master_result(), written)
+    report["stems"] = {n: {"role": s["role"], "decisions": s["decisions"], "left_alone": s["left_alone"]}
+                       for n, s in result.stem_report["stems"].items()}
+    return report
+
+
+class _ByValue:  # what build_report needs from a WriteResult when nothing is written
+    fmt = "f32"
+    dithered = False
+    clipped_samples = 0
+
+
+def _master_stems(req: dict[str, Any], audio: Any, progress: ProgressFn,
+                  max_part_bytes: int) -> tuple[dict[str, Any], list]:
+    import json
+    import time as _time
+
+    import numpy as np
+
+    from dsp.audio_io import atomic_write_text, output_format_for, write_audio
+    from dsp.errors import ParameterError, SampleRateError
+    from dsp.stems import master_stems, read_stems
+
+    from .stems_cli import STEM_FORMATS, output_paths, stems_document, written_sum_error
+
+    d = _delivery(req)
+    t0 = _time.perf_counter()
+    if req.get("stems") is not None:  # by path
+        named = dict(req["stems"])
+        stem_bits = req.get("stem_bits") or 32
+        if stem_bits not in STEM_FORMATS:
+            raise ParameterError(f"stem_bits {stem_bits!r} is not supported; choose 32 (float) or 24")
+        folder = Path(req["output"])
+        paths = output_paths(folder, list(named), report=False)
+        bits = req.get("bits")
+        master_fmt = output_format_for(paths["master"], bits if bits else (16 if d.bit_depth == 16 else None))
+        stem_fmt = STEM_FORMATS[stem_bits]
+        _checkpoint(progress, "reading")
+        stems, sr = read_stems(named)
+        result = master_stems(stems, sr, d, progress=progress)
+        del stems
+        elapsed = _time.perf_counter() - t0
+        _checkpoint(progress, "writing")
+        inputs = list(named.values())
+        folder.mkdir(exist_ok=True)
+        written = {n: write_audio(paths[f"stem:{n}"], x, sr, fmt=stem_fmt, force=False, protect=inputs)
+                   for n, x in result.stems.items()}
+        master_written = write_audio(paths["master"], result.master, sr, fmt=master_fmt, force=False,
+                                     protect=inputs)
+        sum_error = written_sum_error(result.stems, result.bus, stem_fmt)
+        report = _stems_bus_report(" + ".join(inputs), str(paths["master"]), d, result, master_written)
+        doc = stems_document(named, paths, d, result, written, master_written, sum_error, elapsed, report)
+        atomic_write_text(paths["stems.json"], json.dumps(doc, indent=2, allow_nan=False) + "\n", force=False,
+                          protect=inputs)
+        return {"stems_report": doc, "report": report, "outputs": {n: w.path for n, w in written.items()},
+                "master": master_written.path, "stems_json": str(paths["stems.json"])}, []
+    # by value: audio is [(name, descriptor, bytes)] in the order of req["audios"]
+    rates = {desc["sample_rate"] for _, desc, _ in audio}
+    if len(rates) != 1:
+        raise SampleRateError(f"the stems come at different sample rates ({', '.join(map(str, sorted(rates)))} Hz); "
+                              "send every stem at the same rate")
+    sr = rates.pop()
+    stems = {name: np.frombuffer(buf, dtype="<f4").reshape(desc["shape"]) for name, desc, buf in audio}
+    result = master_stems(stems, sr, d, progress=progress)
+    del stems
+    parts: list[Any] = []
+    entries = []
+    for name, x in [*result.stems.items(), ("master", result.master)]:  # "master" is never a stem name
+        x = np.ascontiguousarray(x, dtype="<f4")
+        p = P.split_parts(x.data, max_part_bytes)
+        parts.extend(p)
+        entries.append({"name": name, **P.audio_descriptor(x.shape[0], x.shape[1], sr, len(p))})
+    report = _stems_bus_report("<audio>", "<audio>", d, result, _ByValue())
+    return {"audios": entries, "stems_report": result.stem_report, "bus_chain": result.bus_chain.to_dict(),
+            "report": report, "master": "master"}, parts
+
+
+ASSISTANT_KINDS: dict[str, Callable[..., tuple[dict[str, Any], list[Any]]]] = {
+    "album": _album, "revise": _revise, "master_stems": _master_stems}
 
 
 # --- the worker process ---------------------------------------------------------------------------
@@ -297,11 +576,16 @@ def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Any,
 
             audio = msg.buffers[0] if msg.audio is not None and len(msg.buffers) == 1 else (
                 b"".join(bytes(b) for b in msg.buffers) if msg.audio is not None else None)
+            if msg.audios:  # several named signals (master_stems by value)
+                audio = [(name, a.to_dict(), parts[0] if len(parts) == 1 else b"".join(bytes(b) for b in parts))
+                         for name, a, parts in msg.audio_set()]
             try:
                 content, parts = execute(msg.content["kind"], req, audio, progress, max_part_bytes)
                 reply = {"job_id": job_id, "status": "ok", "content": content}
                 if parts:
-                    reply["audio"] = content["audio"]
+                    for k in ("audio", "audios"):
+                        if k in content:
+                            reply[k] = content[k]
                 send("w_result", reply, parts)
             except CancelledError as exc:
                 send("w_result", {"job_id": job_id, "status": "error",

@@ -119,11 +119,24 @@ REQUESTS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "upload_begin": {"dtype": ((str,), True), "shape": ((list,), True), "sample_rate": ((int,), True)},
     "upload_chunk": {"upload_id": ((str,), True), "offset": ((int,), True)},
     "upload_free": {"upload_id": ((str,), True)},
-    # reserved for the mastering-assistant issue; the server answers not_implemented
-    "master_stems": {}, "album": {}, "revise": {},
+    "album": {"paths": ((list,), True), "output": ((str,), True), "preset": (_OPT_STR, False),
+              "lufs": (_OPT_NUM, False), "ceiling": (_OPT_NUM, False), "style": (_OPT_STR, False),
+              "bits": ((int, type(None)), False), "project_dir": ((str, list, type(None)), False)},
+    "revise": {"session": ((str,), True), "words": (_OPT_STR, False), "from_version": ((int, type(None)), False),
+               "render": ((int, type(None)), False), "output": (_OPT_STR, False),
+               "project_dir": ((str, list, type(None)), False)},
+    # by path: stems {name: path} + output folder; by value: audios (named descriptors) and/or uploads
+    "master_stems": {"stems": ((dict, type(None)), False), "audios": ((list, type(None)), False),
+                     "uploads": ((dict, type(None)), False), "output": (_OPT_STR, False),
+                     "preset": (_OPT_STR, False), "lufs": (_OPT_NUM, False), "ceiling": (_OPT_NUM, False),
+                     "bits": ((int, type(None)), False), "stem_bits": ((int, type(None)), False),
+                     "project_dir": ((str, list, type(None)), False)},
 }
-RESERVED_TYPES = ("master_stems", "album", "revise")
-JOB_TYPES = ("analyze", "suggest", "master")
+RESERVED_TYPES: tuple[str, ...] = ()  # none left; a future version may reserve names here
+JOB_TYPES = ("analyze", "suggest", "master", "album", "revise", "master_stems")
+# messages that may carry several named audio signals (content["audios"], parts in list order)
+AUDIO_SET_TYPES = ("master_stems", "ok", "w_job", "w_result")
+MAX_AUDIO_SET = 16  # named signals in one message
 REPLIES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "ok": {},
     "error": {"code": ((str,), True), "message": ((str,), True)},
@@ -171,6 +184,15 @@ class Message:
     content: dict[str, Any]
     buffers: tuple[Any, ...] = ()  # bytes-like binary frames (memoryview, bytes or zmq.Frame buffers)
     audio: Audio | None = None
+    audios: tuple[tuple[str, Audio], ...] = ()  # named signals (content["audios"]), parts in this order
+
+    def audio_set(self) -> list[tuple[str, Audio, list[Any]]]:
+        """(name, descriptor, its binary parts) for each named signal of ``content["audios"]``."""
+        out, i = [], 0
+        for name, a in self.audios:
+            out.append((name, a, list(self.buffers[i:i + a.parts])))
+            i += a.parts
+        return out
 
     def audio_bytes(self) -> bytes:
         """The audio parts joined (a copy); empty when there is no audio."""
@@ -311,6 +333,23 @@ def check_audio_descriptor(desc: Any, limits: Limits, msg_id: str | None = None)
     return Audio(channels, frames, sr, parts)
 
 
+def check_audio_set(descs: Any, limits: Limits, msg_id: str | None = None) -> tuple[tuple[str, Audio], ...]:
+    """Validate ``content["audios"]``: a list of 1..MAX_AUDIO_SET audio descriptors, each with a
+    unique non-empty ``name`` (at most 64 characters)."""
+    if not isinstance(descs, list) or not 1 <= len(descs) <= MAX_AUDIO_SET:
+        raise ProtocolError(BAD_AUDIO, f"audios must be a list of 1 to {MAX_AUDIO_SET} named audio descriptors",
+                            msg_id=msg_id)
+    out: list[tuple[str, Audio]] = []
+    for d in descs:
+        name = d.get("name") if isinstance(d, dict) else None
+        if not isinstance(name, str) or not 1 <= len(name) <= 64:
+            raise ProtocolError(BAD_AUDIO, "every entry of audios needs a name of 1-64 characters", msg_id=msg_id)
+        if any(n == name for n, _ in out):
+            raise ProtocolError(BAD_AUDIO, f"audios names {name[:64]!r} twice", msg_id=msg_id)
+        out.append((name, check_audio_descriptor(d, limits, msg_id)))
+    return tuple(out)
+
+
 def all_finite(buffers: Iterable[Any]) -> bool:
     """True when every float32 sample in the buffers is finite (numpy when available)."""
     try:
@@ -379,7 +418,25 @@ def decode(
 
     buffers = tuple(body[2:])
     audio = None
-    if "audio" in content and content["audio"] is not None:
+    audios: tuple[tuple[str, Audio], ...] = ()
+    if content.get("audios") is not None and msg_type in AUDIO_SET_TYPES:
+        if content.get("audio") is not None:
+            raise ProtocolError(BAD_MESSAGE, "a message carries audio or audios, not both", msg_id=msg_id)
+        audios = check_audio_set(content["audios"], limits, msg_id)
+        want = sum(a.parts for _, a in audios)
+        if len(buffers) != want:
+            raise ProtocolError(BAD_FRAME_COUNT, f"audios announce {want} part(s) but {len(buffers)} binary "
+                                                 "frame(s) came", msg_id=msg_id)
+        i = 0
+        for name, a in audios:
+            sizes = [b.nbytes for b in buffers[i:i + a.parts]]
+            i += a.parts
+            if any(s % BYTES_PER_SAMPLE for s in sizes) or sum(sizes) != a.nbytes:
+                raise ProtocolError(BAD_AUDIO, f"audio {name[:64]!r} holds {sum(sizes)} bytes; shape "
+                                               f"[{a.channels}, {a.frames}] float32 needs {a.nbytes}", msg_id=msg_id)
+        if check_finite and not all_finite(buffers):
+            raise ProtocolError(BAD_AUDIO, "audio contains NaN or infinite samples", msg_id=msg_id)
+    elif "audio" in content and content["audio"] is not None:
         audio = check_audio_descriptor(content["audio"], limits, msg_id)
         if len(buffers) != audio.parts:
             raise ProtocolError(BAD_FRAME_COUNT, f"the audio descriptor announces {audio.parts} part(s) but "
@@ -406,7 +463,7 @@ def decode(
     elif buffers:
         raise ProtocolError(BAD_FRAME_COUNT, f"{msg_type} carries no binary frames, got {len(buffers)}",
                             msg_id=msg_id)
-    return Message(msg_type, msg_id, header["sender"], version, header["time"], ref, content, buffers, audio)
+    return Message(msg_type, msg_id, header["sender"], version, header["time"], ref, content, buffers, audio, audios)
 
 
 def error_content(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -437,6 +494,7 @@ def refusal_code(frames: Sequence[Any]) -> tuple[str, str] | None:
 
 __all__ = [
     "MARKER", "PROTOCOL_VERSION", "DTYPE", "Limits", "Audio", "Message", "ProtocolError", "REQUESTS", "REPLIES",
-    "WORKER", "RESERVED_TYPES", "JOB_TYPES", "encode", "decode", "sign", "new_id", "split_parts",
-    "audio_descriptor", "check_audio_descriptor", "all_finite", "error_content", "refusal_frames", "refusal_code",
+    "WORKER", "RESERVED_TYPES", "JOB_TYPES", "AUDIO_SET_TYPES", "encode", "decode", "sign", "new_id", "split_parts",
+    "audio_descriptor", "check_audio_descriptor", "check_audio_set", "all_finite", "error_content", "refusal_frames",
+    "refusal_code", "MAX_AUDIO_SET",
 ]

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import html
 import math
+from pathlib import Path
 from typing import Any
 
 REPORT_FORMAT = "reamaster.report"
 REPORT_VERSION = 1
+
+
+def html_path_for(report: str | None) -> str | None:
+    """The HTML page written beside a JSON report: ``r.json`` -> ``r.html``."""
+    if report is None:
+        return None
+    p = Path(report)
+    return str(p.with_suffix(".html") if p.suffix.lower() != ".html" else p.with_suffix(".report.html"))
 
 
 def tonal_distance_db(analysis: dict[str, Any], target_db: list[float]) -> float | None:

@@ -559,6 +559,11 @@ class Server:
         if self.stop_requested:
             raise J.JobError(P.SHUTTING_DOWN, "the server is shutting down; send the job again after it restarts")
         content, buffers, audio = self._source(c, msg)
+        self._enqueue(route, c, msg, content, buffers, audio)
+
+    def _enqueue(self, route: bytes, c: _Client, msg: P.Message, content: dict[str, Any], buffers: Any,
+                 audio: Any) -> None:
+        """Queue a checked job, or refuse at once: a full queue answers busy, a running msg_id is refused."""
         idle = any(w.ready and w.job is None for w in self.workers)
         if len(self.queue) >= self.cfg.queue and not idle:
             raise J.JobError(P.BUSY, f"the server is busy ({len(self.queue)} jobs waiting); try again shortly")
@@ -571,6 +576,31 @@ class Server:
         self._dispatch()
 
     _rq_analyze = _rq_suggest = _rq_master = _submit
+
+    def _upload_for(self, c: _Client) -> Any:
+        def get(upload_id: str) -> tuple[Any, dict[str, Any]]:
+            up = self.uploads.get(upload_id)
+            if up is None or up.client != c.id:
+                raise J.JobError(P.NOT_FOUND, f"no upload {upload_id} (expired, freed or never begun)")
+            if not up.complete:
+                raise J.JobError(P.BAD_MESSAGE, f"upload {up.id} has {up.received} of {len(up.buf)} bytes; "
+                                                "send the rest first")
+            up.last_used = time.monotonic()
+            return memoryview(up.buf), P.audio_descriptor(up.channels, up.frames, up.sample_rate)
+        return get
+
+    def _submit_assistant(self, route: bytes, c: _Client, msg: P.Message) -> None:
+        """album, revise and master_stems: paths checked and resolved by jobs.prepare, then queued."""
+        if self.stop_requested:
+            raise J.JobError(P.SHUTTING_DOWN, "the server is shutting down; send the job again after it restarts")
+        roots = J.allowed_roots(c.roots + J.project_roots(msg.content.get("project_dir")))
+        content, buffers = J.prepare(msg.type, msg, roots, self._upload_for(c))
+        if msg.type == "revise" and any(j.kind == "revise" and j.request.get("session") == content["session"]
+                                        for j in self.jobs.values()):
+            raise J.JobError(P.BUSY, "this session is being revised by another request; wait for it to finish")
+        self._enqueue(route, c, msg, content, buffers, None)
+
+    _rq_album = _rq_revise = _rq_master_stems = _submit_assistant
 
     def _rq_upload_begin(self, route: bytes, c: _Client, msg: P.Message) -> None:
         if self.stop_requested:
@@ -632,6 +662,8 @@ class Server:
             content = {"job_id": j.id, "kind": j.kind, "request": j.request}
             if j.audio is not None:
                 content["audio"] = {**j.audio, "parts": len(j.buffers)}
+            elif j.request.get("audios"):  # several named signals (master_stems by value)
+                content["audios"] = j.request["audios"]
             if not self._send_worker(w, "w_job", content, j.buffers):
                 self.queue.appendleft(j)
                 w.ready = False

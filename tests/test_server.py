@@ -164,7 +164,7 @@ def test_hello_advertises_capabilities_and_the_file_is_private(srv):
     assert h["max_frame_bytes"] == FRAME_LIMIT and h["chunk_bytes"] <= FRAME_LIMIT and h["credits"] >= 1
     assert h["dtypes"] == ["<f4"] and h["max_frames"] == 8 and h["max_audio_seconds"] > 0
     assert {"hello", "analyze", "suggest", "master", "cancel", "status", "shutdown"} <= set(h["types"])
-    assert set(h["reserved_types"]) == {"master_stems", "album", "revise"}
+    assert {"album", "revise", "master_stems"} <= set(h["types"]) and h["reserved_types"] == []
     assert os.path.realpath(srv.tmp_dir) in h["allowed_roots"]
 
 
@@ -200,9 +200,16 @@ def test_malformed_messages_get_error_replies_and_the_server_keeps_serving(srv, 
         (signed("analyze", {"path": "/etc/passwd"}), P.PATH_NOT_ALLOWED),
         (signed("analyze", {}), P.BAD_MESSAGE),
         (signed("upload_chunk", {"upload_id": "nope", "offset": 0}, [b"\x00" * 8]), P.NOT_FOUND),
-        (signed("master_stems", {}), P.NOT_IMPLEMENTED),
-        (signed("album", {}), P.NOT_IMPLEMENTED),
-        (signed("revise", {}), P.NOT_IMPLEMENTED),
+        (signed("master_stems", {}), P.BAD_MESSAGE),
+        (signed("album", {}), P.BAD_MESSAGE),
+        (signed("album", {"paths": "/x.wav", "output": "/"}), P.BAD_MESSAGE),
+        (signed("revise", {}), P.BAD_MESSAGE),
+        (signed("master_stems", {"audios": [{"name": "vocals", **P.audio_descriptor(2, good_audio.shape[1], SR)}]}),
+         P.BAD_FRAME_COUNT),
+        (signed("master_stems", {"audios": [{"name": "vocals", **P.audio_descriptor(2, good_audio.shape[1], SR)}]},
+                [nan_audio.tobytes()]), P.BAD_AUDIO),
+        (signed("master_stems", {"audios": [{**P.audio_descriptor(2, good_audio.shape[1], SR)}]},
+                [good_audio.tobytes()]), P.BAD_AUDIO),
     ]
     for frames, code in cases:
         s.send_multipart(frames)
@@ -563,3 +570,171 @@ def test_autostart_spawns_a_detached_server(tmp_path, monkeypatch):
         if pid is not None and pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
 
+
+
+# --- album, revise, master_stems -------------------------------------------------------------------
+
+def r128_lufs(path: Path) -> float:
+    """Integrated loudness of a file measured with libebur128 (pyebur128), independent of our meter."""
+    import pyebur128
+
+    data, sr = sf.read(path, dtype="float64", always_2d=True)
+    state = pyebur128.R128State(data.shape[1], sr, pyebur128.MeasurementMode.MODE_I)
+    state.add_frames(np.ascontiguousarray(data).ravel(), data.shape[0])
+    return pyebur128.get_loudness_global(state)
+
+
+@pytest.mark.timeout(90)
+def test_album_by_path_masters_every_track_and_returns_the_album_report(srv, tmp_path):
+    proj = tmp_path / "proj"
+    loud = mix_file(proj, "single.wav", seconds=3.0, amp=0.15)
+    quiet = mix_file(proj, "ballad.wav", seconds=3.0, amp=0.03)
+    out = proj / "album"
+    out.mkdir()
+    outside = tmp_path / "outside"
+    stray = mix_file(outside, "stray.wav")
+    with srv.client(project_dir=str(proj)) as c:
+        for paths, folder in (([loud, stray], out), ([loud, quiet], outside)):
+            with pytest.raises(ServerError) as e:
+                c.album_paths(paths, folder)
+            assert e.value.code == P.PATH_NOT_ALLOWED
+        job = c.album_paths([loud, quiet], out, preset="streaming", wait=False)
+        seen = set()
+        while not job.done:
+            ev = job.poll()
+            if isinstance(ev, Progress):
+                seen.add(ev.stage)
+            time.sleep(0.005)
+        content = job.wait()
+        with pytest.raises(ServerError) as e:  # the tracks now exist: never written over
+            c.album_paths([loud, quiet], out)
+        assert e.value.code == "output_exists"
+    assert any(s.startswith("track ") for s in seen), seen  # the album's own progress stages came through
+    doc = content.content["album"]
+    assert doc["format"] == "reamaster.album" and [t["name"] for t in doc["tracks"]] == ["single", "ballad"]
+    assert json.loads((out / "album.json").read_text()) == doc
+    files = [out / "single.wav", out / "ballad.wav"]
+    assert content.content["outputs"] == [str(f) for f in files]
+    measured = [r128_lufs(f) for f in files]
+    assert abs(measured[0] - -14.0) <= 0.2  # the loudest track at the target
+    assert measured[1] < measured[0] - 1.0  # the ballad keeps its place under it
+    assert abs(doc["tracks"][1]["after"]["integrated_lufs"] - measured[1]) <= 0.2
+    assert sorted(p.name for p in out.iterdir()) == ["album.json", "ballad.wav", "single.wav"]
+
+
+@pytest.mark.timeout(90)
+def test_cancel_stops_an_album_job_and_writes_nothing(srv, long_mix, tmp_path):
+    proj = tmp_path / "proj"
+    short = mix_file(proj, "short.wav", seconds=30.0)
+    out = proj / "album"
+    out.mkdir()
+    with srv.client(project_dir=[str(proj), str(long_mix.parent)]) as c:
+        job = c.album_paths([long_mix, short], out, wait=False)
+        end = time.monotonic() + 60
+        # cancel inside master_album (its per-track stages), where the DSP checks the flag
+        while not (isinstance(job.poll(), Progress) and job.progress.stage.startswith("track 1/2")):
+            assert not job.done, job.outcome
+            assert time.monotonic() < end
+            time.sleep(0.01)
+        assert c.status(job.msg_id)["job"]["state"] == "running"
+        job.cancel()
+        with pytest.raises(ServerError) as e:
+            job.wait(timeout=10)
+        assert e.value.code == P.CANCELLED
+        assert c.status(job.msg_id)["job"]["state"] == "done"
+        assert list(out.iterdir()) == []
+        wait_ready(c, 2)  # the worker stopped (or was replaced) and serves again
+
+
+@pytest.mark.timeout(90)
+def test_revise_adds_a_version_to_the_session_and_moves_the_loudness(srv, tmp_path):
+    from server.cli import main as cli_main
+
+    proj = tmp_path / "proj"
+    src = mix_file(proj / "in", seconds=3.0, amp=0.1)
+    master = proj / "master.wav"
+    assert cli_main(["master", str(src), "-o", str(master), "--no-progress"]) == 0
+    session = proj / "master.session"
+    v1 = json.loads((session / "session.json").read_text())["versions"][0]
+    with srv.client(project_dir=str(proj)) as c:
+        with pytest.raises(ServerError) as e:  # an output outside the project
+            c.revise_session(session, "louder", output=tmp_path / "v2.wav")
+        assert e.value.code == P.PATH_NOT_ALLOWED
+        got = c.revise_session(session, "much louder, brighter")
+        again = c.revise_session(session, render=1, output=proj / "again.wav")
+    with srv.client() as c:  # the session is outside the allowed folders without the project
+        with pytest.raises(ServerError) as e:
+            c.revise_session(session, "louder")
+        assert e.value.code == P.PATH_NOT_ALLOWED
+    doc = json.loads((session / "session.json").read_text())
+    assert [v["version"] for v in doc["versions"]] == [1, 2]
+    v2 = doc["versions"][1]
+    assert got["version"] == 2 and got["parent"] == 1 and v2["words"] == "much louder, brighter"
+    assert v2["changes"] == got["changes"] and any("loudness" in ch for ch in got["changes"])
+    assert (session / "chain-v2.json").is_file()
+    out2 = Path(got["output"])
+    assert out2 == proj / "master.v2.wav" and out2.is_file() and v2["output"] == str(out2)
+    # "much louder" is +2 LU: the new master moved by that much, measured independently
+    assert abs(r128_lufs(out2) - r128_lufs(master) - 2.0) <= 0.3
+    assert abs(v2["target_lufs"] - (v1["target_lufs"] + 2.0)) < 1e-9
+    # render=1 re-renders the first version as it was
+    assert again["rendered_version"] == 1 and abs(r128_lufs(proj / "again.wav") - r128_lufs(master)) <= 0.05
+    assert len(json.loads((session / "session.json").read_text())["versions"]) == 2
+
+
+def make_stems(seconds: float, sr: int = SR) -> dict[str, np.ndarray]:
+    """Seeded drums (noise bursts), bass (a low tone) and vocals (a wobbling mid tone), float32 stereo."""
+    rng = np.random.default_rng(11)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    env = np.exp(-((t % 0.5) * 18.0))
+    drums = rng.standard_normal((2, n)) * 0.2 * env
+    bass = np.repeat((0.15 * np.sin(2 * np.pi * 55.0 * t))[None, :], 2, axis=0)
+    vox = 0.08 * np.sin(2 * np.pi * (440.0 + 20.0 * np.sin(2 * np.pi * 5.0 * t)) * t)
+    vocals = np.stack([vox, 0.9 * vox]) + rng.standard_normal((2, n)) * 0.005
+    return {k: v.astype(np.float32) for k, v in (("drums", drums), ("bass", bass), ("vocals", vocals))}
+
+
+@pytest.mark.timeout(90)
+def test_master_stems_by_value_returns_stems_that_sum_to_the_bus(srv):
+    from dsp.presets import delivery
+    from dsp.stems import master_stems
+
+    stems = make_stems(2.0)
+    with srv.client() as c:
+        res = c.master_stems_audio({n: (x.tobytes(), *x.shape) for n, x in stems.items()}, SR, preset="streaming")
+        assert c.status()["uploads"] == 0  # stems that did not fit the message were uploaded, then freed
+    assert set(res.audios) == {"drums", "bass", "vocals", "master"}
+    got = {n: np.frombuffer(s.data, dtype="<f4").reshape(s.channels, s.frames) for n, s in res.audios.items()}
+    local = master_stems(stems, SR, delivery("streaming"))
+    total = np.sum([got[n].astype(np.float64) for n in stems], axis=0)
+    assert np.max(np.abs(total - local.bus)) <= 1e-6
+    assert np.array_equal(got["master"], local.master)
+    assert abs(res.content["report"]["after"]["integrated_lufs"] - -14.0) <= 0.2
+    assert set(res.content["stems_report"]["stems"]) == set(stems)
+    assert not any(st["enabled"] for st in res.content["bus_chain"]["stages"] if st["kind"] != "limiter")
+
+
+@pytest.mark.timeout(90)
+def test_master_stems_by_path_writes_the_stems_master_and_report(srv, tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    named = {}
+    for n, x in make_stems(2.0).items():
+        named[n] = proj / f"{n}_in.wav"
+        sf.write(named[n], x.T, SR, subtype="FLOAT")
+    out = proj / "stems_out"
+    with srv.client(project_dir=str(proj)) as c:
+        with pytest.raises(ServerError) as e:
+            c.master_stems_paths(named, tmp_path / "elsewhere")
+        assert e.value.code == P.PATH_NOT_ALLOWED
+        with pytest.raises(ServerError) as e:
+            c.master_stems_paths({**named, "vocals": str(tmp_path / "x.wav")}, out)
+        assert e.value.code == P.PATH_NOT_ALLOWED
+        got = c.master_stems_paths(named, out, preset="club")
+    assert sorted(p.name for p in out.iterdir()) == ["bass.wav", "drums.wav", "master.wav", "stems.json",
+                                                     "vocals.wav"]
+    doc = json.loads((out / "stems.json").read_text())
+    assert doc == got["stems_report"] and doc["sum_check"]["max_abs_difference"] <= 1e-6
+    assert got["outputs"] == {n: str(out / f"{n}.wav") for n in named}
+    assert abs(r128_lufs(out / "master.wav") - -8.0) <= 0.2

@@ -1,0 +1,135 @@
+"""The mastering decision path shared by the command line and the server's workers.
+
+``decide_and_master`` turns the user's choices (style or references, amounts, codec safety) into a
+master; ``render_and_write`` reads, masters, writes the audio and the optional chain and report
+files; ``album_document`` is the album report. Progress goes to a ``progress(stage, fraction)``
+callback (a bar on the command line, progress events on the server); returning False cancels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .report import html_path_for
+
+_ALBUM_KEYS = ("integrated_lufs", "true_peak_dbtp", "lra_lu", "plr_db")
+
+
+def _step(progress: Any, stage: str, fraction: float) -> None:
+    if progress is not None and progress(stage, fraction) is False:
+        from dsp.errors import CancelledError
+
+        raise CancelledError(f"cancelled while {stage}")
+
+
+def render_and_write(src: str, dst: str, d: Any, *, fmt: str, force: bool, progress: Any = None,
+                     chain: Any = None, planned: Any = None, save_chain: str | None = None,
+                     report: str | None = None, choices: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Read, master (rendering ``chain`` as is, or converging ``planned`` / a new plan made from
+    ``choices``: style, references and amounts), write the audio and the optional chain and report
+    files; returns the result and the report."""
+    from dsp.audio_io import atomic_write_text, check_audio, read_audio, write_audio
+
+    from .report import build_report, render_html
+
+    _step(progress, "reading", 0.0)
+    x, sr = read_audio(src)
+    check_audio(x, sr, what=src)
+    _step(progress, "analysing", 0.0)
+    result = decide_and_master(x, sr, d, chain=chain, planned=planned, choices=choices, progress=progress)
+    _step(progress, "writing", 1.0)
+    written = write_audio(dst, result.audio, sr, fmt=fmt, force=force, protect=[src])
+    doc = build_report(src, dst, d, result, written)
+    if save_chain:
+        atomic_write_text(save_chain, result.chain.to_json(), force=force, protect=[src])
+    if report:
+        atomic_write_text(report, json.dumps(doc, indent=2, allow_nan=False) + "\n", force=force, protect=[src])
+        atomic_write_text(html_path_for(report), render_html(doc), force=force, protect=[src])
+    return result, doc
+
+
+def decide_and_master(x: Any, sr: int, d: Any, *, chain: Any = None, planned: Any = None,
+                      choices: dict[str, Any] | None = None, progress: Any = None) -> Any:
+    """The decision path shared by the CLI and the server: style or references, amounts, master."""
+    from dsp.master import master
+
+    if chain is not None or planned is not None or not choices:
+        return master(x, sr, d, chain=chain, planned=planned, progress=progress)
+    result = _decide(x, sr, d, choices, progress)
+    return make_codec_safe(x, sr, d, result, progress) if choices.get("codec_safe") else result
+
+
+def make_codec_safe(x: Any, sr: int, d: Any, result: Any, progress: Any = None) -> Any:
+    """Lower the limiter's ceiling until MP3/Vorbis/Opus decodes stay <= -0.5 dBTP; keep the checks."""
+    import dataclasses
+
+    from dsp.codecs import codec_safe_master
+    from dsp.master import master
+
+    results = {d.ceiling_dbtp: result}
+
+    def render(ceiling: float) -> Any:
+        if ceiling not in results:
+            lim = result.chain.find("limiter")
+            chain = result.chain.replace_stage("limiter", dataclasses.replace(
+                lim, params=dataclasses.replace(lim.params, ceiling_dbtp=ceiling),
+                why=lim.why + f"; ceiling lowered to {ceiling:.2f} dBTP so lossy decodes stay under -0.5 dBTP"))
+            results[ceiling] = master(x, sr, dataclasses.replace(d, ceiling_dbtp=ceiling), planned=chain,
+                                      before=result.before, progress=progress)
+        return results[ceiling].audio
+
+    _, used, checks = codec_safe_master(render, sr, d.ceiling_dbtp)
+    return dataclasses.replace(results[used], codec_checks=tuple(checks))
+
+
+def _decide(x: Any, sr: int, d: Any, choices: dict[str, Any], progress: Any) -> Any:
+    from dsp.analysis import analyze
+    from dsp.master import Intent, master, style_target
+
+    a = analyze(x, sr, resonances=True)
+    amounts = dict(tone_pct=choices.get("tone_pct", 100.0), dynamics_pct=choices.get("dynamics_pct", 100.0),
+                   width_pct=choices.get("width_pct", 100.0), intensity=choices.get("intensity", "balanced"),
+                   loudness=choices.get("loudness", True))
+    if choices.get("references"):
+        from dsp.audio_io import read_audio
+        from dsp.reference import master_to_reference, reference_target
+
+        refs = []
+        for p in choices["references"]:
+            rx, rsr = read_audio(p)
+            refs.append(analyze(rx, rsr))
+        target = reference_target(refs, tuple(Path(p).name for p in choices["references"]))
+        result, _ = master_to_reference(x, sr, target, d, tone_pct=amounts["tone_pct"],
+                                        match_loudness=amounts["loudness"], before=a, progress=progress,
+                                        intent=Intent(**{**amounts, "loudness": True}))
+        return result
+    target, info = style_target(a, choices.get("style"))
+    return master(x, sr, d, before=a, progress=progress, intent=Intent(**amounts, target=target, style_info=info))
+
+
+def album_document(d: Any, result: Any, inputs: list[str], outputs: list[str], written: list[Any]) -> dict[str, Any]:
+    """The album report (``album.json``): delivery, album loudness and tonal spread before/after,
+    and per track its target, before/after, tonal distance, limiter and chain.
+    ``result`` is a :class:`dsp.album.AlbumResult`; ``written`` the WriteResults in track order.
+    (Shared with ``reamaster album``, whose document this is.)"""
+    rows = []
+    for t, dst, src, w in zip(result.tracks, outputs, inputs, written, strict=True):
+        before, after = t.result.before.to_dict(), t.result.after.to_dict()
+        rows.append({"name": t.name, "input": src, "output": dst, "output_format": w.fmt,
+                     "target_lufs": round(t.target_lufs, 2),
+                     "before": {k: before[k] for k in _ALBUM_KEYS},
+                     "after": {k: after[k] for k in _ALBUM_KEYS},
+                     "tonal_distance_to_album_target_db": [round(t.distance_before_db, 2),
+                                                           round(t.distance_after_db, 2)],
+                     "limiter": {k: v for k, v in t.result.limiter.items() if k != "trace_db"},
+                     "chain": t.result.chain.to_dict()})
+    spread = result.spread_db()
+    return {"format": "reamaster.album", "version": 1,
+            "delivery": {"preset": d.name, "loudest_track_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp},
+            "album_lufs": {"before": round(result.album_lufs_before, 2), "after": round(result.album_lufs_after, 2)},
+            "tonal_spread_db": {"before": round(spread[0], 2), "after": round(spread[1], 2)},
+            "album_target": result.target.name, "style": result.style, "tracks": rows}
+
+
