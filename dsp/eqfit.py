@@ -145,10 +145,11 @@ def fit_graphic_eq(
     sample_rate: int,
     weights: np.ndarray | None = None,
     bw_oct: float = 1.0 / 3.0,
-    max_gain_db: float = 12.0,
+    max_gain_db: float = 18.0,
     steps: int = 4,
 ) -> FitResult:
-    """A match EQ: one ReaEQ bell per weighted 1/3-octave band at its centre, gains solved.
+    """A match EQ: one ReaEQ bell per weighted 1/3-octave band at its centre, gains solved
+    (within +-``max_gain_db``; beyond one band's 12 dB a second, equal band is stacked).
 
     For reference matching, where the target follows the detail of a real track's spectrum.
     The bells' mutual overlap is handled by solving with their measured influence matrix,
@@ -183,6 +184,15 @@ def fit_graphic_eq(
     return FitResult(eq, rms, float(np.max(np.abs(err[sel]))))
 
 
+REAEQ_BAND_MAX_GAIN_DB = 12.0  # one ReaEQ band reaches +12.04 dB
+
+
 def _graphic(f: np.ndarray, active: np.ndarray, gains: np.ndarray, bw_oct: float) -> EqParams:
-    return EqParams(bands=tuple(EqBand("band", float(round(f[i], 1)), float(np.clip(g, -24.0, 12.0)), bw_oct)
-                                for i, g in zip(active, gains) if abs(g) >= 0.05))
+    """Bells at the band centres; a gain one ReaEQ band cannot carry becomes two equal bands."""
+    bands = []
+    for i, g in zip(active, gains):
+        if abs(g) < 0.05:
+            continue
+        parts = 2 if abs(g) > REAEQ_BAND_MAX_GAIN_DB else 1
+        bands.extend(EqBand("band", float(round(f[i], 1)), float(g) / parts, bw_oct) for _ in range(parts))
+    return EqParams(bands=tuple(bands))

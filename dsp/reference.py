@@ -94,7 +94,7 @@ def master_to_reference(
     weights = ((f >= TONAL_BAND_LO_HZ) & (f <= min(TONAL_BAND_HI_HZ, 0.45 * sample_rate))).astype(float)
     for step in range(refine_steps + 1):
         fit = fit_graphic_eq(f, -tonal_deviation_db(f, levels, eq_target), sample_rate=sample_rate,
-                             weights=weights, max_gain_db=12.0)
+                             weights=weights, max_gain_db=18.0)
         chain = base.without("eq")
         if fit.eq.bands:
             stages = list(chain.stages)
