@@ -29,7 +29,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench_data"
 MUSIC_DIRS = ["/usr/share/games/warzone2100/music", "/usr/share/games/singularity/music", "/usr/share/games/ufoai"]
 
-OURS = r"""
+# Peak memory is read by each child from its own /proc/self/status (VmHWM, a fresh address space
+# after exec). wait4's ru_maxrss is not used: a child forked from this (large) parent inherits the
+# parent's resident high-water mark, so it over-reports.
+PEAK = r"""
+def peak_rss_mb():
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmHWM:")[1].split()[0]) / 1024.0
+"""
+
+OURS = PEAK + r"""
 import json, sys, time
 t0 = time.perf_counter()
 from dsp.audio_io import read_audio, write_audio, check_audio
@@ -68,23 +77,23 @@ else:
     out = {"integrated_lufs": r.after.integrated_lufs, "true_peak_dbtp": r.after.true_peak_dbtp,
            "iterations": r.iterations, "analysis_s": tb - ta, "decide_s": tc - tb}
 t2 = time.perf_counter()
-out.update(import_s=t1 - t0, work_s=t2 - t1, frames=x.shape[1], sample_rate=sr)
+out.update(import_s=t1 - t0, work_s=t2 - t1, frames=x.shape[1], sample_rate=sr, peak_rss_mb=peak_rss_mb())
 print(json.dumps(out))
 """
 
-PEER = r"""
+PEER = PEAK + r"""
 import json, sys, time
 t0 = time.perf_counter()
 import matchering as mg
 t1 = time.perf_counter()
 mg.process(target=sys.argv[1], reference=sys.argv[2], results=[mg.pcm24(sys.argv[3])])
 t2 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "work_s": t2 - t1}))
+print(json.dumps({"import_s": t1 - t0, "work_s": t2 - t1, "peak_rss_mb": peak_rss_mb()}))
 """
 
 
 def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[dict, float, float]:
-    """Run a child; return its JSON line, wall seconds and peak RSS in MB (from wait4)."""
+    """Run a child; return its JSON line, wall seconds and its own peak RSS in MB (VmHWM)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     out, err = proc.stdout.read(), proc.stderr.read()
@@ -93,7 +102,8 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[dict,
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[:3]} failed: {err.decode()[-2000:]}")
-    return json.loads(out.decode().strip().splitlines()[-1]), wall, usage.ru_maxrss / 1024.0
+    doc = json.loads(out.decode().strip().splitlines()[-1])
+    return doc, wall, doc["peak_rss_mb"]
 
 
 def prepare_inputs(limit: int, min_s: float, max_s: float) -> list[Path]:
