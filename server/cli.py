@@ -24,6 +24,9 @@ from .report import html_path_for
 
 PRESET_NAMES = ("streaming", "apple", "youtube", "club", "cd", "broadcast")
 EXIT_REFUSED = 2
+# what `reamaster master` decides with no options (the demo uses the same)
+DEFAULT_CHOICES = {"style": "auto", "references": None, "tone_pct": 100.0, "dynamics_pct": 100.0,
+                   "width_pct": 100.0, "intensity": "balanced", "loudness": True, "codec_safe": False}
 PROGRESS_MIN_SECONDS = 30.0  # files at least this long show a progress bar on a terminal
 
 
@@ -471,7 +474,7 @@ def format_summary(doc: dict[str, Any], *, title: str) -> str:
             f"{c['codec']} {c['true_peak_dbtp']:+.2f} dBTP" for c in codecs))
     plays = [p for p in doc.get("platforms") or [] if p["mode"] in ("normal", "sound check", "default")]
     if plays:
-        out.append("  plays at: " + ", ".join(f"{p['platform']} {p['playback_lufs']:.1f} LUFS ({p['gain_db']:+.1f} dB)"
+        out.append("  plays at: " + ", ".join(f"{p['platform']} {p['playback_lufs']:.1f} LUFS ({p['gain_db'] + 0.0:+.1f} dB)"
                                              for p in plays))
     lim = doc.get("limiter") or {}
     if lim:
@@ -500,6 +503,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         str(mix_path), str(master_path), fmt="wav24", preset="streaming", lufs=None, ceiling=None,
         chain_path=None, save_chain=str(out / "chain.json"), report=str(out / "report.json"), force=True,
         progress_flag=args.progress, bits_given=True, title=str(mix_path), session=str(out / "master.session"),
+        choices=DEFAULT_CHOICES,
     )
     print(f'revise it in words: reamaster revise {out / "master.session"} "brighter, a bit less squashed"')
     return 0
