@@ -1,10 +1,11 @@
 """Deciding a first mastering chain from an analysis, and hitting the loudness target.
 
-``plan_chain`` turns measurements into a chain (DC removal, subsonic high-pass, light
-corrective EQ, glue compression, mono bass, true-peak limiter), each stage carrying
-the measurement that caused it. ``master`` renders it and converges the limiter's
-drive until the integrated loudness is within ``LOUDNESS_TOLERANCE_LU`` of the target
-at the ceiling.
+``plan_chain`` turns measurements, a tonal target (a balanced master, a style profile or a
+reference) and the artist's intent into a chain (DC removal, subsonic high-pass, resonance
+cuts, corrective EQ, glue compression, mono bass, true-peak limiter), each stage carrying the
+measurement that caused it and every correction not made listed with its measurement.
+``master`` renders it and converges the limiter's drive until the integrated loudness is
+within ``LOUDNESS_TOLERANCE_LU`` of the target at the ceiling.
 """
 
 from __future__ import annotations
