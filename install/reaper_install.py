@@ -4,7 +4,9 @@ install: copies ``reaper_scripts/`` to ``<resource>/Scripts/ReaMaster/``, writes
 ``reamaster_location.json`` (this checkout and its interpreter) beside them, and appends one
 ``SCR 4 0 RS<id> "Custom: ..." <path>`` line per action to ``reaper-kb.ini`` (idempotent).
 uninstall: removes exactly those lines (the file is deleted if install created it) and the folder.
-reaper.ini (Python settings) is NOT changed by this version: ``python_advice`` says what to set.
+reaper.ini (Python settings) is changed only by ``set_python`` (``install --set-python``): it backs
+reaper.ini up to ``reaper.ini.reamaster-backup`` first (an existing backup is never replaced), and
+uninstall puts that backup back byte for byte. Without it, ``python_advice`` says what to set.
 """
 
 from __future__ import annotations
@@ -86,10 +88,72 @@ def uninstall(res: Path) -> None:
             scripts.rmdir()
 
 
+BACKUP = "reaper.ini.reamaster-backup"
+# REAPER_API.md section 5.5/6 (from reapy's configure_reaper and README, not from Cockos' own docs)
+PY_KEYS = ("reascript", "pythonlibpath64", "pythonlibdll64")
+
+
+def python_lib() -> tuple[str, str]:
+    """(folder, file name) of this interpreter's shared Python library, as REAPER wants them."""
+    if sys.platform == "win32":
+        return sys.base_prefix, f"python{sys.version_info[0]}{sys.version_info[1]}.dll"
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    names = [sysconfig.get_config_var(k) or "" for k in ("INSTSONAME", "LDLIBRARY")]
+    for n in names:  # the one that exists, never a static .a
+        if n and not n.endswith(".a") and os.path.isfile(os.path.join(libdir, os.path.basename(n))):
+            return libdir, os.path.basename(n)
+    return libdir, os.path.basename(names[1] or names[0])
+
+
+def set_python(res: Path) -> str:
+    """Point REAPER's Python settings in ``reaper.ini`` at this interpreter; returns what was done."""
+    ini, backup = res / "reaper.ini", res / BACKUP
+    if not ini.is_file():
+        return (f"{ini} does not exist: start REAPER once, quit it, then run this again. reaper.ini was not "
+                f"changed.\n" + python_advice(res))
+    raw = ini.read_bytes()
+    if not backup.exists():
+        backup.write_bytes(raw)
+    libdir, lib = python_lib()
+    want = {"reascript": "1", "pythonlibpath64": libdir, "pythonlibdll64": lib}
+    nl = "\r\n" if b"\r\n" in raw else "\n"
+    lines = raw.decode("utf-8", errors="surrogateescape").splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip().lower() == "[reaper]"), None)
+    if start is None:
+        lines = ["[REAPER]"] + lines
+        start = 0
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    for i in range(start + 1, end):
+        key = lines[i].split("=", 1)[0].strip().lower()
+        if "=" in lines[i] and key in want:
+            lines[i] = f"{key}={want.pop(key)}"
+    while end > start + 1 and not lines[end - 1].strip():  # new keys go before the section's blank lines
+        end -= 1
+    lines[end:end] = [f"{k}={v}" for k, v in want.items()]
+    tmp = ini.with_name(ini.name + ".reamaster-tmp")
+    tmp.write_bytes((nl.join(lines) + nl).encode("utf-8", errors="surrogateescape"))
+    os.replace(tmp, ini)
+    return (f"set REAPER's Python to {os.path.join(libdir, lib)} in {ini} (reascript, pythonlibpath64, "
+            f"pythonlibdll64: the keys reapy's configure_reaper writes; REAPER's own documentation does not "
+            f"list them). Backup: {backup}; `reamaster reaper uninstall` restores it exactly, which also undoes "
+            f"any change REAPER makes to reaper.ini in between. Quit REAPER before, restart it after.")
+
+
+def restore_ini(res: Path) -> bool:
+    """Put back reaper.ini from the backup ``set_python`` made (byte-identical); True if there was one."""
+    backup = res / BACKUP
+    if not backup.is_file():
+        return False
+    tmp = res / "reaper.ini.reamaster-tmp"
+    tmp.write_bytes(backup.read_bytes())
+    os.replace(tmp, res / "reaper.ini")
+    backup.unlink()
+    return True
+
+
 def python_advice(res: Path) -> str:
     """Compare REAPER's configured Python with this interpreter; plain words on what to change."""
-    libdir = sysconfig.get_config_var("LIBDIR") or ""
-    lib = sysconfig.get_config_var("LDLIBRARY") or ""
+    libdir, lib = python_lib()
     ini = res / "reaper.ini"
     cur = {}
     if ini.exists():

@@ -18,6 +18,9 @@ def add_reaper_parser(subparsers) -> None:
     p = subparsers.add_parser("reaper", help="install the REAPER actions, or build the ReaPack index")
     p.add_argument("what", choices=["install", "uninstall", "index"])
     p.add_argument("--resource-path", default=None, help="REAPER's resource folder (default: per OS)")
+    p.add_argument("--set-python", action="store_true",
+                   help="install: also point REAPER's Python settings in reaper.ini at this interpreter "
+                        "(backed up to reaper.ini.reamaster-backup; uninstall restores it)")
     p.add_argument("-o", "--output", default="index.xml", help="index: where to write index.xml")
     p.set_defaults(func=cmd_reaper)
 
@@ -31,8 +34,10 @@ def cmd_reaper(args) -> int:
     elif args.what == "install":
         dest = ri.install(res)
         print(f"installed the ReaMaster actions in {dest} (restart REAPER to see them)")
-        print(ri.python_advice(res))
+        print(ri.set_python(res) if args.set_python else ri.python_advice(res))
     else:
         ri.uninstall(res)
         print(f"removed the ReaMaster actions from {res}")
+        if ri.restore_ini(res):
+            print(f"restored {res / 'reaper.ini'} from {ri.BACKUP}")
     return 0

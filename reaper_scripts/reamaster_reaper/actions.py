@@ -12,6 +12,7 @@ from . import host as H
 from .link import Link
 from .native import write_chain
 from .render import render
+from .revise import revise_master, start_session
 from .task import CANCEL_KEY, Task
 
 MASTER_TRACK_NAME = "ReaMaster master"
@@ -68,6 +69,7 @@ def _master_flow(settings: dict):
         report_path = os.path.splitext(out)[0] + ".report.json"
         with open(report_path, "x", encoding="utf-8") as f:
             json.dump(report, f, indent=1)
+        session = start_session(report, mix, out)
         RPR.Undo_BeginBlock2(0)
         try:
             old = H.find_track(MASTER_TRACK_NAME)
@@ -78,7 +80,7 @@ def _master_flow(settings: dict):
             RPR.SetMediaTrackInfo_Value(tr, "B_MUTE", 1)  # A/B compare un-mutes it at matched loudness
             H.set_proj_ext("settings", json.dumps(settings))
             H.set_proj_ext("last_master", json.dumps({
-                "mix": mix, "master": out, "report": report_path,
+                "mix": mix, "master": out, "report": report_path, "session": session, "start": start,
                 "mix_lufs": report["before"]["integrated_lufs"], "master_lufs": report["after"]["integrated_lufs"]}))
         finally:
             RPR.Undo_EndBlock2(0, "ReaMaster: master mix", -1)
@@ -232,7 +234,8 @@ def cancel() -> None:
 
 ACTIONS = {"master_one_click": master_one_click, "master_dialog": master_dialog,
            "suggest_native_fx": suggest_native_fx, "ab_compare": ab_compare, "master_stems": master_stems,
-           "open_report": open_report, "cancel": cancel}
+           "open_report": open_report, "cancel": cancel,
+           "revise_master": lambda: revise_master(_connect)}
 
 
 def run(name: str):

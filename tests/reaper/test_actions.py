@@ -289,3 +289,55 @@ def test_reaper_side_imports_no_numpy_or_dsp():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# --- revise ------------------------------------------------------------------------------------------
+
+def _track_names(rpr):
+    return [rpr.RPR_GetTrackName(rpr.RPR_GetTrack(0, i), "", 256)[2] for i in range(rpr.RPR_CountTracks(0))]
+
+
+def _track_file(rpr, tr):
+    take = rpr.RPR_GetActiveTake(rpr.RPR_GetTrackMediaItem(tr, 0))
+    return rpr.RPR_GetMediaSourceFileName(rpr.RPR_GetMediaItemTake_Source(take), "", 4096)[1]
+
+
+def test_revise_without_a_master_says_so(app, rpr, song):
+    run_action("Revise master...")
+    assert any(d["kind"] != "GetUserInputs" and "no ReaMaster master to revise" in d.get("msg", "")
+               for d in app.dialog_log), app.dialog_log
+    assert rpr.RPR_CountTracks(0) == 3 and _ends(app) == []
+
+
+def test_revise_quieter_adds_a_new_version(app, rpr, song):
+    before = _snapshot(rpr, song)
+    run_action("Master mix (one click)")
+    assert "Traceback" not in app.console, app.console
+    v1_tr = rpr.RPR_GetTrack(0, 3)
+    v1_path = _track_file(rpr, v1_tr)
+    v1_state = _snapshot(rpr, [v1_tr])
+    n_ends = len(_ends(app))
+
+    standin.answer_inputs(None)  # cancel in the dialog: nothing happens
+    run_action("Revise master...")
+    assert app.dialog_log[-1]["kind"] == "GetUserInputs" and not any(app.dialog_log[-1]["defaults"])
+    assert rpr.RPR_CountTracks(0) == 4 and len(_ends(app)) == n_ends
+
+    standin.answer_inputs(["quieter"])
+    run_action("Revise master...")
+    assert "Traceback" not in app.console and "failed" not in app.console, app.console
+    assert _track_names(rpr) == ["Drums", "Bass", "Keys", "ReaMaster master", "ReaMaster master v2"]
+    v2_tr = rpr.RPR_GetTrack(0, 4)
+    assert rpr.RPR_GetMediaTrackInfo_Value(v2_tr, "B_MUTE") == 1
+    v2_path = _track_file(rpr, v2_tr)
+    assert v2_path != v1_path and os.path.isfile(v2_path)
+    l1, _ = _loudness_tp(v1_path)
+    l2, tp2 = _loudness_tp(v2_path)
+    assert l2 - l1 == pytest.approx(-1.0, abs=0.3), (l1, l2)
+    assert tp2 <= -1.0 + 0.15
+    assert [e["desc"] for e in _ends(app)][n_ends:] == ["ReaMaster: revise master (v2)"]
+    assert _snapshot(rpr, song) == before and _snapshot(rpr, [v1_tr]) == v1_state
+    session = json.loads(rpr.RPR_GetProjExtState(0, "ReaMaster", "last_master", "", 65536)[4])["session"]
+    doc = json.loads(Path(session, "session.json").read_text())
+    assert [v["version"] for v in doc["versions"]] == [1, 2] and doc["versions"][1]["words"] == "quieter"
+    assert app.blocked_dialogs == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -53,3 +54,50 @@ def test_reapack_index_matches_headers():
         assert pkgs[f.name].find("version").get("name") == h["version"]
     sources = [s.get("file") for s in root.iter("source") if s.get("file")]
     assert "reamaster_bootstrap.py" in sources and "reamaster_reaper/actions.py" in sources
+
+
+def _cli(*argv) -> int:
+    from server.cli import main
+    return main(["reaper", *argv])
+
+
+def test_set_python_then_uninstall_restores_reaper_ini_exactly(tmp_path, capsys):
+    res = tmp_path / "REAPER"
+    res.mkdir()
+    ini = b"[REAPER]\r\nreascript=0\r\npythonlibpath64=/old/lib\r\nfoo=bar\r\n\r\n[other]\r\npythonlibdll64=keep\r\n"
+    (res / "reaper.ini").write_bytes(ini)
+    before = _tree(res)
+    assert _cli("install", "--resource-path", str(res), "--set-python") == 0
+    libdir, lib = RI.python_lib()
+    assert (res / RI.BACKUP).read_bytes() == ini
+    text = (res / "reaper.ini").read_bytes().decode()
+    main, other = text.split("[other]")
+    assert "reascript=1\r\n" in main and f"pythonlibpath64={libdir}\r\n" in main
+    assert f"pythonlibdll64={lib}\r\n" in main and "/old/lib" not in text and "foo=bar\r\n" in main
+    assert other == "\r\npythonlibdll64=keep\r\n"
+    assert text.count("pythonlibpath64") == 1
+    assert os.path.join(libdir, lib) in capsys.readouterr().out
+    # a second install never replaces the backup of the original
+    (res / "reaper.ini").write_bytes(b"[REAPER]\nchanged=1\n")
+    _cli("install", "--resource-path", str(res), "--set-python")
+    assert (res / RI.BACKUP).read_bytes() == ini
+    assert _cli("uninstall", "--resource-path", str(res)) == 0
+    assert _tree(res) == before
+
+
+def test_without_set_python_reaper_ini_is_never_written(tmp_path, capsys):
+    res = tmp_path / "REAPER"
+    res.mkdir()
+    (res / "reaper.ini").write_bytes(b"[REAPER]\npythonlibpath64=/nowhere\n")
+    st = (res / "reaper.ini").stat()
+    before = _tree(res)
+    _cli("install", "--resource-path", str(res))
+    assert "/nowhere" in capsys.readouterr().out
+    assert not (res / RI.BACKUP).exists()
+    _cli("uninstall", "--resource-path", str(res))
+    assert _tree(res) == before and (res / "reaper.ini").stat().st_mtime_ns == st.st_mtime_ns
+
+
+def test_set_python_without_reaper_ini_writes_nothing(tmp_path):
+    assert "does not exist" in RI.set_python(tmp_path)
+    assert list(tmp_path.iterdir()) == []

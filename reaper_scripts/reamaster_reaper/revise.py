@@ -1,0 +1,76 @@
+"""Revise the last master in words: the session beside it, the `revise` job, a new muted track.
+
+The server's `master` job writes no session, so the master flow starts one here from its report
+(the chain it rendered and the delivery), in the format of ``server/session.py`` - stdlib only,
+as everything on the REAPER side."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+
+from reapy import reascript_api as RPR
+
+from . import host as H
+from .task import Task
+
+TRACK_PREFIX = "ReaMaster master v"
+
+
+def start_session(report: dict, mix: str, master: str) -> str:
+    """``<master stem>.session/`` with version 1 (never overwritten); returns the folder."""
+    folder = os.path.splitext(master)[0] + ".session"
+    os.makedirs(folder)
+    with open(os.path.join(folder, "chain-v1.json"), "x", encoding="utf-8") as f:
+        f.write(json.dumps(report["chain"], indent=2, allow_nan=False) + "\n")
+    d, a = report["delivery"], report["after"]
+    doc = {"format": "reamaster.session", "version": 1, "input": os.path.realpath(mix),
+           "delivery": dict({k: d[k] for k in ("preset", "target_lufs", "ceiling_dbtp", "note") if k in d},
+                            bit_format=report.get("output_format", "wav24")),
+           "versions": [{"version": 1, "parent": None, "chain": "chain-v1.json", "output": os.path.realpath(master),
+                         "words": None, "changes": [], "target_lufs": d["target_lufs"],
+                         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                         "integrated_lufs": a.get("integrated_lufs"), "true_peak_dbtp": a.get("true_peak_dbtp")}]}
+    with open(os.path.join(folder, "session.json"), "x", encoding="utf-8") as f:
+        f.write(json.dumps(doc, indent=2) + "\n")
+    return folder
+
+
+def revise_master(connect) -> Task | None:
+    """The "Revise master..." action; ``connect`` is the actions module's deferred connect."""
+    last = H.get_json(H.get_proj_ext, "last_master")
+    session = last.get("session", "")
+    if not session or not os.path.isfile(os.path.join(session, "session.json")):
+        H.message("There is no ReaMaster master to revise in this project yet: run 'ReaMaster: Master mix' first.")
+        return None
+    r = RPR.GetUserInputs("ReaMaster: Revise master", 1, "What to change (e.g. brighter; quieter),extrawidth=250",
+                          "", 4096)
+    if not r[0] or not r[4].strip():
+        return None
+    words = r[4].strip()
+
+    def flow(task: Task):
+        H.require_saved_project()
+        client = yield from connect(task)
+        H.log(f"revising the master: {words} ...")
+        res = yield from task.wait(client.submit("revise", {"session": session, "words": words}), "revising")
+        c = res.content
+        out, n = c["output"], int(c["version"])
+        if not os.path.isfile(out):
+            raise H.UserError(f"The server reported success but {out} is missing.")
+        report_path = os.path.splitext(out)[0] + ".report.json"
+        with open(report_path, "x", encoding="utf-8") as f:
+            json.dump(c["report"], f, indent=1)
+        RPR.Undo_BeginBlock2(0)
+        try:
+            tr = H.insert_audio_track(out, f"{TRACK_PREFIX}{n}", float(last.get("start", 0.0)))
+            RPR.SetMediaTrackInfo_Value(tr, "B_MUTE", 1)
+            H.set_proj_ext("last_revision", json.dumps({"session": session, "version": n, "master": out,
+                                                        "report": report_path, "words": words}))
+        finally:
+            RPR.Undo_EndBlock2(0, f"ReaMaster: revise master (v{n})", -1)
+        a = c["report"]["after"]
+        H.log(f"done: v{n} ({'; '.join(c.get('changes') or []) or 'no change'}) at {a['integrated_lufs']:.1f} LUFS "
+              f"(track '{TRACK_PREFIX}{n}', muted)")
+    return Task("Revise master", flow)
