@@ -95,6 +95,7 @@ def master_one_click() -> Task:
     return Task("Master mix (one click)", _master_flow(_settings()))
 
 
+INTENSITIES = ("gentle", "balanced", "loud")
 DIALOG_FIELDS = ("preset", "style", "intensity", "reference", "tone_pct", "dynamics_pct", "width_pct")
 
 
@@ -108,11 +109,17 @@ def master_dialog() -> Task | None:
         return None
     vals = r[4].split("|")
     s.update({k: v.strip() for k, v in zip(DIALOG_FIELDS, vals)})
+    if s["intensity"] not in INTENSITIES:
+        H.message(f"Intensity '{s['intensity']}' is not one of {', '.join(INTENSITIES)}; nothing was changed.")
+        return None
     for k in ("tone_pct", "dynamics_pct", "width_pct"):
         try:
-            float(s[k])
+            ok = 0.0 <= float(s[k]) <= 100.0
         except ValueError:
-            H.message(f"'{s[k]}' is not a number (for {k.replace('_pct', '')} amount, in %).")
+            ok = False
+        if not ok:
+            H.message(f"{k.replace('_pct', '').capitalize()} amount '{s[k]}' must be a number from 0 to 100 (%); "
+                      "nothing was changed.")
             return None
     return Task("Master mix", _master_flow(s))
 

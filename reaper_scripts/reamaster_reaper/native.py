@@ -42,12 +42,14 @@ def _add(track: str, plugin: str, name: str) -> int:
     return fx
 
 
-def write_eq(track: str, params: dict, name: str, notes: list[str]) -> int:
-    bands = [b for b in params.get("bands", []) if b.get("enabled", True)]
-    if len(bands) > REAEQ_BANDS:
-        notes.append(f"{name}: ReaEQ has {REAEQ_BANDS} bands; the {len(bands) - REAEQ_BANDS} smallest moves were left out")
-        bands = sorted(bands, key=lambda b: -abs(float(b.get("gain_db", 0.0))))[:REAEQ_BANDS]
-        bands.sort(key=lambda b: float(b["freq_hz"]))
+def _unique(base: str, taken: list[str]) -> str:
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base} {k}", k + 1
+    return name
+
+
+def _write_reaeq(track: str, bands: list[dict], gain_db: float, name: str) -> int:
     fx = _add(track, "ReaEQ (Cockos)", name)
     for i in range(REAEQ_BANDS):
         if i >= len(bands):
@@ -60,15 +62,29 @@ def write_eq(track: str, params: dict, name: str, notes: list[str]) -> int:
         set_by_display(track, fx, 3 * i + 1, float(b.get("gain_db", 0.0)))
         if b.get("bw_oct") is not None:
             set_by_display(track, fx, 3 * i + 2, float(b["bw_oct"]))
-    set_by_display(track, fx, REAEQ_GLOBAL_GAIN, float(params.get("gain_db", 0.0)))
+    set_by_display(track, fx, REAEQ_GLOBAL_GAIN, gain_db)
     return fx
 
 
-def write_high_pass(track: str, params: dict, name: str, notes: list[str]) -> int:
-    return write_eq(track, {"bands": [{"type": "high_pass", "freq_hz": params.get("freq_hz", 30.0)}]}, name, notes)
+def write_eq(track: str, params: dict, name: str, notes: list[str], taken: list[str]) -> list[str]:
+    """Every enabled band lands: ReaEQ has 5, so bands 6.. go on further instances "<name> 2", ...
+    (in series, so the response is the same); the stage's output gain goes on the first."""
+    bands = sorted((b for b in params.get("bands", []) if b.get("enabled", True)),
+                   key=lambda b: float(b["freq_hz"]))
+    names: list[str] = []
+    for k in range(0, max(len(bands), 1), REAEQ_BANDS):
+        n = _unique(name, taken + names)
+        _write_reaeq(track, bands[k:k + REAEQ_BANDS], float(params.get("gain_db", 0.0)) if k == 0 else 0.0, n)
+        names.append(n)
+    return names
 
 
-def write_compressor(track: str, params: dict, name: str, notes: list[str]) -> int:
+def write_high_pass(track: str, params: dict, name: str, notes: list[str], taken: list[str]) -> list[str]:
+    band = {"type": "high_pass", "freq_hz": params.get("freq_hz", 30.0)}
+    return write_eq(track, {"bands": [band]}, name, notes, taken)
+
+
+def write_compressor(track: str, params: dict, name: str, notes: list[str], taken: list[str]) -> list[str]:
     fx = _add(track, "ReaComp (Cockos)", name)
     for pname, key in (("Threshold", "threshold_db"), ("Ratio", "ratio"), ("Attack", "attack_ms"),
                        ("Release", "release_ms"), ("Knee", "knee_db")):
@@ -76,17 +92,17 @@ def write_compressor(track: str, params: dict, name: str, notes: list[str]) -> i
             notes.append(f"{name}: ReaComp has no '{pname}' parameter here")
     if float(params.get("makeup_db", 0.0)):
         set_named(track, fx, "Wet", float(params["makeup_db"]))
-    return fx
+    return [name]
 
 
-def write_limiter(track: str, params: dict, name: str, notes: list[str]) -> int:
+def write_limiter(track: str, params: dict, name: str, notes: list[str], taken: list[str]) -> list[str]:
     fx = _add(track, "ReaLimit (Cockos)", name)
     RPR.TrackFX_SetNamedConfigParm(track, fx, "THRESHOLD", f"{float(params.get('threshold_db', 0.0)):.2f}")
     RPR.TrackFX_SetNamedConfigParm(track, fx, "CEILING", f"{float(params.get('ceiling_dbtp', -1.0)):.2f}")
     RPR.TrackFX_SetNamedConfigParm(track, fx, "TRUEPEAK", "1")
     if "release_ms" in params:
         set_named(track, fx, "Release", float(params["release_ms"]))
-    return fx
+    return [name]
 
 
 WRITERS = {"eq": ("EQ", write_eq), "high_pass": ("high-pass", write_high_pass),
@@ -106,7 +122,7 @@ def write_chain(track: str, chain: dict) -> tuple[list[str], list[str]]:
             notes.append(f"{st.get('label') or kind}: no native REAPER FX for '{kind}' yet; left out")
             continue
         label, writer = WRITERS[kind]
-        name = label if label not in added else f"{label} {sum(a.startswith(label) for a in added) + 1}"
-        writer(track, st.get("params", {}), name, notes)
-        added.append(name)
+        if kind == "eq" and st.get("label") == "resonance control":  # its narrow cuts on their own instance
+            label = "resonance EQ"
+        added += writer(track, st.get("params", {}), _unique(label, added), notes, added)
     return added, notes

@@ -341,3 +341,119 @@ def test_revise_quieter_adds_a_new_version(app, rpr, song):
     doc = json.loads(Path(session, "session.json").read_text())
     assert [v["version"] for v in doc["versions"]] == [1, 2] and doc["versions"][1]["words"] == "quieter"
     assert app.blocked_dialogs == []
+
+
+# --- master with the dialog, open report ------------------------------------------------------------
+
+DIALOG_CHOICES = ["club", "pop", "gentle", "", "50", "100", "100"]
+
+
+def _last_inputs(app):
+    return [d for d in app.dialog_log if d["kind"] == "GetUserInputs"][-1]
+
+
+def test_master_dialog_choices_land_and_are_remembered(app, rpr, song):
+    standin.answer_inputs(None)  # cancel: nothing changes
+    run_action("Master mix (dialog)")
+    assert _last_inputs(app)["defaults"] == ["streaming", "auto", "balanced", "", "100", "100", "100"]
+    assert rpr.RPR_CountTracks(0) == 3 and _ends(app) == [] and app.blocked_dialogs == []
+
+    standin.answer_inputs(["club", "pop", "gentle", "", "150", "100", "100"])  # tone 150 %: refused
+    run_action("Master mix (dialog)")
+    msgs = [d for d in app.dialog_log if d["kind"] != "GetUserInputs"]
+    assert msgs and "Tone amount '150'" in msgs[-1]["msg"] and "0 to 100" in msgs[-1]["msg"], msgs
+    assert rpr.RPR_CountTracks(0) == 3 and _ends(app) == []
+    assert rpr.RPR_GetProjExtState(0, "ReaMaster", "settings", "", 65536)[0] == 0
+
+    standin.answer_inputs(DIALOG_CHOICES)
+    run_action("Master mix (dialog)")
+    assert "Traceback" not in app.console and "failed" not in app.console, app.console
+    assert _track_names(rpr)[-1] == "ReaMaster master"
+    path = _track_file(rpr, rpr.RPR_GetTrack(0, 3))
+    lufs, tp = _loudness_tp(path)
+    assert abs(lufs - (-8.0)) <= 0.3 and tp <= -0.5 + 0.15, (lufs, tp)   # the club preset
+    report = json.loads(Path(os.path.splitext(path)[0] + ".report.json").read_text())
+    meta = report["chain"]["meta"]
+    assert report["delivery"]["preset"] == "club" and meta["style"]["style"] == "pop"
+    assert meta["intent"]["intensity"] == "gentle" and meta["intent"]["tone_pct"] == 50.0
+    assert meta["intent"]["dynamics_pct"] == 100.0 and meta["intent"]["width_pct"] == 100.0
+    saved = json.loads(rpr.RPR_GetProjExtState(0, "ReaMaster", "settings", "", 65536)[4])
+    assert {k: saved[k] for k in ("preset", "style", "intensity", "tone_pct")} == \
+        {"preset": "club", "style": "pop", "intensity": "gentle", "tone_pct": "50"}
+    assert [e["desc"] for e in _ends(app)] == ["ReaMaster: master mix"]
+
+    standin.answer_inputs(None)  # the next run offers the choices as its defaults; cancel changes nothing
+    run_action("Master mix (dialog)")
+    assert _last_inputs(app)["defaults"] == DIALOG_CHOICES
+    assert rpr.RPR_CountTracks(0) == 4 and len(_ends(app)) == 1
+
+
+def test_open_report_without_a_master_then_without_sws(app, rpr, song):
+    run_action("Open report")
+    assert any("no ReaMaster report" in d.get("msg", "") for d in app.dialog_log), app.dialog_log
+    run_action("Master mix (one click)")
+    assert "Traceback" not in app.console, app.console
+    assert not rpr.RPR_APIExists("CF_ShellExecute")  # the stand-in has no SWS
+    run_action("Open report")
+    last = json.loads(rpr.RPR_GetProjExtState(0, "ReaMaster", "last_master", "", 65536)[4])
+    assert os.path.isfile(last["report"])
+    assert last["report"] in app.dialog_log[-1].get("msg", ""), app.dialog_log[-1]
+
+
+# --- suggest: every EQ band lands, beyond ReaEQ's five ------------------------------------------------
+
+def _jagged_mix(seconds: float = 4.0) -> np.ndarray:
+    """Noise with alternating boosted/starved bands: a corrective EQ of six bands (more than ReaEQ's 5)."""
+    from scipy.signal import butter, sosfilt
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((2, int(seconds * SR)))
+    x = 0.05 * w
+    for lo, hi, g in ((40, 80, 4), (150, 300, 0.1), (500, 900, 3), (1500, 2500, 0.1), (4000, 6000, 3),
+                      (9000, 14000, 0.1)):
+        x = x + g * sosfilt(butter(4, [lo, hi], btype="bandpass", fs=SR, output="sos"), w)
+    return (0.3 * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def test_suggest_puts_every_eq_band_on_reaeq_instances(app, rpr, tmp_path):
+    from dsp.analysis import analyze
+    from dsp.master import plan_chain
+    from dsp.presets import delivery
+    app.save_as(app.project, "jagged")
+    path = tmp_path / "jagged.wav"
+    sf.write(str(path), _jagged_mix().T, SR, subtype="FLOAT")
+    _add_item(rpr, _new_track(rpr, "Mix"), str(path), 0.0)
+    run_action("Suggest settings to native FX")
+    assert "Traceback" not in app.console and "smallest moves" not in app.console, app.console
+    # the chain the server planned, from the very file it analysed (the render is deterministic)
+    out_dir = Path(rpr.RPR_GetProjectPathEx(0, "", 4096)[1], "ReaMaster")
+    (rendered,) = [p for p in out_dir.iterdir() if p.name.startswith("suggest") and p.suffix == ".wav"]
+    x, sr = sf.read(str(rendered), always_2d=True, dtype="float32")
+    chain = plan_chain(analyze(np.ascontiguousarray(x.T), sr), delivery("streaming")).to_dict()
+    eq_stages = [s for s in chain["stages"] if s["kind"] == "eq" and s.get("enabled", True)]
+    want = [b for s in eq_stages for b in s["params"]["bands"] if b.get("enabled", True)]
+    assert len(want) > 5, eq_stages
+
+    m = rpr.RPR_GetMasterTrack(0)
+    names = [rpr.RPR_TrackFX_GetNamedConfigParm(m, i, "renamed_name", "", 256)[4]
+             for i in range(rpr.RPR_TrackFX_GetCount(m))]
+    assert "ReaMaster EQ" in names and "ReaMaster EQ 2" in names, names
+    if any(s.get("label") == "resonance control" for s in eq_stages):
+        assert "ReaMaster resonance EQ" in names
+    got = []
+    for fx, n in enumerate(names):
+        if "EQ" not in n:
+            continue
+        for band in range(5):
+            if rpr.RPR_TrackFX_GetNamedConfigParm(m, fx, f"BANDENABLED{band}", "", 8)[4] == "1":
+                got.append(tuple(float(rpr.RPR_TrackFX_GetFormattedParamValue(m, fx, 3 * band + k, "", 64)[4])
+                                 for k in (0, 1)))
+    assert len(got) == len(want), (got, want)
+    for b in want:  # each band on some ReaMaster EQ, within the display's 0.1 Hz / 0.1 dB
+        assert any(abs(f - b["freq_hz"]) <= 0.051 and abs(g - b.get("gain_db", 0.0)) <= 0.051
+                   for f, g in got), (b, got)
+
+    n1 = len(names)
+    rpr.RPR_TrackFX_AddByName(m, "ReaXcomp (Cockos)", False, -1000)  # the user's own: kept on a rerun
+    run_action("Suggest settings to native FX")
+    assert rpr.RPR_TrackFX_GetCount(m) == n1 + 1
+    assert rpr.RPR_TrackFX_GetFXName(m, 0, "", 256)[3] == "VST: ReaXcomp (Cockos)"
