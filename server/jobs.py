@@ -71,28 +71,35 @@ def allowed_roots(project_dirs: Iterable[str]) -> list[str]:
     return [*project_dirs, os.path.realpath(tempfile.gettempdir())]
 
 
+def _check_plain_absolute(path: Any, what: str) -> None:
+    if not isinstance(path, str) or not path or "\x00" in path:
+        raise JobError(P.PATH_NOT_ALLOWED, f"{what} must be a non-empty string")
+    if not os.path.isabs(path):
+        raise JobError(P.PATH_NOT_ALLOWED, f"{path} is relative; send an absolute path")
+    if ".." in Path(path).parts:
+        raise JobError(P.PATH_NOT_ALLOWED, f"{path} contains '..'; send the plain path")
+
+
+def _check_inside(real: str, path: str, roots: list[str]) -> None:
+    if not any(_is_within(real, r) for r in roots):
+        raise JobError(P.PATH_NOT_ALLOWED, f"{path} is outside the allowed folders ({', '.join(roots)}); "
+                                           "declare its folder as project_dir")
+
+
 def check_path(path: Any, roots: list[str], *, output: bool = False, audio: bool = True) -> str:
     """The resolved path if it lies inside one of ``roots``; JobError(path_not_allowed) if not.
 
     For outputs the folder is resolved and the file must not exist yet (results never
     replace a file). For inputs the extension must be a readable audio format.
     """
-    if not isinstance(path, str) or not path or "\x00" in path:
-        raise JobError(P.PATH_NOT_ALLOWED, "a path must be a non-empty string")
-    if not os.path.isabs(path):
-        raise JobError(P.PATH_NOT_ALLOWED, f"{path} is relative; send an absolute path")
-    if ".." in Path(path).parts:
-        raise JobError(P.PATH_NOT_ALLOWED, f"{path} contains '..'; send the plain path")
+    _check_plain_absolute(path, "a path")
     if output:
         if os.path.islink(path):
             raise JobError(P.PATH_NOT_ALLOWED, f"{path} is a symbolic link; results are not written through links")
         real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
     else:
         real = os.path.realpath(path)
-    if not any(_is_within(real, r) for r in roots):
-        shown = ", ".join(roots)
-        raise JobError(P.PATH_NOT_ALLOWED, f"{path} is outside the allowed folders ({shown}); "
-                                           "declare its folder as project_dir")
+    _check_inside(real, path, roots)
     if output:
         if not os.path.isdir(os.path.dirname(real)):
             raise JobError("bad_output", f"cannot write {path}: the folder does not exist")
@@ -112,16 +119,9 @@ def check_path(path: Any, roots: list[str], *, output: bool = False, audio: bool
 def check_folder(path: Any, roots: list[str], *, create: bool = False) -> str:
     """The resolved folder if it lies inside one of ``roots`` and exists (or, with ``create``, its
     parent exists: the job makes it); JobError(path_not_allowed / bad_output) if not."""
-    if not isinstance(path, str) or not path or "\x00" in path:
-        raise JobError(P.PATH_NOT_ALLOWED, "a folder path must be a non-empty string")
-    if not os.path.isabs(path):
-        raise JobError(P.PATH_NOT_ALLOWED, f"{path} is relative; send an absolute path")
-    if ".." in Path(path).parts:
-        raise JobError(P.PATH_NOT_ALLOWED, f"{path} contains '..'; send the plain path")
+    _check_plain_absolute(path, "a folder path")
     real = os.path.realpath(path)
-    if not any(_is_within(real, r) for r in roots):
-        raise JobError(P.PATH_NOT_ALLOWED, f"{path} is outside the allowed folders ({', '.join(roots)}); "
-                                           "declare its folder as project_dir")
+    _check_inside(real, path, roots)
     if os.path.isdir(real):
         return real
     if os.path.lexists(real):

@@ -532,15 +532,8 @@ class Server:
         elif given[0] == "path":
             content["path"] = J.check_path(content["path"], roots)
         else:
-            up = self.uploads.get(content["upload_id"])
-            if up is None or up.client != c.id:
-                raise J.JobError(P.NOT_FOUND, f"no upload {content['upload_id']} (expired, freed or never begun)")
-            if not up.complete:
-                raise J.JobError(P.BAD_MESSAGE, f"upload {up.id} has {up.received} of {len(up.buf)} bytes; "
-                                                "send the rest first")
-            up.last_used = time.monotonic()
-            buffers = [memoryview(up.buf)]
-            audio = P.audio_descriptor(up.channels, up.frames, up.sample_rate)
+            buf, audio = self._upload_for(c)(content["upload_id"])
+            buffers = [buf]
             content["audio"] = audio
         if msg.type == "master" and content.get("output") is not None:
             content["output"] = J.check_path(content["output"], roots, output=True)
