@@ -41,14 +41,20 @@ def create(folder: Path, *, input_path: str, output: str, delivery: dict[str, An
             old.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "chain-v1.json", chain_json, force=True)
-    doc = {
+    doc = new_session_document(input_path=input_path, output=output, delivery=delivery, after=after)
+    atomic_write_text(folder / "session.json", json.dumps(doc, indent=2) + "\n", force=True)
+    return folder
+
+
+def new_session_document(*, input_path: str, output: str, delivery: dict[str, Any],
+                         after: dict[str, Any]) -> dict[str, Any]:
+    """``session.json`` of a new session (version 1). Standard library only: REAPER's side uses it."""
+    return {
         "format": SESSION_FORMAT, "version": SESSION_VERSION,
         "input": str(Path(input_path).resolve()),
         "delivery": delivery,
         "versions": [_entry(1, str(Path(output).resolve()), None, [], after, delivery["target_lufs"])],
     }
-    atomic_write_text(folder / "session.json", json.dumps(doc, indent=2) + "\n", force=True)
-    return folder
 
 
 def _entry(n: int, output: str, words: str | None, changes: list[str], after: dict[str, Any],

@@ -6,7 +6,6 @@ as everything on the REAPER side."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 
@@ -19,19 +18,20 @@ TRACK_PREFIX = "ReaMaster master v"
 
 
 def start_session(report: dict, mix: str, master: str) -> str:
-    """``<master stem>.session/`` with version 1 (never overwritten); returns the folder."""
-    folder = os.path.splitext(master)[0] + ".session"
+    """``<master stem>.session/`` with version 1 (never overwritten); returns the folder.
+
+    The server's ``master`` job writes no session, so the REAPER side starts it, in the format
+    server.session defines (that module's document builder is standard library only)."""
+    from server.session import new_session_document, session_dir_for
+
+    folder = str(session_dir_for(master))
     os.makedirs(folder)
     with open(os.path.join(folder, "chain-v1.json"), "x", encoding="utf-8") as f:
         f.write(json.dumps(report["chain"], indent=2, allow_nan=False) + "\n")
-    d, a = report["delivery"], report["after"]
-    doc = {"format": "reamaster.session", "version": 1, "input": os.path.realpath(mix),
-           "delivery": dict({k: d[k] for k in ("preset", "target_lufs", "ceiling_dbtp", "note") if k in d},
-                            bit_format=report.get("output_format", "wav24")),
-           "versions": [{"version": 1, "parent": None, "chain": "chain-v1.json", "output": os.path.realpath(master),
-                         "words": None, "changes": [], "target_lufs": d["target_lufs"],
-                         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                         "integrated_lufs": a.get("integrated_lufs"), "true_peak_dbtp": a.get("true_peak_dbtp")}]}
+    d = report["delivery"]
+    delivery = dict({k: d[k] for k in ("preset", "target_lufs", "ceiling_dbtp", "note") if k in d},
+                    bit_format=report.get("output_format", "wav24"))
+    doc = new_session_document(input_path=mix, output=master, delivery=delivery, after=report["after"])
     with open(os.path.join(folder, "session.json"), "x", encoding="utf-8") as f:
         f.write(json.dumps(doc, indent=2) + "\n")
     return folder
