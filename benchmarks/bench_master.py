@@ -41,16 +41,16 @@ def peak_rss_mb():
 OURS = PEAK + r"""
 import json, sys, time
 t0 = time.perf_counter()
-from dsp.audio_io import read_audio, write_audio, check_audio
-from dsp.master import master
-from dsp.analysis import analyze
-from dsp.presets import delivery
+from dsp.io.audio_io import read_audio, write_audio, check_audio
+from dsp.decide.master import master
+from dsp.measure.analysis import analyze
+from dsp.decide.presets import delivery
 t1 = time.perf_counter()
 src, dst, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 x, sr = read_audio(src)
 check_audio(x, sr)
 if mode == "reference":
-    from dsp.reference import master_to_reference, reference_target
+    from dsp.decide.reference import master_to_reference, reference_target
     r, rsr = read_audio(sys.argv[4])
     res, err = master_to_reference(x, sr, reference_target([analyze(r, rsr)]), delivery("streaming"))
     write_audio(dst, res.audio, sr, fmt="wav24", force=True)
@@ -61,8 +61,8 @@ elif mode == "analyze":
     out = {"integrated_lufs": a.integrated_lufs, "true_peak_dbtp": a.true_peak_dbtp, "lra_lu": a.lra_lu}
 else:
     # exactly what `reamaster master FILE -o OUT` decides by default (auto style), timed in steps
-    from dsp.master import Intent, plan_chain, style_target
-    from dsp.resonance import find_resonances
+    from dsp.decide.master import Intent, plan_chain, style_target
+    from dsp.measure.resonance import find_resonances
     import dataclasses
     d = delivery("streaming")
     ta = time.perf_counter()
@@ -165,9 +165,9 @@ def pyebur128_meter(path: Path) -> tuple[float, float]:
 def quality(prefix: str, master: Path, reference: Path) -> dict:
     """Tonal error (1/3-octave, 40 Hz-16 kHz, level removed, mean |dB|), loudness difference and
     true peak of a reference-matched master, measured with libebur128 for loudness and peak."""
-    from dsp.analysis import analyze
-    from dsp.audio_io import read_audio
-    from dsp.reference import reference_target, tonal_error_db
+    from dsp.decide.reference import reference_target, tonal_error_db
+    from dsp.io.audio_io import read_audio
+    from dsp.measure.analysis import analyze
 
     m, msr = read_audio(master)
     r, rsr = read_audio(reference)
@@ -175,8 +175,9 @@ def quality(prefix: str, master: Path, reference: Path) -> dict:
     f = target.centers_hz
     am = analyze(m, msr)
     n = min(len(f), len(am.spectrum.level_db))
-    from dsp.master import tonal_deviation_db
     import numpy as np
+
+    from dsp.decide.master import tonal_deviation_db
     dev = tonal_deviation_db(f[:n], np.asarray(am.spectrum.level_db)[:n], target.level_db[:n])
     sel = (f[:n] >= 40) & (f[:n] <= 16000)
     m_lufs, m_tp = pyebur128_meter(master)

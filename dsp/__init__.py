@@ -14,7 +14,16 @@ Conventions used everywhere in this package:
   between blocks so block-wise processing equals whole-signal processing.
 * **Errors** derive from :class:`dsp.errors.ReaMasterError` and carry a stable ``code``.
 
-Submodules are imported lazily by their users; ``import dsp`` stays cheap.
+The package follows the data, bottom to top:
+
+* ``dsp.errors``, ``dsp.params`` - the base: the exception hierarchy and parameter checks;
+* ``dsp.io`` - reading and writing files; ``dsp.measure`` - measuring a signal;
+* ``dsp.process`` - the processors and the chain that renders them (may use ``measure``);
+* ``dsp.decide`` - the mastering decisions (may use all of the above);
+* ``dsp.demo`` - the built-in demo mix (base only).
+
+A module imports only from its own layer or those below it; ``tests/test_architecture.py``
+checks this. Submodules are imported lazily by their users; ``import dsp`` stays cheap.
 """
 
 __version__ = "0.1.0"

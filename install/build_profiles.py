@@ -115,11 +115,11 @@ def _read_bytes(t: dict) -> bytes:
 
 
 def measure_one(t: dict) -> dict:
-    """Decode one track and measure it with dsp.analysis.analyze (the engine's own meter)."""
+    """Decode one track and measure it with dsp.measure.analysis.analyze (the engine's own meter)."""
     import soundfile as sf
 
-    from dsp.analysis import analyze
-    from dsp.profiles import track_measurement
+    from dsp.decide.profiles import track_measurement
+    from dsp.measure.analysis import analyze
 
     data = _read_bytes(t)
     sha = hashlib.sha256(data).hexdigest()
@@ -221,7 +221,7 @@ RULES = [
 ]
 
 # Styles the corpus cannot fill: synthesised, clearly labelled, from the engine's generic balanced
-# master curve (dsp.master.balanced_shape_db) with the adjustments mastering guidance commonly
+# master curve (dsp.decide.master.balanced_shape_db) with the adjustments mastering guidance commonly
 # gives for the style. Not measured; wide tolerances.
 SYNTHESISED = {
     "rock": dict(adjust=((40, 0.0), (80, 0.0), (250, 0.0), (1000, 0.5), (2500, 1.5), (5000, 1.0),
@@ -255,14 +255,14 @@ def assign(t: dict) -> tuple[str | None, str, str]:
 
 
 def _features(t: dict, centers: np.ndarray) -> np.ndarray:
-    from dsp import style
+    from dsp.decide import style
     return np.round(style.features_from_measurements(
         centers[:len(t["shape_db"])], t["shape_db"], lra_lu=t["lra_lu"], plr_db=t["plr_db"],
         side_mid_db=t["side_mid_db"], correlation=t["correlation"]), 4)
 
 
 def _synthesised(name: str, centers: np.ndarray):
-    from dsp.master import balanced_shape_db, generic_tolerance_db
+    from dsp.decide.master import balanced_shape_db, generic_tolerance_db
     spec = SYNTHESISED[name]
     f_adj, v_adj = np.array(spec["adjust"]).T
     shape = balanced_shape_db(centers) + np.interp(np.log2(centers), np.log2(f_adj), v_adj)
@@ -274,8 +274,8 @@ def _synthesised(name: str, centers: np.ndarray):
 
 
 def build(measured: list[dict], missing: list[str], *, check: bool) -> int:
-    from dsp import style
-    from dsp.spectrum import THIRD_OCTAVE_CENTERS_HZ
+    from dsp.decide import style
+    from dsp.measure.spectrum import THIRD_OCTAVE_CENTERS_HZ
 
     centers_all = np.asarray(THIRD_OCTAVE_CENTERS_HZ, dtype=np.float64)
     centers = centers_all[centers_all <= PROFILE_TOP_HZ]

@@ -176,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
 # --- analyze ------------------------------------------------------------------------------------
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from dsp.analysis import analyze
-    from dsp.audio_io import check_audio, read_audio
+    from dsp.io.audio_io import check_audio, read_audio
+    from dsp.measure.analysis import analyze
 
     x, sr = read_audio(args.file)
     check_audio(x, sr, what=args.file)
@@ -244,7 +244,7 @@ def _show_progress(args: argparse.Namespace, duration_s: float) -> bool:
 
 
 def cmd_master(args: argparse.Namespace) -> int:
-    from dsp.audio_io import output_format_for
+    from dsp.io.audio_io import output_format_for
 
     fmt = output_format_for(args.output, args.bits)
     from .session import session_dir_for
@@ -264,8 +264,8 @@ def cmd_master(args: argparse.Namespace) -> int:
 def build_choices(args: argparse.Namespace) -> dict[str, Any]:
     """The decision choices of `master` (style, references, amounts), checked before any work, with
     file paths made absolute (the server resolves them in its own working folder)."""
+    from dsp.decide.master import Intent
     from dsp.errors import FileMissingError
-    from dsp.master import Intent
 
     refs = [os.path.abspath(p) for p in (args.reference or [])]
     for p in refs:
@@ -288,10 +288,10 @@ def run_master(
     progress_flag: bool | None, bits_given: bool, title: str | None = None, session: str | None = None,
     choices: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from dsp.audio_io import output_format_for
-    from dsp.chain import Chain
+    from dsp.decide.presets import delivery
     from dsp.errors import ChainError, FileMissingError
-    from dsp.presets import delivery
+    from dsp.io.audio_io import output_format_for
+    from dsp.process.chain import Chain
 
     d = delivery(preset, target_lufs=lufs, ceiling_dbtp=ceiling)
     if not bits_given and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
@@ -319,7 +319,7 @@ def run_master(
 def render_and_write(src: str, dst: str, d: Any, *, fmt: str, force: bool, progress_flag: bool | None,
                      **options: Any) -> tuple[Any, dict[str, Any]]:
     """server.mastering.render_and_write with a progress bar on stderr for long files."""
-    from dsp.audio_io import audio_info
+    from dsp.io.audio_io import audio_info
 
     from .mastering import render_and_write as render
     from .progress import ProgressBar
@@ -334,10 +334,10 @@ def render_and_write(src: str, dst: str, d: Any, *, fmt: str, force: bool, progr
 
 
 def cmd_album(args: argparse.Namespace) -> int:
-    from dsp.album import master_album
-    from dsp.audio_io import atomic_write_text, check_audio, output_format_for, read_audio, write_audio
+    from dsp.decide.album import master_album
+    from dsp.decide.presets import delivery
     from dsp.errors import OutputError, ParameterError
-    from dsp.presets import delivery
+    from dsp.io.audio_io import atomic_write_text, check_audio, output_format_for, read_audio, write_audio
 
     from .progress import ProgressBar
 
@@ -381,7 +381,7 @@ def cmd_album(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from dsp import profiles
+    from dsp.decide import profiles
 
     if args.profile_command == "list":
         for name in profiles.builtin_names():
@@ -399,9 +399,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
 # --- revise -------------------------------------------------------------------------------------
 
 def cmd_revise(args: argparse.Namespace) -> int:
+    from dsp.decide.presets import delivery
+    from dsp.decide.revise import revise_chain
     from dsp.errors import ParameterError
-    from dsp.presets import delivery
-    from dsp.revise import revise_chain
 
     from . import session as sess
 
@@ -490,8 +490,8 @@ def _describe(stage: dict[str, Any]) -> str:
 # --- demo ---------------------------------------------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dsp.audio_io import write_audio
-    from dsp.demo import demo_mix, DEMO_SAMPLE_RATE
+    from dsp.demo import DEMO_SAMPLE_RATE, demo_mix
+    from dsp.io.audio_io import write_audio
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

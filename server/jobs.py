@@ -106,7 +106,7 @@ def check_path(path: Any, roots: list[str], *, output: bool = False, audio: bool
         if os.path.lexists(real):
             raise JobError("output_exists", f"{path} already exists; the server never replaces a file")
     else:
-        from dsp.audio_io import SUPPORTED_READ
+        from dsp.io.audio_io import SUPPORTED_READ
 
         if audio and os.path.splitext(real)[1].lower() not in SUPPORTED_READ:
             raise JobError("unsupported_format", f"{path} is not an audio file the server reads "
@@ -173,8 +173,8 @@ def prepare(kind: str, msg: P.Message, roots: list[str],
         raise JobError(P.BAD_MESSAGE, "master_stems needs either stems (name -> path, with output) or audios "
                                       "and/or uploads (the stems by value)")
     if by_path:
+        from dsp.decide.stems import check_stem_name
         from dsp.errors import ReaMasterError
-        from dsp.stems import check_stem_name
 
         stems = content["stems"]
         if not 1 <= len(stems) <= P.MAX_AUDIO_SET:
@@ -220,7 +220,7 @@ ProgressFn = Callable[[str, float], Any]
 
 def native_fx(chain_dict: dict[str, Any]) -> list[dict[str, Any]]:
     """Per stage of a chain: the REAPER FX it maps onto (empty list when there is none)."""
-    from dsp.chain import processor_spec
+    from dsp.process.chain import processor_spec
 
     out = []
     for i, st in enumerate(chain_dict.get("stages", [])):
@@ -239,8 +239,8 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
     """
     import numpy as np
 
-    from dsp.audio_io import check_audio, output_format_for, read_audio, write_audio
     from dsp.errors import CancelledError
+    from dsp.io.audio_io import check_audio, output_format_for, read_audio, write_audio
 
     def checkpoint(stage: str) -> None:
         if progress(stage, 0.0) is False:
@@ -260,18 +260,18 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
         what = src
     check_audio(x, sr, what=what)
     if kind == "analyze":
-        from dsp.analysis import analyze
+        from dsp.measure.analysis import analyze
 
         checkpoint("analysing")
         return {"analysis": analyze(x, sr).to_dict(series=bool(req.get("series")))}, []
 
-    from dsp.presets import delivery
+    from dsp.decide.presets import delivery
 
     d = delivery(req.get("preset"), target_lufs=req.get("lufs"), ceiling_dbtp=req.get("ceiling"))
     deliv = {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp, "note": d.note}
     if kind == "suggest":
-        from dsp.analysis import analyze
-        from dsp.master import plan_chain
+        from dsp.decide.master import plan_chain
+        from dsp.measure.analysis import analyze
 
         checkpoint("analysing")
         a = analyze(x, sr)
@@ -280,7 +280,7 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
 
     if kind != "master":  # pragma: no cover - the server only dispatches job types
         raise JobError(P.UNKNOWN_TYPE, f"unknown job kind {kind!r}")
-    from dsp.chain import Chain
+    from dsp.process.chain import Chain
 
     from .report import build_report
 
@@ -323,7 +323,7 @@ def _checkpoint(progress: ProgressFn, stage: str, fraction: float = 0.0) -> None
 
 
 def _delivery(req: dict[str, Any]) -> Any:
-    from dsp.presets import delivery
+    from dsp.decide.presets import delivery
 
     return delivery(req.get("preset"), target_lufs=req.get("lufs"), ceiling_dbtp=req.get("ceiling"))
 
@@ -333,8 +333,8 @@ def _delivery(req: dict[str, Any]) -> Any:
 def _album(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes: int) -> tuple[dict[str, Any], list]:
     import json
 
-    from dsp.album import master_album
-    from dsp.audio_io import atomic_write_text, check_audio, output_format_for, read_audio, write_audio
+    from dsp.decide.album import master_album
+    from dsp.io.audio_io import atomic_write_text, check_audio, output_format_for, read_audio, write_audio
 
     d = _delivery(req)
     paths, outputs = req["paths"], req["outputs"]
@@ -367,9 +367,9 @@ def _render_to_file(src: str, dst: str, d: Any, fmt: str, progress: ProgressFn, 
 
 
 def _revise(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes: int) -> tuple[dict[str, Any], list]:
+    from dsp.decide.presets import delivery
+    from dsp.decide.revise import revise_chain
     from dsp.errors import ParameterError
-    from dsp.presets import delivery
-    from dsp.revise import revise_chain
 
     from . import session as sess
 
@@ -430,9 +430,9 @@ def _master_stems(req: dict[str, Any], audio: Any, progress: ProgressFn,
 
     import numpy as np
 
-    from dsp.audio_io import atomic_write_text, output_format_for, write_audio
+    from dsp.decide.stems import master_stems, read_stems
     from dsp.errors import ParameterError, SampleRateError
-    from dsp.stems import master_stems, read_stems
+    from dsp.io.audio_io import atomic_write_text, output_format_for, write_audio
 
     from .stems_cli import STEM_FORMATS, output_paths, stems_document, written_sum_error
 
@@ -498,9 +498,9 @@ def warm_up() -> None:
     """Pay the numpy/numba import and JIT-cache cost before the first real job."""
     import numpy as np
 
-    from dsp.analysis import analyze
-    from dsp.master import master  # noqa: F401 - the import is the point
-    from dsp.presets import delivery  # noqa: F401
+    from dsp.decide.master import master  # noqa: F401 - the import is the point
+    from dsp.decide.presets import delivery  # noqa: F401
+    from dsp.measure.analysis import analyze
 
     t = np.arange(24000) / 48000.0
     x = (0.25 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)[None, :].repeat(2, axis=0)

@@ -30,7 +30,7 @@ def render_and_write(src: str, dst: str, d: Any, *, fmt: str, force: bool, progr
     """Read, master (rendering ``chain`` as is, or converging ``planned`` / a new plan made from
     ``choices``: style, references and amounts), write the audio and the optional chain and report
     files; returns the result and the report."""
-    from dsp.audio_io import atomic_write_text, check_audio, read_audio, write_audio
+    from dsp.io.audio_io import atomic_write_text, check_audio, read_audio, write_audio
 
     from .report import build_report, render_html
 
@@ -53,7 +53,7 @@ def render_and_write(src: str, dst: str, d: Any, *, fmt: str, force: bool, progr
 def decide_and_master(x: Any, sr: int, d: Any, *, chain: Any = None, planned: Any = None,
                       choices: dict[str, Any] | None = None, progress: Any = None) -> Any:
     """The decision path shared by the CLI and the server: style or references, amounts, master."""
-    from dsp.master import master
+    from dsp.decide.master import master
 
     if chain is not None or planned is not None or not choices:
         return master(x, sr, d, chain=chain, planned=planned, progress=progress)
@@ -65,8 +65,8 @@ def make_codec_safe(x: Any, sr: int, d: Any, result: Any, progress: Any = None) 
     """Lower the limiter's ceiling until MP3/Vorbis/Opus decodes stay <= -0.5 dBTP; keep the checks."""
     import dataclasses
 
-    from dsp.codecs import codec_safe_master
-    from dsp.master import master
+    from dsp.decide.master import master
+    from dsp.io.codecs import codec_safe_master
 
     results = {d.ceiling_dbtp: result}
 
@@ -85,16 +85,16 @@ def make_codec_safe(x: Any, sr: int, d: Any, result: Any, progress: Any = None) 
 
 
 def _decide(x: Any, sr: int, d: Any, choices: dict[str, Any], progress: Any) -> Any:
-    from dsp.analysis import analyze
-    from dsp.master import Intent, master, style_target
+    from dsp.decide.master import Intent, master, style_target
+    from dsp.measure.analysis import analyze
 
     a = analyze(x, sr, resonances=True)
     amounts = dict(tone_pct=choices.get("tone_pct", 100.0), dynamics_pct=choices.get("dynamics_pct", 100.0),
                    width_pct=choices.get("width_pct", 100.0), intensity=choices.get("intensity", "balanced"),
                    loudness=choices.get("loudness", True))
     if choices.get("references"):
-        from dsp.audio_io import read_audio
-        from dsp.reference import master_to_reference, reference_target
+        from dsp.decide.reference import master_to_reference, reference_target
+        from dsp.io.audio_io import read_audio
 
         refs = []
         for p in choices["references"]:
@@ -112,7 +112,7 @@ def _decide(x: Any, sr: int, d: Any, choices: dict[str, Any], progress: Any) -> 
 def album_document(d: Any, result: Any, inputs: list[str], outputs: list[str], written: list[Any]) -> dict[str, Any]:
     """The album report (``album.json``): delivery, album loudness and tonal spread before/after,
     and per track its target, before/after, tonal distance, limiter and chain.
-    ``result`` is a :class:`dsp.album.AlbumResult`; ``written`` the WriteResults in track order.
+    ``result`` is a :class:`dsp.decide.album.AlbumResult`; ``written`` the WriteResults in track order.
     (Shared with ``reamaster album``, whose document this is.)"""
     rows = []
     for t, dst, src, w in zip(result.tracks, outputs, inputs, written, strict=True):

@@ -62,8 +62,8 @@ def loudness_matched_check(before: dict[str, Any], after: dict[str, Any], chain:
 
 
 def build_report(src: str, dst: str, d: Any, result: Any, written: Any) -> dict[str, Any]:
-    """The JSON report of a mastering run (``result`` is a dsp.master.MasterResult)."""
-    from dsp.platforms import platform_preview
+    """The JSON report of a mastering run (``result`` is a dsp.decide.master.MasterResult)."""
+    from dsp.decide.platforms import platform_preview
 
     before = result.before.to_dict(series=True)
     after = result.after.to_dict(series=True)

@@ -8,7 +8,7 @@ For server/cli.py::
     run_master_via_server(endpoint_or_None, args) -> int   # args: the `master` namespace (+ key_file)
 
 ``reamaster --server auto master mix.wav -o master.wav`` masters through the running server and
-writes the same file, byte for byte, as the in-process command (both call dsp.master.master
+writes the same file, byte for byte, as the in-process command (both call dsp.decide.master.master
 with the same inputs); it prints the same summary.
 """
 
@@ -91,9 +91,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def run_master_via_server(endpoint_or_none: str | None, args: argparse.Namespace) -> int:
     """``reamaster [--server E] master ...`` through the server: same checks, same file, same summary."""
-    from dsp.audio_io import atomic_write_text, audio_info, output_format_for
-    from dsp.chain import Chain
     from dsp.errors import ChainError, FileMissingError, ReaMasterError
+    from dsp.io.audio_io import atomic_write_text, audio_info, output_format_for
+    from dsp.process.chain import Chain
 
     from .cli import _check_destinations, _show_progress, build_choices, format_summary, html_path_for
     from .client import Client, Progress, ServerError

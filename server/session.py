@@ -31,8 +31,8 @@ def _now() -> str:
 def create(folder: Path, *, input_path: str, output: str, delivery: dict[str, Any], chain_json: str,
            after: dict[str, Any], force: bool) -> Path:
     """Start a session with version 1. An existing session is replaced only with ``force``."""
-    from dsp.audio_io import atomic_write_text
     from dsp.errors import OutputExistsError
+    from dsp.io.audio_io import atomic_write_text
 
     if folder.exists() and not force:
         raise OutputExistsError(f"the session {folder} already exists; use --force to start it again")
@@ -94,8 +94,8 @@ def version(doc: dict[str, Any], n: int | None) -> dict[str, Any]:
 
 
 def load_chain(folder: str | os.PathLike, entry: dict[str, Any]):
-    from dsp.chain import Chain
     from dsp.errors import FileMissingError
+    from dsp.process.chain import Chain
 
     path = Path(folder) / entry["chain"]
     if not path.is_file():
@@ -105,7 +105,7 @@ def load_chain(folder: str | os.PathLike, entry: dict[str, Any]):
 
 def add_version(folder: str | os.PathLike, doc: dict[str, Any], *, chain_json: str, output: str, words: str,
                 changes: list[str], after: dict[str, Any], target_lufs: float, parent: int) -> int:
-    from dsp.audio_io import atomic_write_text
+    from dsp.io.audio_io import atomic_write_text
 
     n = max(v["version"] for v in doc["versions"]) + 1
     folder = Path(folder)

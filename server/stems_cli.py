@@ -5,7 +5,7 @@
 
 Each STEM is ``NAME=FILE`` or a file whose name gives the stem's name (``vocals.wav`` -> vocals);
 the name's role (drums, bass, music, vocals, other) decides what may be done to it (see
-:mod:`dsp.stems`). Writes into DIR (created when its parent exists):
+:mod:`dsp.decide.stems`). Writes into DIR (created when its parent exists):
 
 * ``<name>.wav`` per processed stem, **32-bit float by default** so that the written stems add
   up to the pre-limiter master bus to float rounding (``--stem-bits 24`` gives smaller files
@@ -40,7 +40,7 @@ STEM_FORMATS = {32: "wav32f", 24: "wav24"}
 
 def add_stems_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``stems`` command to an argparse subparsers object; returns its parser."""
-    from dsp.presets import PRESETS
+    from dsp.decide.presets import PRESETS
 
     s = subparsers.add_parser("stems", help="master a song from its stems (drums, bass, music, vocals, other)")
     s.add_argument("stems", nargs="+", metavar="STEM",
@@ -66,8 +66,8 @@ def add_stems_parser(subparsers: Any) -> argparse.ArgumentParser:
 def parse_stem_args(specs: list[str]) -> dict[str, str]:
     """``NAME=FILE`` or ``FILE`` arguments -> {name: path}. An argument that names an existing
     file is a file even when it holds '='."""
+    from dsp.decide.stems import check_stem_name
     from dsp.errors import InputError
-    from dsp.stems import check_stem_name
 
     out: dict[str, str] = {}
     lower: dict[str, str] = {}
@@ -145,8 +145,8 @@ def cmd_stems(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dsp.audio_io import atomic_write_text, output_format_for, write_audio
-    from dsp.presets import delivery
+    from dsp.decide.presets import delivery
+    from dsp.io.audio_io import atomic_write_text, output_format_for, write_audio
 
     named = parse_stem_args(args.stems)
     folder = Path(args.output)
@@ -157,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     master_fmt = output_format_for(paths["master"], args.bits if args.bits else (16 if d.bit_depth == 16 else None))
     stem_fmt = STEM_FORMATS[args.stem_bits]
 
-    from dsp.stems import master_stems, read_stems
+    from dsp.decide.stems import master_stems, read_stems
 
     from .progress import ProgressBar
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dsp.album import MAX_SPREAD_LU, SPREAD_KEPT, album_targets, master_album
+from dsp.decide.album import MAX_SPREAD_LU, SPREAD_KEPT, album_targets, master_album
+from dsp.decide.presets import delivery
 from dsp.demo import demo_mix
-from dsp.eq import EqBand, EqParams, process
 from dsp.errors import ParameterError
-from dsp.presets import delivery
+from dsp.process.eq import EqBand, EqParams, process
 from tests.test_master import libebur128_lufs, tp8_db
 
 SR = 44100

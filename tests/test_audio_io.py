@@ -1,4 +1,4 @@
-"""dsp.audio_io: round trips, dither, atomic and safe writing, every refusal."""
+"""dsp.io.audio_io: round trips, dither, atomic and safe writing, every refusal."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsp import errors
-from dsp.audio_io import (
+from dsp.io.audio_io import (
     MAX_CHANNELS,
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,

@@ -7,18 +7,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsp.chain import Chain, Stage, latency_samples, processor_spec, render
 from dsp.errors import CancelledError, ChainError
-from dsp.limiter import LimiterParams, limit
-from dsp.utility import GainParams
+from dsp.process.chain import Chain, Stage, latency_samples, processor_spec, render
+from dsp.process.limiter import LimiterParams, limit
+from dsp.process.utility import GainParams
 
 
 def full_chain() -> Chain:
-    from dsp.compressor import CompressorParams
-    from dsp.eq import EqBand, EqParams
-    from dsp.multiband import MultibandParams
-    from dsp.stereo import StereoParams
-    from dsp.utility import DcParams, HighPassParams
+    from dsp.process.compressor import CompressorParams
+    from dsp.process.eq import EqBand, EqParams
+    from dsp.process.multiband import MultibandParams
+    from dsp.process.stereo import StereoParams
+    from dsp.process.utility import DcParams, HighPassParams
 
     return Chain((
         Stage("dc", DcParams(), label="DC"),

@@ -8,13 +8,13 @@ import os
 import numpy as np
 import pytest
 
-from dsp.codecs import CODECS, codec_checks, codec_rate, codec_safe_master, codec_spec, round_trip
+from dsp.decide.master import master
+from dsp.decide.presets import delivery
 from dsp.demo import demo_mix
 from dsp.errors import ChannelCountError, ParameterError, TargetUnreachableError, TooShortError
-from dsp.loudness import integrated_loudness
-from dsp.master import master
-from dsp.presets import delivery
-from dsp.truepeak import true_peak_dbtp
+from dsp.io.codecs import CODECS, codec_checks, codec_rate, codec_safe_master, codec_spec, round_trip
+from dsp.measure.loudness import integrated_loudness
+from dsp.measure.truepeak import true_peak_dbtp
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp import compressor as comp
-from dsp import envelope
-from dsp.compressor import CompressorParams
 from dsp.errors import ChainError, ParameterError
+from dsp.process import compressor as comp
+from dsp.process import envelope
+from dsp.process.compressor import CompressorParams
 
 FS = 48000
 

@@ -8,9 +8,9 @@ import scipy.signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp import biquad, crossover
-from dsp.crossover import CrossoverState, check_crossovers, split_bands
 from dsp.errors import ParameterError
+from dsp.process import biquad, crossover
+from dsp.process.crossover import CrossoverState, check_crossovers, split_bands
 
 RATES = (44100, 48000, 96000)
 SETS = ((1000.0,), (150.0, 2500.0), (120.0, 1000.0, 6000.0), (60.0, 250.0, 1000.0, 4000.0))

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp import biquad, eq
-from dsp.eq import EqBand, EqParams, eq_response_db, eq_sos, process
 from dsp.errors import ChainError, ParameterError
+from dsp.process import biquad, eq
+from dsp.process.eq import EqBand, EqParams, eq_response_db, eq_sos, process
 
 RATES = (44100, 48000, 96000)
 

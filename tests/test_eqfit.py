@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp.eq import EqBand, EqParams
-from dsp.eqfit import band_response_db, fit_eq
-from dsp.spectrum import THIRD_OCTAVE_CENTERS_HZ
+from dsp.decide.eqfit import band_response_db, fit_eq
+from dsp.measure.spectrum import THIRD_OCTAVE_CENTERS_HZ
+from dsp.process.eq import EqBand, EqParams
 
 F = np.asarray(THIRD_OCTAVE_CENTERS_HZ, dtype=float)
 SR = 44100

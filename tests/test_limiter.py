@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from dsp.errors import ParameterError
-from dsp.limiter import LimiterParams, latency_samples, limit, process
+from dsp.process.limiter import LimiterParams, latency_samples, limit, process
 from tests.conftest import sine
 
 
@@ -104,7 +104,7 @@ def test_parameter_ranges(bad):
 
 
 def test_gain_reduction_trace_is_blocking_independent():
-    from dsp.limiter import stats
+    from dsp.process.limiter import stats
 
     sr = 44100
     x = np.concatenate((sine(1000, sr, 0.5, amp=1.0), sine(1000, sr, 1.0, amp=0.05)), axis=1)

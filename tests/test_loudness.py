@@ -5,15 +5,15 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import pyebur128  # noqa: E402 - a declared test dependency: never skip silently
 import pytest
 import scipy.signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp import loudness as L
 from dsp.errors import ChannelCountError, InputError, NonFiniteAudioError, ParameterError, SampleRateError
+from dsp.measure import loudness as L
 
-import pyebur128  # noqa: E402 - a declared test dependency: never skip silently
 MODE = pyebur128.MeasurementMode
 
 

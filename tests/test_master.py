@@ -7,12 +7,12 @@ import pyebur128
 import pytest
 import scipy.signal as ss
 
-from dsp.analysis import analyze
-from dsp.chain import Chain, render
+from dsp.decide.master import balanced_shape_db, master, plan_chain
+from dsp.decide.presets import PRESETS, delivery
 from dsp.demo import demo_mix
 from dsp.errors import TargetUnreachableError
-from dsp.master import balanced_shape_db, master, plan_chain
-from dsp.presets import PRESETS, delivery
+from dsp.measure.analysis import analyze
+from dsp.process.chain import Chain, render
 
 SR = 44100
 

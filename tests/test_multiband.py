@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp import crossover
-from dsp import multiband as mb
 from dsp.errors import ChainError, ParameterError
-from dsp.multiband import BandCompParams, MultibandParams
+from dsp.process import crossover
+from dsp.process import multiband as mb
+from dsp.process.multiband import BandCompParams, MultibandParams
 
 FS = 48000
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dsp.decide.platforms import PLATFORMS, Platform, platform_preview, predict
 from dsp.errors import ParameterError
-from dsp.platforms import PLATFORMS, Platform, platform_preview, predict
 
 
 def find(preds, platform, mode="normal"):

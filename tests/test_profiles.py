@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dsp import profiles as P
-from dsp.analysis import analyze
+from dsp.decide import profiles as P
 from dsp.demo import demo_mix
 from dsp.errors import EmptyAudioError, FileMissingError, OutputExistsError, ParameterError
-from dsp.spectrum import THIRD_OCTAVE_CENTERS_HZ
+from dsp.measure.analysis import analyze
+from dsp.measure.spectrum import THIRD_OCTAVE_CENTERS_HZ
 
 REQUIRED_STYLES = {"orchestral", "rock", "pop", "hiphop", "electronic", "ambient"}
 SYNTH = "synthesised from published guidance"
@@ -110,7 +110,7 @@ def test_sources_list_every_track_and_rebuild_the_measured_profiles():
 # --- the tonal distance --------------------------------------------------------------------------
 
 def test_profile_distance_is_the_reference_tonal_error(demo_analysis):
-    from dsp.reference import tonal_error_db
+    from dsp.decide.reference import tonal_error_db
 
     for name in ("electronic", "rock"):
         p = P.load_builtin(name)

@@ -351,8 +351,8 @@ def test_project_roots_refuse_the_file_system_root(tmp_path):
 # --- the job function, in-process ----------------------------------------------------------------------
 
 def test_execute_master_by_value_equals_the_library():
-    from dsp.master import master
-    from dsp.presets import delivery
+    from dsp.decide.master import master
+    from dsp.decide.presets import delivery
     x = (np.random.default_rng(5).standard_normal((2, 88200)) * 0.1).astype(np.float32)
     req = {"audio": P.audio_descriptor(2, x.shape[1], 44100), "preset": "club"}
     seen = []

@@ -4,10 +4,10 @@ peak hold, and nothing that was already right is made worse."""
 import numpy as np
 import pytest
 
-from dsp.analysis import analyze
-from dsp.eq import EqBand, EqParams, process
-from dsp.master import master
-from dsp.presets import delivery
+from dsp.decide.master import master
+from dsp.decide.presets import delivery
+from dsp.measure.analysis import analyze
+from dsp.process.eq import EqBand, EqParams, process
 from tests.test_master import libebur128_lufs, shaped_noise, tonal_distance_db, tp8_db
 
 SR = 44100

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import scipy.signal as ss
 
-from dsp.analysis import analyze
+from dsp.decide.eqfit import band_response_db, fit_graphic_eq
+from dsp.decide.presets import delivery
+from dsp.decide.reference import master_to_reference, reference_target, tonal_error_db
 from dsp.demo import demo_mix
-from dsp.eq import EqBand, EqParams, process
-from dsp.eqfit import band_response_db, fit_graphic_eq
 from dsp.errors import ParameterError
-from dsp.presets import delivery
-from dsp.reference import master_to_reference, reference_target, tonal_error_db
-from dsp.spectrum import THIRD_OCTAVE_CENTERS_HZ
+from dsp.measure.analysis import analyze
+from dsp.measure.spectrum import THIRD_OCTAVE_CENTERS_HZ
+from dsp.process.eq import EqBand, EqParams, process
 
 SR = 44100
 

@@ -11,13 +11,13 @@ import soundfile as sf
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsp.chain import Chain, Stage
-from dsp.compressor import CompressorParams
+from dsp.decide.revise import MAX_EQ_GAIN_DB, VOCABULARY, parse_words, revise_chain
 from dsp.demo import demo_mix
-from dsp.eq import EqBand, EqParams, eq_response_db
 from dsp.errors import ParameterError
-from dsp.limiter import LimiterParams
-from dsp.revise import MAX_EQ_GAIN_DB, VOCABULARY, parse_words, revise_chain
+from dsp.process.chain import Chain, Stage
+from dsp.process.compressor import CompressorParams
+from dsp.process.eq import EqBand, EqParams, eq_response_db
+from dsp.process.limiter import LimiterParams
 
 REAMASTER = str(Path(sys.executable).with_name("reamaster"))
 SR = 44100

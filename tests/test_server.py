@@ -257,7 +257,7 @@ def test_no_server_is_a_clear_error(tmp_path):
 # --- jobs -----------------------------------------------------------------------------------------
 
 def test_eight_clients_at_once_each_get_their_own_result(srv):
-    from dsp.analysis import analyze
+    from dsp.measure.analysis import analyze
 
     amps = [0.05 * (i + 1) for i in range(8)]
     signals = [(sine(300.0 + 50 * i, 48000, 1.0, amp=a) * np.linspace(0.8, 1.0, 48000)).astype(np.float32)
@@ -286,8 +286,8 @@ def test_eight_clients_at_once_each_get_their_own_result(srv):
 
 
 def test_master_by_value_large_audio_is_uploaded_in_chunks(srv):
-    from dsp.master import master
-    from dsp.presets import delivery
+    from dsp.decide.master import master
+    from dsp.decide.presets import delivery
 
     frames = int(FRAME_LIMIT * 4.5) // 8  # more than max_audio_parts x max_frame_bytes: must upload
     x = noise_mix(frames, 48000)
@@ -697,8 +697,8 @@ def make_stems(seconds: float, sr: int = SR) -> dict[str, np.ndarray]:
 
 @pytest.mark.timeout(90)
 def test_master_stems_by_value_returns_stems_that_sum_to_the_bus(srv):
-    from dsp.presets import delivery
-    from dsp.stems import master_stems
+    from dsp.decide.presets import delivery
+    from dsp.decide.stems import master_stems
 
     stems = make_stems(2.0)
     with srv.client() as c:

@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from dsp import spectrum as S
-from dsp.errors import (ChannelCountError, EmptyAudioError, NonFiniteAudioError, ParameterError,
-                        SampleRateError)
+from dsp.errors import (
+    ChannelCountError,
+    EmptyAudioError,
+    NonFiniteAudioError,
+    ParameterError,
+    SampleRateError,
+)
+from dsp.measure import spectrum as S
 
 
 def sine(freq_hz, seconds, sample_rate, amplitude=1.0):

@@ -12,11 +12,11 @@ import scipy.signal as ss
 import soundfile as sf
 
 from dsp import demo
-from dsp.chain import Chain, render
+from dsp.decide.presets import delivery
+from dsp.decide.stems import conform_stems, master_stems, read_stems, stem_role
 from dsp.errors import ChannelCountError, InputError, SampleRateError
-from dsp.presets import delivery
-from dsp.spectrum import band_energy_db, third_octave_spectrum
-from dsp.stems import conform_stems, master_stems, read_stems, stem_role
+from dsp.measure.spectrum import band_energy_db, third_octave_spectrum
+from dsp.process.chain import Chain, render
 from server.stems_cli import main as stems_main
 
 pytestmark = pytest.mark.timeout(120)
@@ -345,8 +345,8 @@ def test_cli_never_writes_over_inputs_and_refuses_before_work(stem_files, tmp_pa
 
 
 def test_amounts_at_zero_leave_each_stem_alone_and_progress_can_cancel():
+    from dsp.decide.master import Intent
     from dsp.errors import CancelledError
-    from dsp.master import Intent
 
     stems = build_stems(seconds=4.0, vocal_db=-12.0, wide_bass=True)
     r = master_stems(stems, SR, delivery(), intent=Intent(tone_pct=0, dynamics_pct=0, width_pct=0))

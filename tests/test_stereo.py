@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsp.errors import ChainError, ParameterError
-from dsp.stereo import SPEC, StereoParams, process
+from dsp.process.stereo import SPEC, StereoParams, process
 
 FS = 48000
 

@@ -6,13 +6,13 @@ import dataclasses
 
 import numpy as np
 import pytest
-
-from dsp import profiles as P
-from dsp import style as S
-from dsp.analysis import analyze
-from dsp.demo import demo_mix
-from dsp.spectrum import THIRD_OCTAVE_CENTERS_HZ
 from test_profiles import shaped_noise
+
+from dsp.decide import profiles as P
+from dsp.decide import style as S
+from dsp.demo import demo_mix
+from dsp.measure.analysis import analyze
+from dsp.measure.spectrum import THIRD_OCTAVE_CENTERS_HZ
 
 
 @pytest.fixture(scope="module")

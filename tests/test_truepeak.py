@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from dsp.truepeak import sample_peak_db, true_peak_dbtp, true_peak_envelope
+from dsp.measure.truepeak import sample_peak_db, true_peak_dbtp, true_peak_envelope
 from tests.conftest import sine
 
 
@@ -66,7 +66,7 @@ def test_empty_and_silent():
 
 @pytest.mark.parametrize("factor", [2, 4, 8])
 def test_interpolator_is_scipys_resample_poly_filter(factor):
-    from dsp.truepeak import kaiser_lowpass
+    from dsp.measure.truepeak import kaiser_lowpass
 
     want = ss.firwin(20 * factor + 1, 1.0 / factor, window=("kaiser", 5.0))
     assert np.allclose(kaiser_lowpass(20 * factor + 1, 1.0 / factor), want, atol=1e-15)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp import biquad, eq
 from dsp.errors import ParameterError
-from dsp.utility import (
+from dsp.process import biquad, eq
+from dsp.process.utility import (
     SPECS,
     DcParams,
     GainParams,
@@ -77,7 +77,7 @@ def test_dc_blocker_removes_offset_and_passes_50_hz(sample_rate):
 
 @pytest.mark.parametrize("sample_rate", RATES)
 def test_dc_blocker_corner_is_about_5_hz(sample_rate):
-    from dsp.utility import dc_sos
+    from dsp.process.utility import dc_sos
 
     freqs = np.array([5.0, 1000.0, 0.5 * sample_rate])
     h = np.abs(biquad.sos_response(dc_sos(sample_rate), sample_rate, freqs))

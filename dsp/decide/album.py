@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import Analysis, analyze
-from .errors import ParameterError
-from .loudness import gated_loudness_of_hops
+from ..errors import ParameterError
+from ..measure.analysis import Analysis, analyze
+from ..measure.loudness import gated_loudness_of_hops
 from .master import Intent, MasterResult, TonalTarget, master, plan_chain, style_target
 from .presets import Delivery
 

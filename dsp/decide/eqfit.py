@@ -21,8 +21,8 @@ import math
 
 import numpy as np
 
-from .eq import EqBand, EqParams
-from .params import check_range
+from ..params import check_range
+from ..process.eq import EqBand, EqParams
 
 _BAND_EDGE_POINTS = np.array([-1 / 6, -1 / 12, 0.0, 1 / 12, 1 / 6])  # octaves around a band centre
 _MIN_GAIN_DB = 0.3  # bands doing less than this are dropped
@@ -37,7 +37,7 @@ class FitResult:
 
 def band_response_db(params: EqParams, sample_rate: int, centers_hz: np.ndarray) -> np.ndarray:
     """The EQ's effect on each 1/3-octave band's power (power average over the band), dB."""
-    from .eq import eq_response_db
+    from ..process.eq import eq_response_db
 
     f = np.asarray(centers_hz, dtype=float)[:, None] * 2.0 ** _BAND_EDGE_POINTS[None, :]
     f = np.minimum(f, 0.499 * sample_rate)

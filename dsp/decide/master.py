@@ -17,17 +17,23 @@ from typing import Any
 
 import numpy as np
 
-from . import limiter as lim
-from .analysis import Analysis, analyze
-from .chain import Chain, Stage, render
-from .compressor import CompressorParams
-from .eq import EqBand, EqParams
+from ..errors import CancelledError, ChainError, TargetUnreachableError
+from ..measure.analysis import Analysis, analyze
+from ..measure.loudness import (
+    LoudnessResult,
+    gated_loudness_of_hops,
+    hop_samples,
+    k_weighted_power,
+    measure_loudness,
+)
+from ..process import limiter as lim
+from ..process.chain import Chain, Stage, render
+from ..process.compressor import CompressorParams
+from ..process.eq import EqBand, EqParams
+from ..process.stereo import StereoParams
+from ..process.utility import DcParams, HighPassParams
 from .eqfit import fit_eq
-from .errors import CancelledError, ChainError, TargetUnreachableError
-from .loudness import LoudnessResult, gated_loudness_of_hops, hop_samples, k_weighted_power, measure_loudness
 from .presets import Delivery
-from .stereo import StereoParams
-from .utility import DcParams, HighPassParams
 
 LOUDNESS_TOLERANCE_LU = 0.2  # the promise
 _AIM_LU = 0.05  # what the convergence aims for, inside the promise
@@ -55,7 +61,7 @@ class MasterResult:
     after: Analysis
     limiter: dict[str, Any]
     iterations: int
-    codec_checks: tuple[Any, ...] = ()  # dsp.codecs.CodecCheck of the delivered audio, when checked
+    codec_checks: tuple[Any, ...] = ()  # dsp.io.codecs.CodecCheck of the delivered audio, when checked
 
 
 def _region_deviation(dev: np.ndarray, freqs: np.ndarray, lo: float, hi: float) -> float:
@@ -95,7 +101,8 @@ SUGGESTED_EQ_MAX_DB = 4.0
 def style_target(a: Analysis, style: str | None = None) -> tuple[TonalTarget, dict[str, Any]]:
     """The tonal target for ``style``: a built-in style name, a profile JSON path, or None/"auto"
     (classify the mix and blend the nearest styles by confidence). Also says what was heard."""
-    from . import profiles, style as style_model
+    from . import profiles
+    from . import style as style_model
 
     if style in (None, "", "auto"):
         guess = style_model.classify(a)
@@ -145,7 +152,7 @@ class Intent:
     style_info: dict[str, Any] = dataclasses.field(default_factory=dict)  # what style was heard or chosen
 
     def __post_init__(self) -> None:
-        from .params import check_choice, check_range
+        from ..params import check_choice, check_range
 
         for name in ("tone_pct", "dynamics_pct", "width_pct"):
             check_range(name, getattr(self, name), 0.0, 100.0)

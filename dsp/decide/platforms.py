@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 
 @dataclasses.dataclass(frozen=True)

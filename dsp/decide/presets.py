@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 
 @dataclasses.dataclass(frozen=True)

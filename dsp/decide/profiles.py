@@ -4,10 +4,10 @@ A profile holds, per 1/3-octave band (IEC centres; the built-ins 20 Hz-16 kHz, b
 that the corpus's encoders low-pass), the typical **tonal shape** and a tolerance, plus typical
 LRA, PLR and stereo width.
 
-**Normalisation** (the same one as the tonal error of :mod:`dsp.master` and :mod:`dsp.reference`):
-a band's shape is its level (dB, :func:`dsp.spectrum.third_octave_spectrum`) minus the mean of
+**Normalisation** (the same one as the tonal error of :mod:`dsp.decide.master` and :mod:`dsp.decide.reference`):
+a band's shape is its level (dB, :func:`dsp.measure.spectrum.third_octave_spectrum`) minus the mean of
 the band levels over the bands whose centres lie in 40 Hz-16 kHz (the exact IEC centres make
-that 50 Hz ... 15.85 kHz, as in :func:`dsp.master.tonal_deviation_db`). It needs no loudness
+that 50 Hz ... 15.85 kHz, as in :func:`dsp.decide.master.tonal_deviation_db`). It needs no loudness
 gate, no choice of a
 "reference region" whose content differs between styles, and a gain change leaves it unchanged.
 
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EmptyAudioError, FileMissingError, InputError, ParameterError, ProfileError
+from ..errors import EmptyAudioError, FileMissingError, InputError, ParameterError, ProfileError
 
 FORMAT = "reamaster-profile"
 VERSION = 1
@@ -120,7 +120,7 @@ def profile_deviation_db(analysis, profile: Profile) -> tuple[np.ndarray, np.nda
 def profile_distance_db(analysis, profile: Profile) -> float:
     """Mean absolute tonal deviation (dB) over the bands 40 Hz-16 kHz, level removed.
 
-    The same measure as :func:`dsp.reference.tonal_error_db` with the profile as the target.
+    The same measure as :func:`dsp.decide.reference.tonal_error_db` with the profile as the target.
     """
     f, dev = profile_deviation_db(analysis, profile)
     return float(np.mean(np.abs(dev[tonal_band_mask(f)])))
@@ -193,11 +193,11 @@ def profile_from_measurements(name: str, centers_hz: np.ndarray, measurements: l
 def build_profile_from_folder(folder: str | os.PathLike, *, name: str | None = None) -> Profile:
     """Learn a profile from the reference tracks in ``folder`` (WAV/FLAC/AIFF/OGG, not recursive).
 
-    Every file is read with :func:`dsp.audio_io.read_audio` and measured with
-    :func:`dsp.analysis.analyze`; the profile is named after the folder unless ``name`` is given.
+    Every file is read with :func:`dsp.io.audio_io.read_audio` and measured with
+    :func:`dsp.measure.analysis.analyze`; the profile is named after the folder unless ``name`` is given.
     """
-    from .analysis import analyze
-    from .audio_io import SUPPORTED_READ, read_audio
+    from ..io.audio_io import SUPPORTED_READ, read_audio
+    from ..measure.analysis import analyze
 
     p = Path(folder)
     if not p.is_dir():
@@ -307,7 +307,7 @@ def load_profile(path: str | os.PathLike) -> Profile:
 
 def save_profile(profile: Profile, path: str | os.PathLike, *, force: bool = False) -> None:
     """Write a profile atomically (refuses to overwrite unless ``force``)."""
-    from .audio_io import atomic_write_text
+    from ..io.audio_io import atomic_write_text
 
     profile_from_dict(profile.to_dict(), what=f"profile {profile.name!r}")  # never write what cannot be read
     atomic_write_text(path, profile.to_json(), force=force)

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import Analysis, analyze
-from .chain import Chain, Stage
+from ..errors import ParameterError
+from ..measure.analysis import Analysis, analyze
+from ..process.chain import Chain, Stage
 from .eqfit import fit_graphic_eq
-from .errors import ParameterError
 from .master import Intent, MasterResult, master, plan_chain, tonal_deviation_db
 from .presets import Delivery
 

@@ -12,11 +12,11 @@ import dataclasses
 import math
 import re
 
-from .chain import Chain, Stage
-from .compressor import CompressorParams
-from .eq import EqBand, EqParams
-from .errors import ParameterError
-from .stereo import StereoParams
+from ..errors import ParameterError
+from ..process.chain import Chain, Stage
+from ..process.compressor import CompressorParams
+from ..process.eq import EqBand, EqParams
+from ..process.stereo import StereoParams
 
 MAX_EQ_GAIN_DB = 6.0
 MAX_LOUDNESS_CHANGE_LU = 6.0

@@ -24,7 +24,7 @@ corrections that each carry the measurement that caused them:
   sits within +-3 LU of the drums; one more than 3 LU outside that is moved toward it by at
   most 3 dB (the bass moves, the drums stay). Music, drums and other stems keep their level.
 
-Then the sum of the processed stems is measured and :func:`dsp.master.plan_chain` plans the
+Then the sum of the processed stems is measured and :func:`dsp.decide.master.plan_chain` plans the
 bus. Only its **linear, time-invariant** stages (DC removal, subsonic filter, EQ, mono bass /
 width) are kept, and they are applied to every stem (so they appear, enabled, at the end of
 each stem's chain and, disabled, in ``bus_chain`` with a note); glue compression is left out
@@ -50,18 +50,25 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import Analysis, analyze
-from .chain import Chain, Stage, render
-from .compressor import CompressorParams
-from .eq import EqBand, EqParams
-from .errors import (CancelledError, ChannelCountError, InputError, ParameterError, SampleRateError,
-                     LengthMismatchError, SilentAudioError)
-from .loudness import LoudnessResult, measure_loudness
+from ..errors import (
+    CancelledError,
+    ChannelCountError,
+    InputError,
+    LengthMismatchError,
+    ParameterError,
+    SampleRateError,
+    SilentAudioError,
+)
+from ..measure.analysis import Analysis, analyze
+from ..measure.loudness import LoudnessResult, measure_loudness
+from ..measure.spectrum import SpectrumResult, third_octave_spectrum
+from ..process.chain import Chain, Stage, render
+from ..process.compressor import CompressorParams
+from ..process.eq import EqBand, EqParams
+from ..process.stereo import StereoParams
+from ..process.utility import GainParams
 from .master import Intent, MasterResult, master, plan_chain
 from .presets import Delivery
-from .spectrum import SpectrumResult, third_octave_spectrum
-from .stereo import StereoParams
-from .utility import GainParams
 
 ROLES = ("drums", "bass", "music", "vocals", "other")
 _ROLE_WORDS = {
@@ -75,7 +82,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+-]{0,63}$")
 RESERVED_NAMES = ("master", "stems", "report")  # the CLI writes files with these names
 
 MONO_BASS_HZ = 120.0
-_WIDE_LOW_DB = -15.0  # side/mid below 120 Hz above this is "wide" (as in dsp.master.plan_chain)
+_WIDE_LOW_DB = -15.0  # side/mid below 120 Hz above this is "wide" (as in dsp.decide.master.plan_chain)
 _LOW_END_PRESENT_DB = -30.0  # low bands this far under the loudest band: no low end to speak of
 MAX_EQ_CUT_DB = 3.0
 MAX_LEVEL_MOVE_DB = 3.0
@@ -126,7 +133,7 @@ class StemsResult:
         converged limiter; rendering its enabled stages on ``bus`` gives ``master``.
     before / after: analyses of the unprocessed sum of the stems and of the master.
     stem_report: JSON-ready per-stem measurements, decisions, what was left alone and why.
-    limiter: the limiter's statistics (:func:`dsp.limiter.stats`).
+    limiter: the limiter's statistics (:func:`dsp.process.limiter.stats`).
     """
 
     stems: dict[str, np.ndarray]
@@ -176,7 +183,7 @@ def conform_stems(stems: Mapping[str, np.ndarray], sample_rate: int) -> tuple[di
     not (channels, samples) float audio or hold NaN/inf, mismatched channel counts or lengths,
     audio shorter than 0.4 s, and a set in which every stem is silent.
     """
-    from .audio_io import check_audio
+    from ..io.audio_io import check_audio
 
     if not isinstance(stems, Mapping) or not stems:
         raise InputError("give at least one stem (e.g. vocals, drums, bass, music)")
@@ -221,10 +228,10 @@ def conform_stems(stems: Mapping[str, np.ndarray], sample_rate: int) -> tuple[di
 
 def read_stems(paths: Mapping[str, str | os.PathLike]) -> tuple[dict[str, np.ndarray], int]:
     """Read named stem files; all must have the same sample rate. Silent files are allowed
-    (a stem may be empty in this song); every other refusal is :func:`dsp.audio_io.read_audio`'s."""
+    (a stem may be empty in this song); every other refusal is :func:`dsp.io.audio_io.read_audio`'s."""
     import soundfile as sf
 
-    from .audio_io import read_audio
+    from ..io.audio_io import read_audio
 
     stems: dict[str, np.ndarray] = {}
     rates: dict[str, int] = {}
@@ -510,7 +517,7 @@ def master_stems(
     """
     intent = intent or Intent()
     if not isinstance(delivery, Delivery):
-        raise ParameterError("delivery must be a dsp.presets.Delivery (see dsp.presets.delivery)")
+        raise ParameterError("delivery must be a dsp.decide.presets.Delivery (see dsp.decide.presets.delivery)")
     x, notes = conform_stems(stems, sample_rate)
     names = list(x)
     roles = {n: stem_role(n) for n in names}

@@ -87,7 +87,7 @@ def features_from_measurements(centers_hz: Sequence[float], level_db: Sequence[f
 
 
 def style_features(analysis) -> np.ndarray:
-    """The 13 style features of an :class:`dsp.analysis.Analysis`; see the module docstring."""
+    """The 13 style features of an :class:`dsp.measure.analysis.Analysis`; see the module docstring."""
     from .profiles import side_mid_db
 
     s = analysis.spectrum
@@ -160,7 +160,7 @@ def leave_one_out_accuracy(features: np.ndarray, labels: Sequence[str], classes:
 # --- the shipped model ---------------------------------------------------------------------------
 
 def model_from_dict(doc: Any) -> StyleModel:
-    """Validate a style-model document; problems are :class:`dsp.profiles.ProfileError`."""
+    """Validate a style-model document; problems are :class:`dsp.decide.profiles.ProfileError`."""
     if not isinstance(doc, dict) or doc.get("format") != MODEL_FORMAT:
         raise ProfileError(f"not a ReaMaster style model (format must be {MODEL_FORMAT!r})")
     if doc.get("version") != MODEL_VERSION:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import soundfile as sf
 
-from .errors import (
+from ..errors import (
     ChannelCountError,
     CorruptFileError,
     EmptyAudioError,

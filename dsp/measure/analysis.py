@@ -50,7 +50,7 @@ class Analysis:
     silent_pct: float
     spectrum: SpectrumResult
     loudness: LoudnessResult
-    resonances: tuple[Any, ...] = ()  # dsp.resonance.Resonance, when looked for
+    resonances: tuple[Any, ...] = ()  # dsp.measure.resonance.Resonance, when looked for
 
     def to_dict(self, *, series: bool = False) -> dict[str, Any]:
         """Plain JSON-ready dict; ``series`` adds the momentary/short-term loudness series."""
@@ -178,7 +178,7 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
     """Measure ``(channels, samples)`` audio. See the module docstring for what is measured.
 
     ``loudness``, when the caller has already measured it, is used as is. ``resonances`` also
-    looks for persistent narrow peaks (dsp.resonance; about 0.2 s for 5 minutes). The spectrum and
+    looks for persistent narrow peaks (dsp.measure.resonance; about 0.2 s for 5 minutes). The spectrum and
     the sample statistics run on a second thread beside the loudness and true-peak passes.
     """
     with ThreadPoolExecutor(max_workers=1) as pool:

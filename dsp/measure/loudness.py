@@ -26,7 +26,7 @@ import math
 import numba
 import numpy as np
 
-from .errors import ChannelCountError, InputError, NonFiniteAudioError, ParameterError, SampleRateError
+from ..errors import ChannelCountError, InputError, NonFiniteAudioError, ParameterError, SampleRateError
 
 HOP_S = 0.1
 MOMENTARY_S = 0.4

@@ -35,8 +35,14 @@ import numba
 import numpy as np
 import scipy.fft
 
-from .errors import (ChannelCountError, EmptyAudioError, InputError, NonFiniteAudioError, ParameterError,
-                     SampleRateError)
+from ..errors import (
+    ChannelCountError,
+    EmptyAudioError,
+    InputError,
+    NonFiniteAudioError,
+    ParameterError,
+    SampleRateError,
+)
 
 THIRD_OCTAVE_CENTERS_HZ = np.array([1000.0 * 10.0 ** (k / 10.0) for k in range(-17, 14)])
 THIRD_OCTAVE_CENTERS_HZ.setflags(write=False)

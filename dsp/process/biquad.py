@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 BUTTERWORTH_Q = 1.0 / math.sqrt(2.0)
 _LN2 = math.log(2.0)

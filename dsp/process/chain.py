@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CancelledError, ChainError, ParameterError
-from .params import Params
+from ..errors import CancelledError, ChainError, ParameterError
+from ..params import Params
 from .processor import ProcessorSpec
 
 CHAIN_FORMAT = "reamaster.chain"
@@ -32,14 +32,14 @@ BLOCK_SIZE = 1 << 16
 
 # kind -> module exposing SPEC (or SPECS for modules with several processors)
 _MODULES = {
-    "gain": "dsp.utility",
-    "dc": "dsp.utility",
-    "high_pass": "dsp.utility",
-    "eq": "dsp.eq",
-    "compressor": "dsp.compressor",
-    "multiband": "dsp.multiband",
-    "stereo": "dsp.stereo",
-    "limiter": "dsp.limiter",
+    "gain": "dsp.process.utility",
+    "dc": "dsp.process.utility",
+    "high_pass": "dsp.process.utility",
+    "eq": "dsp.process.eq",
+    "compressor": "dsp.process.compressor",
+    "multiband": "dsp.process.multiband",
+    "stereo": "dsp.process.stereo",
+    "limiter": "dsp.process.limiter",
 }
 
 ProgressFn = Callable[[float], Any]

@@ -1,6 +1,6 @@
 """Glue compressor with ReaComp's controls (maps onto ``ReaComp (Cockos)``).
 
-Feed-forward, log-domain design (see :mod:`dsp.envelope`): a stereo-linked RMS or peak
+Feed-forward, log-domain design (see :mod:`dsp.process.envelope`): a stereo-linked RMS or peak
 detector, a soft-knee static curve and attack/release smoothing of the gain reduction in
 dB. Parameters and their ReaComp counterparts (REAPER_API.md section 4.3):
 
@@ -26,9 +26,9 @@ import math
 
 import numpy as np
 
+from ..errors import ParameterError
+from ..params import Params, check_range
 from . import envelope
-from .errors import ParameterError
-from .params import Params, check_range
 from .processor import ProcessorSpec
 
 THRESHOLD_RANGE_DB = (-60.0, 0.0)

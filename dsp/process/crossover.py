@@ -28,8 +28,8 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
+from ..errors import ParameterError
 from . import biquad
-from .errors import ParameterError
 
 MIN_CROSSOVER_HZ = 20.0
 MAX_CROSSOVER_FRACTION = 0.45  # of the sample rate

@@ -33,7 +33,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 # Gain reductions below this (dB) are flushed to 0: keeps the decaying recursion out
 # of subnormal numbers (slow on x86) and makes "no compression" exactly unity gain.

@@ -31,9 +31,9 @@ import dataclasses
 
 import numpy as np
 
+from ..errors import ParameterError
+from ..params import Params, check_choice, check_range
 from . import biquad
-from .errors import ParameterError
-from .params import Params, check_choice, check_range
 from .processor import ProcessorSpec
 
 BAND_TYPES = ("low_shelf", "high_shelf", "band", "low_pass", "high_pass", "notch", "band_pass")

@@ -7,7 +7,7 @@ limiter harder.
 
 How the gain is computed, per sample ``n`` (all in dB of gain reduction):
 
-1. detector: the 8x-oversampled true-peak envelope (:mod:`dsp.truepeak`), the same
+1. detector: the 8x-oversampled true-peak envelope (:mod:`dsp.measure.truepeak`), the same
    interpolation an 8x reference meter uses;
 2. required reduction ``req[n] = max(0, level[n] - (ceiling - margin))``;
 3. release: ``red[n] = max(req[n], a * red[n-1])`` (exponential return in dB);
@@ -28,9 +28,9 @@ from typing import Any
 import numba
 import numpy as np
 
-from .params import Params, check_range
+from ..measure.truepeak import FUTURE_SAMPLES, PAST_SAMPLES, envelope_with_context
+from ..params import Params, check_range
 from .processor import ProcessorSpec
-from .truepeak import FUTURE_SAMPLES, PAST_SAMPLES, envelope_with_context
 
 OVERSAMPLING = 8
 HOLD_SAMPLES = FUTURE_SAMPLES  # covers the interpolator's reach on each side of a peak

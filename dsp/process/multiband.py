@@ -1,8 +1,8 @@
 """Multiband compressor shaped like ReaXcomp (maps onto ``ReaXcomp (Cockos)``).
 
-The signal is split by LR4 crossovers (:mod:`dsp.crossover`, bands sum to an all-pass),
+The signal is split by LR4 crossovers (:mod:`dsp.process.crossover`, bands sum to an all-pass),
 each band is compressed on its own (stereo-linked within the band, the same side chain
-as :mod:`dsp.compressor`), and the bands are summed. A disabled band, or one that never
+as :mod:`dsp.process.compressor`), and the bands are summed. A disabled band, or one that never
 reaches its threshold, passes unchanged, so an idle multiband is the crossover's all-pass:
 flat magnitude, phase shifted.
 
@@ -26,10 +26,10 @@ import functools
 
 import numpy as np
 
+from ..errors import ParameterError
+from ..params import Params, check_range
 from . import compressor as comp
 from . import crossover, envelope
-from .errors import ParameterError
-from .params import Params, check_range
 from .processor import ProcessorSpec
 
 ATTACK_RANGE_MS = (0.0, 250.0)

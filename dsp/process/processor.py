@@ -10,7 +10,7 @@ A processor is a pure function plus a parameter dataclass::
 * ``latency_samples(params, sample_rate)``: how many samples the output lags the input
   (only look-ahead processors are non-zero); the chain renderer compensates.
 
-Each processor module exposes ``SPEC = ProcessorSpec(...)``; :mod:`dsp.chain` finds them by ``kind``.
+Each processor module exposes ``SPEC = ProcessorSpec(...)``; :mod:`dsp.process.chain` finds them by ``kind``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 
 * **Width** scales the side signal: ``width_pct`` 0 (mono) .. 100 (unchanged) .. 200 (side x2),
   one value per band. With equal widths nothing is split. With different widths the side is
-  split by :func:`dsp.crossover.split_bands` (LR4) and each band scaled; the bands sum to the
+  split by :func:`dsp.process.crossover.split_bands` (LR4) and each band scaled; the bands sum to the
   crossovers' all-pass, so the mid goes through the same all-passes to stay phase-aligned
   with the side.
 * **Mono bass** (``mono_bass_hz`` > 0) high-passes the side with a Linkwitz-Riley 8th-order
@@ -27,9 +27,9 @@ import dataclasses
 import numba
 import numpy as np
 
+from ..errors import ParameterError
+from ..params import Params, check_range
 from . import biquad, crossover
-from .errors import ParameterError
-from .params import Params, check_range
 from .processor import ProcessorSpec
 
 WIDTH_RANGE_PCT = (0.0, 200.0)

@@ -7,7 +7,7 @@
 * ``high_pass``: Butterworth high-pass of order 2/4/6/8 at freq_hz 20..1000 Hz, built from
   RBJ 2nd-order high-pass sections with the Butterworth Qs, i.e. exactly ``order/2`` ReaEQ
   ``high_pass`` bands (see :func:`high_pass_eq_bands`). Frequencies at or above 0.49 x the
-  sample rate are clamped, as in :mod:`dsp.eq`.
+  sample rate are clamped, as in :mod:`dsp.process.eq`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
+from ..errors import ParameterError
+from ..params import Params, check_range
 from . import biquad, eq
-from .errors import ParameterError
-from .params import Params, check_range
 from .processor import ProcessorSpec
 
 GAIN_RANGE_DB = (-60.0, 36.0)

@@ -18,9 +18,8 @@ import numpy as np
 import pyebur128
 import pytest
 import soundfile as sf
-from scipy.signal import resample_poly
-
 import standin
+from scipy.signal import resample_poly
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "reaper_scripts"
@@ -415,9 +414,9 @@ def _jagged_mix(seconds: float = 4.0) -> np.ndarray:
 
 
 def test_suggest_puts_every_eq_band_on_reaeq_instances(app, rpr, tmp_path):
-    from dsp.analysis import analyze
-    from dsp.master import plan_chain
-    from dsp.presets import delivery
+    from dsp.decide.master import plan_chain
+    from dsp.decide.presets import delivery
+    from dsp.measure.analysis import analyze
     app.save_as(app.project, "jagged")
     path = tmp_path / "jagged.wav"
     sf.write(str(path), _jagged_mix().T, SR, subtype="FLOAT")

@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-
 import standin
 from standin.fx import eq_freq_norm
 

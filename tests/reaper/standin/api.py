@@ -15,8 +15,16 @@ import time
 from . import render as _render
 from .abi import Boundary, Ref, StrBuf
 from .fx import FXInstance, find_plugin
-from .project import (ITEM_DEFAULTS, TAKE_DEFAULTS, TRACK_DEFAULTS, Project, Reaper, Source, Track,
-                      UserInputsAnswer)
+from .project import (
+    ITEM_DEFAULTS,
+    TAKE_DEFAULTS,
+    TRACK_DEFAULTS,
+    Project,
+    Reaper,
+    Source,
+    Track,
+    UserInputsAnswer,
+)
 
 B = Boundary()
 api = B.api

@@ -50,11 +50,11 @@ from fractions import Fraction
 import numpy as np
 import soundfile as sf
 
+from ..errors import ChannelCountError, CodecError, ParameterError, TargetUnreachableError
+from ..measure.loudness import integrated_loudness
+from ..measure.truepeak import to_db, true_peak_envelope
+from ..params import check_range
 from .audio_io import check_audio
-from .errors import ChannelCountError, CodecError, ParameterError, TargetUnreachableError
-from .loudness import integrated_loudness
-from .params import check_range
-from .truepeak import to_db, true_peak_envelope
 
 #: the decoded true peak every codec must stay under after :func:`codec_safe_master`
 DEFAULT_MAX_DECODED_DBTP = -0.5
