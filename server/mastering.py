@@ -65,8 +65,8 @@ def make_codec_safe(x: Any, sr: int, d: Any, result: Any, progress: Any = None) 
     """Lower the limiter's ceiling until MP3/Vorbis/Opus decodes stay <= -0.5 dBTP; keep the checks."""
     import dataclasses
 
+    from dsp.decide.codec_safe import codec_safe_master
     from dsp.decide.master import master
-    from dsp.io.codecs import codec_safe_master
 
     results = {d.ceiling_dbtp: result}
 

@@ -8,11 +8,12 @@ import os
 import numpy as np
 import pytest
 
+from dsp.decide.codec_safe import codec_checks, codec_safe_master
 from dsp.decide.master import master
 from dsp.decide.presets import delivery
 from dsp.demo import demo_mix
 from dsp.errors import ChannelCountError, ParameterError, TargetUnreachableError, TooShortError
-from dsp.io.codecs import CODECS, codec_checks, codec_rate, codec_safe_master, codec_spec, round_trip
+from dsp.io.codecs import CODECS, codec_rate, codec_spec, round_trip
 from dsp.measure.loudness import integrated_loudness
 from dsp.measure.truepeak import true_peak_dbtp
 

@@ -61,7 +61,7 @@ class MasterResult:
     after: Analysis
     limiter: dict[str, Any]
     iterations: int
-    codec_checks: tuple[Any, ...] = ()  # dsp.io.codecs.CodecCheck of the delivered audio, when checked
+    codec_checks: tuple[Any, ...] = ()  # dsp.decide.codec_safe.CodecCheck of the delivered audio, when checked
 
 
 def _region_deviation(dev: np.ndarray, freqs: np.ndarray, lo: float, hi: float) -> float:
