@@ -35,7 +35,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def test_help_is_cheap():
     # --help must not pull in numpy/scipy/numba (lazy imports keep it fast).
-    code = "import sys, server.cli; print(sorted(m for m in ('numpy', 'scipy', 'numba', 'dsp.decide.master') if m in sys.modules))"
+    code = "import sys, server.cli.main; print(sorted(m for m in ('numpy', 'scipy', 'numba', 'dsp.decide.master') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     r = run("--help")

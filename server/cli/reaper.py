@@ -1,31 +1,23 @@
-"""`reamaster reaper install|uninstall|index`: glue to install/reaper_install.py (a source checkout)."""
+"""``reamaster reaper install|uninstall|index``: glue to ``install/reaper_install.py`` (a source checkout)."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 
-def _ri():
-    path = Path(__file__).resolve().parent.parent / "install" / "reaper_install.py"
+def _ri() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "install" / "reaper_install.py"
     spec = importlib.util.spec_from_file_location("reaper_install", path)
+    assert spec is not None and spec.loader is not None, path
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-def add_reaper_parser(subparsers) -> None:
-    p = subparsers.add_parser("reaper", help="install the REAPER actions, or build the ReaPack index")
-    p.add_argument("what", choices=["install", "uninstall", "index"])
-    p.add_argument("--resource-path", default=None, help="REAPER's resource folder (default: per OS)")
-    p.add_argument("--set-python", action="store_true",
-                   help="install: also point REAPER's Python settings in reaper.ini at this interpreter "
-                        "(backed up to reaper.ini.reamaster-backup; uninstall restores it)")
-    p.add_argument("-o", "--output", default="index.xml", help="index: where to write index.xml")
-    p.set_defaults(func=cmd_reaper)
-
-
-def cmd_reaper(args) -> int:
+def run(args: argparse.Namespace) -> int:
     ri = _ri()
     res = Path(args.resource_path) if args.resource_path else ri.resource_path()
     if args.what == "index":
