@@ -119,6 +119,9 @@ def ctx():
 def raw(ctx: Ctx, srv) -> zmq.Socket:
     s = ctx.context.socket(zmq.DEALER)
     s.linger = 0
+    if srv.info.curve_server_key:  # tcp is CURVE-encrypted: the key comes from the connection file
+        s.curve_publickey, s.curve_secretkey = zmq.curve_keypair()
+        s.curve_serverkey = srv.info.curve_server_key.encode("ascii")
     s.connect(srv.info.endpoint)
     ctx.sockets.append(s)
     return s
@@ -238,7 +241,7 @@ def test_oversize_frame_is_dropped_silently_and_others_keep_working(srv, ctx):
 
 def test_wrong_key_is_refused_with_bad_signature(srv):
     with pytest.raises(ServerError) as e:
-        Client.connect(srv.info.endpoint, key="ab" * 32, timeout=2.0)
+        Client.connect(srv.info.endpoint, key="ab" * 32, timeout=2.0, curve_server_key=srv.info.curve_server_key)
     assert e.value.code == P.BAD_SIGNATURE and "key" in str(e.value)
 
 

@@ -128,8 +128,11 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; anything else needs --allow-remote "
                         "and --curve-keys)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT,
-                   help=f"TCP port (default {DEFAULT_PORT}; 0 = a free one)")
+    p.add_argument("--port", type=int, default=None,
+                   help=f"TCP port (default {DEFAULT_PORT}; 0 = a free one); giving a port means --transport tcp")
+    p.add_argument("--transport", choices=("auto", "ipc", "tcp"), default="auto",
+                   help="auto (default): ipc:// in a private folder on Linux and macOS, else tcp; "
+                        "tcp is always CURVE-encrypted with a key from the connection file")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: number of cores)")
     p.add_argument("--queue", type=int, default=16, help="jobs that may wait for a worker (default 16)")
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host (needs --curve-keys)")
@@ -137,6 +140,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="CURVE keys: DIR/server.key_secret and DIR/clients/*.key (zmq.auth.create_certificates)")
     p.add_argument("--max-frame-bytes", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--client-timeout", type=float, default=3.0, help=argparse.SUPPRESS)
+    p.add_argument("--worker-ready-timeout", type=float, default=60.0, help=argparse.SUPPRESS)
     p.add_argument("--grace", type=float, default=3.0,
                    help="seconds running jobs get to finish on shutdown (default 3)")
     p.add_argument("--log-level", default="WARNING", help=argparse.SUPPRESS)

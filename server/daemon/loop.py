@@ -18,11 +18,13 @@ Run: ``python -m server.daemon [--port N] ...`` or ``reamaster serve``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import ipaddress
 import logging
 import multiprocessing
 import os
+import secrets
 import signal
 import time
 from pathlib import Path
@@ -35,11 +37,14 @@ from ..wire.connection import (
     DEFAULT_PORT,
     ConnectionFileError,
     ConnectionInfo,
+    ServerLock,
     default_path,
+    ipc_dir,
+    ipc_supported,
     new_key,
-    pid_alive,
     read_connection_file,
     remove_connection_file,
+    secure_dir,
     write_connection_file,
 )
 from . import jobs as J
@@ -47,9 +52,12 @@ from . import jobs as J
 log = logging.getLogger("reamaster.server")
 
 TICK_S = 0.05
-# the backend carries results of any size from our own, signed workers
+# the backend carries results of any size (in parts of at most max_frame_bytes) from our own, signed workers
 _BACKEND_LIMITS = P.Limits(max_frame_bytes=1 << 62, max_frames=P.HEADER_FRAMES + 4096, max_content_bytes=1 << 30,
                            max_audio_seconds=float("inf"))
+BACKEND_MIN_FRAME_BYTES = 64 << 20  # a worker's report JSON may exceed a small --max-frame-bytes
+CURVE_OVERHEAD_BYTES = 256
+LOCK_WAIT_S = 1.0  # a client probing the lock holds it for microseconds
 PING_INTERVAL_S = 1.0  # what clients are told to do while they have jobs
 MAX_BATCH = 64  # messages taken from one socket before looking at the other
 
@@ -77,6 +85,8 @@ class ServerConfig:
     reply_cache_bytes: int = 64 << 20
     max_upload_bytes: int = 2 << 30
     upload_ttl_s: float = 300.0
+    transport: str = "auto"  # auto: ipc:// in a 0700 folder where the platform has it, else tcp + CURVE
+    worker_ready_timeout_s: float = 60.0  # a worker not ready by then is killed and its slot respawned
 
 
 @dataclasses.dataclass
@@ -88,10 +98,10 @@ class _Worker:
     ready: bool = False
     job: _Job | None = None
     started: float = 0.0
-
-    @property
-    def identity(self) -> bytes:
-        return f"w{self.index}.{self.gen}".encode("ascii")
+    # server-assigned, unguessable, new for every spawn; the worker learns both through its spawn
+    # arguments (a pipe), signs w_ready with the worker key and echoes the nonce
+    identity: bytes = dataclasses.field(default_factory=lambda: secrets.token_hex(12).encode("ascii"))
+    nonce: str = dataclasses.field(default_factory=lambda: secrets.token_hex(16))
 
 
 @dataclasses.dataclass
@@ -112,6 +122,7 @@ class _Job:
     stage_started: float = 0.0
     fraction: float = 0.0
     last_progress_sent: float = 0.0
+    uploads: list[_Upload] = dataclasses.field(default_factory=list)  # held until the job ends
 
 
 @dataclasses.dataclass
@@ -125,6 +136,8 @@ class _Upload:
     chunks: dict[int, int]
     received: int = 0
     last_used: float = 0.0
+    refs: int = 0  # jobs holding the buffer: its bytes count against the cap until the last one ends
+    freed: bool = False  # freed by the client (or expired) while jobs still held it
 
     @property
     def complete(self) -> bool:
@@ -180,6 +193,11 @@ class Server:
         self.endpoint = ""
         self.auth: Any = None
         self.curve_public: str | None = None
+        self.lock = ServerLock(self.conn_path)
+        self.run_dir: Path | None = None
+        self.back_curve_public: str | None = None
+        self.transport = ""
+        self.back_endpoint = ""
 
     # --- start and stop ---------------------------------------------------------------------------
 
@@ -190,6 +208,8 @@ class Server:
                                "that needs --allow-remote and --curve-keys DIR (CURVE encryption)")
         if not self.cfg.curve_keys:
             return None
+        import stat
+
         import zmq.auth
 
         d = Path(self.cfg.curve_keys)
@@ -197,62 +217,125 @@ class Server:
         if not secret_file.is_file() or not clients.is_dir():
             raise StartupError(f"--curve-keys {d} must hold server.key_secret and a clients/ folder of "
                                "allowed client public keys (made with zmq.auth.create_certificates)")
+        if os.name == "posix":  # zmq.auth.create_certificates writes the secret 0644: tighten ours, refuse others'
+            st = os.stat(secret_file)
+            if st.st_uid != os.geteuid():
+                raise StartupError(f"{secret_file} belongs to another user; use a secret key of your own")
+            if stat.S_IMODE(st.st_mode) & 0o077:
+                os.chmod(secret_file, 0o600)
+                log.warning("%s was readable by other users; made it 0600", secret_file)
         public, secret = zmq.auth.load_certificate(str(secret_file))
         if not secret:
             raise StartupError(f"{secret_file} holds no secret key")
         return public, secret, clients
 
-    def _check_other_server(self) -> None:
+    def _take_lock(self) -> None:
+        """One server per config folder: the lock (not the pid in the file) says whether one runs."""
         try:
-            other = read_connection_file(self.conn_path)
-        except ConnectionFileError:
-            return
-        if other.pid != os.getpid() and pid_alive(other.pid):
-            raise StartupError(f"a ReaMaster server (pid {other.pid}) is already running at {other.endpoint}; "
-                               f"stop it first or use another REAMASTER_CONFIG_DIR")
+            secure_dir(self.conn_path.parent)
+        except (ConnectionFileError, OSError) as exc:
+            raise StartupError(str(exc)) from None
+        end = time.monotonic() + LOCK_WAIT_S
+        while not self.lock.acquire():
+            if time.monotonic() > end:
+                where = ""
+                try:
+                    other = read_connection_file(self.conn_path)
+                    where = f" (pid {other.pid}) at {other.endpoint}"
+                except ConnectionFileError:
+                    pass
+                raise StartupError(f"a ReaMaster server{where} is already running for {self.conn_path.parent}; "
+                                   f"stop it first or use another REAMASTER_CONFIG_DIR")
+            time.sleep(0.02)
+
+    def _use_ipc(self) -> bool:
+        t = self.cfg.transport
+        if t not in ("auto", "ipc", "tcp"):
+            raise StartupError(f"--transport must be auto, ipc or tcp, not {t!r}")
+        if t == "ipc" and not ipc_supported():
+            raise StartupError("this platform has no ipc:// transport here; use --transport tcp")
+        if t == "ipc" and (self.cfg.curve_keys or not _is_loopback(self.cfg.host)):
+            raise StartupError("--transport ipc is local only; --curve-keys and --host need tcp")
+        return t == "ipc" or (t == "auto" and ipc_supported() and not self.cfg.curve_keys
+                              and _is_loopback(self.cfg.host))
 
     def start(self) -> None:
         curve = self._check_remote()
-        self._check_other_server()
+        use_ipc = self._use_ipc()
+        self._take_lock()
+        try:
+            self._start_sockets(curve, use_ipc)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _start_sockets(self, curve: tuple[bytes, bytes, Path] | None, use_ipc: bool) -> None:
         self.ctx = zmq.Context()
         front = self.ctx.socket(zmq.ROUTER)
         front.router_mandatory = 1
-        front.rcvhwm = 32  # each queued message may be up to max_frames x max_frame_bytes
+        front.rcvhwm = 4  # each queued message may be up to max_frames x max_frame_bytes
         front.sndhwm = 1000
         front.linger = 1000
-        front.maxmsgsize = self.limits.max_frame_bytes
+        # per frame; CURVE adds its own framing (about 40 bytes) to every frame on the wire
+        front.maxmsgsize = self.limits.max_frame_bytes + CURVE_OVERHEAD_BYTES
         front.heartbeat_ivl = 1000
         front.heartbeat_timeout = 3000
         front.heartbeat_ttl = 3000
-        if curve is not None:
-            from zmq.auth.thread import ThreadAuthenticator
+        if use_ipc:
+            self.run_dir = ipc_dir(self.conn_path)
+            try:
+                front.bind(f"ipc://{self.run_dir / 'server.sock'}")
+            except zmq.ZMQError as exc:
+                front.close(linger=0)
+                self._close_ctx()
+                raise StartupError(f"cannot listen on {self.run_dir / 'server.sock'}: {exc}") from None
+            os.chmod(self.run_dir / "server.sock", 0o600)
+            self.transport = "ipc"
+        else:
+            if curve is not None:  # remote or explicit keys: only the allowed client keys get in (ZAP)
+                from zmq.auth.thread import ThreadAuthenticator
 
-            public, secret, clients = curve
-            self.auth = ThreadAuthenticator(self.ctx)
-            self.auth.start()
-            self.auth.configure_curve(domain="*", location=str(clients))
+                public, secret, clients = curve
+                self.auth = ThreadAuthenticator(self.ctx)
+                self.auth.start()
+                self.auth.configure_curve(domain="*", location=str(clients))
+            else:  # local tcp: a per-run keypair; the public key is only in the 0600 connection file,
+                # so a peer that cannot read the file cannot even finish the handshake
+                public, secret = zmq.curve_keypair()
             front.curve_secretkey = secret
             front.curve_publickey = public
             front.curve_server = True
             self.curve_public = public.decode("ascii")
-        host = f"[{self.cfg.host}]" if ":" in self.cfg.host else self.cfg.host
-        if ":" in self.cfg.host:
-            front.ipv6 = True
-        try:
-            front.bind(f"tcp://{host}:{self.cfg.port if self.cfg.port else '*'}")
-        except zmq.ZMQError as exc:
-            front.close(linger=0)
-            self._close_ctx()
-            if exc.errno == zmq.EADDRINUSE:
-                raise StartupError(f"port {self.cfg.port} is in use (another ReaMaster server?); "
-                                   "use --port N or --port 0 for a free one") from None
-            raise StartupError(f"cannot listen on {self.cfg.host}:{self.cfg.port}: {exc}") from None
+            host = f"[{self.cfg.host}]" if ":" in self.cfg.host else self.cfg.host
+            if ":" in self.cfg.host:
+                front.ipv6 = True
+            try:
+                front.bind(f"tcp://{host}:{self.cfg.port if self.cfg.port else '*'}")
+            except zmq.ZMQError as exc:
+                front.close(linger=0)
+                self._close_ctx()
+                if exc.errno == zmq.EADDRINUSE:
+                    raise StartupError(f"port {self.cfg.port} is in use (another ReaMaster server?); "
+                                       "use --port N or --port 0 for a free one") from None
+                raise StartupError(f"cannot listen on {self.cfg.host}:{self.cfg.port}: {exc}") from None
+            self.transport = "tcp+curve"
         self.front = front
         self.endpoint = front.last_endpoint.decode("ascii")
         back = self.ctx.socket(zmq.ROUTER)
         back.router_mandatory = 1
         back.linger = 1000
-        back.bind("tcp://127.0.0.1:*")
+        back.maxmsgsize = max(self.limits.max_frame_bytes, BACKEND_MIN_FRAME_BYTES)
+        if ipc_supported():
+            if self.run_dir is None:
+                self.run_dir = ipc_dir(self.conn_path)
+            path = self.run_dir / f"w-{secrets.token_hex(4)}.sock"
+            back.bind(f"ipc://{path}")
+            os.chmod(path, 0o600)
+        else:  # pragma: no cover - Windows: loopback tcp, CURVE with a key only the workers get
+            bpub, bsec = zmq.curve_keypair()
+            back.curve_secretkey, back.curve_publickey, back.curve_server = bsec, bpub, True
+            self.back_curve_public = bpub.decode("ascii")
+            back.bind("tcp://127.0.0.1:*")
         self.back = back
         self.back_endpoint = back.last_endpoint.decode("ascii")
         for i in range(self.n_workers):
@@ -275,7 +358,7 @@ class Server:
         w.process = self.mp.Process(
             target=J.worker_main, name=f"reamaster-worker-{index}", daemon=True,
             args=(self.back_endpoint, self.worker_key, w.identity, event, os.getpid(),
-                  self.limits.max_frame_bytes))
+                  self.limits.max_frame_bytes, w.nonce, self.back_curve_public))
         w.process.start()
         if index < len(self.workers):
             self.workers[index] = w
@@ -342,6 +425,10 @@ class Server:
                 s.close(linger=1000)
         self._close_ctx()
         remove_connection_file(self.server_id, self.conn_path)
+        if self.back_endpoint.startswith("ipc://"):
+            with contextlib.suppress(OSError):
+                os.unlink(self.back_endpoint[len("ipc://"):])
+        self.lock.release()
         log.info("stopped")
 
     # --- sending ----------------------------------------------------------------------------------
@@ -427,8 +514,13 @@ class Server:
             if handler is None:  # pragma: no cover - decode only lets known types through
                 raise J.JobError(P.UNKNOWN_TYPE, f"unknown message type {msg.type!r}")
             handler(route, c, msg)
-        except J.JobError as exc:
+        except (J.JobError, P.ProtocolError) as exc:  # every refusal is answered, never only logged
             self._error(route, c.id, msg.msg_id, exc.code, str(exc))
+        except Exception as exc:  # the last resort: a bug still gets exactly one final reply
+            log.exception("error while handling %s %s", msg.type, msg.msg_id)
+            if msg.msg_id not in self.jobs:
+                self._error(route, c.id, msg.msg_id, P.INTERNAL, f"the server failed on this request "
+                                                                 f"({type(exc).__name__}); it kept running")
 
     def _limits_doc(self) -> dict[str, Any]:
         L = self.limits
@@ -517,7 +609,8 @@ class Server:
             j.worker.event.set()
         return "cancelling"
 
-    def _source(self, c: _Client, msg: P.Message) -> tuple[dict[str, Any], list[Any], dict[str, Any] | None]:
+    def _source(self, c: _Client, msg: P.Message,
+                held: list[_Upload]) -> tuple[dict[str, Any], list[Any], dict[str, Any] | None]:
         content = dict(msg.content)
         roots = J.allowed_roots(c.roots + J.project_roots(content.get("project_dir")))
         given = [k for k in ("audio", "path", "upload_id") if content.get(k) is not None]
@@ -531,7 +624,7 @@ class Server:
         elif given[0] == "path":
             content["path"] = J.check_path(content["path"], roots)
         else:
-            buf, audio = self._upload_for(c)(content["upload_id"])
+            buf, audio = self._upload_for(c, held)(content["upload_id"])
             buffers = [buf]
             content["audio"] = audio
         if msg.type == "master" and content.get("output") is not None:
@@ -542,19 +635,19 @@ class Server:
             if not isinstance(refs, list) or len(refs) > 16:
                 raise J.JobError(P.BAD_MESSAGE, "choices.references must be a list of at most 16 file paths")
             content["choices"] = choices = {**choices, "references": [J.check_path(r, roots) for r in refs]}
-        style = (choices or {}).get("style") if msg.type == "master" else None
-        if isinstance(style, str) and os.path.isabs(style):  # a style profile file, not a built-in name
-            content["choices"] = {**choices, "style": J.check_path(style, roots, audio=False)}
+        if msg.type == "master" and choices and choices.get("style") is not None:
+            content["choices"] = {**content["choices"], "style": J.check_style(choices["style"], roots)}
         return content, buffers, audio
 
     def _submit(self, route: bytes, c: _Client, msg: P.Message) -> None:
         if self.stop_requested:
             raise J.JobError(P.SHUTTING_DOWN, "the server is shutting down; send the job again after it restarts")
-        content, buffers, audio = self._source(c, msg)
-        self._enqueue(route, c, msg, content, buffers, audio)
+        held: list[_Upload] = []
+        content, buffers, audio = self._source(c, msg, held)
+        self._enqueue(route, c, msg, content, buffers, audio, held)
 
     def _enqueue(self, route: bytes, c: _Client, msg: P.Message, content: dict[str, Any], buffers: Any,
-                 audio: Any) -> None:
+                 audio: Any, held: list[_Upload]) -> None:
         """Queue a checked job, or refuse at once: a full queue answers busy, a running msg_id is refused."""
         idle = any(w.ready and w.job is None for w in self.workers)
         if len(self.queue) >= self.cfg.queue and not idle:
@@ -562,22 +655,27 @@ class Server:
         if msg.msg_id in self.jobs:
             raise J.JobError(P.BAD_MESSAGE, "a job with this msg_id is already running for another client")
         now = time.monotonic()
-        j = _Job(msg.msg_id, c.id, route, msg.type, content, buffers, audio, submitted=now, stage_started=now)
+        j = _Job(msg.msg_id, c.id, route, msg.type, content, buffers, audio, submitted=now, stage_started=now,
+                 uploads=list(held))
+        for up in j.uploads:
+            up.refs += 1
         self.jobs[j.id] = j
         self.queue.append(j)
         self._dispatch()
 
     _rq_analyze = _rq_suggest = _rq_master = _submit
 
-    def _upload_for(self, c: _Client) -> Any:
+    def _upload_for(self, c: _Client, held: list[_Upload] | None = None) -> Any:
         def get(upload_id: str) -> tuple[Any, dict[str, Any]]:
-            up = self.uploads.get(upload_id)
+            up = self.uploads.get(upload_id) if isinstance(upload_id, str) else None
             if up is None or up.client != c.id:
                 raise J.JobError(P.NOT_FOUND, f"no upload {upload_id} (expired, freed or never begun)")
             if not up.complete:
                 raise J.JobError(P.BAD_MESSAGE, f"upload {up.id} has {up.received} of {len(up.buf)} bytes; "
                                                 "send the rest first")
             up.last_used = time.monotonic()
+            if held is not None:
+                held.append(up)
             return memoryview(up.buf), P.audio_descriptor(up.channels, up.frames, up.sample_rate)
         return get
 
@@ -586,11 +684,12 @@ class Server:
         if self.stop_requested:
             raise J.JobError(P.SHUTTING_DOWN, "the server is shutting down; send the job again after it restarts")
         roots = J.allowed_roots(c.roots + J.project_roots(msg.content.get("project_dir")))
-        content, buffers = J.prepare(msg.type, msg, roots, self._upload_for(c))
+        held: list[_Upload] = []
+        content, buffers = J.prepare(msg.type, msg, roots, self._upload_for(c, held))
         if msg.type == "revise" and any(j.kind == "revise" and j.request.get("session") == content["session"]
                                         for j in self.jobs.values()):
             raise J.JobError(P.BUSY, "this session is being revised by another request; wait for it to finish")
-        self._enqueue(route, c, msg, content, buffers, None)
+        self._enqueue(route, c, msg, content, buffers, None, held)
 
     _rq_album = _rq_revise = _rq_master_stems = _submit_assistant
 
@@ -598,6 +697,9 @@ class Server:
         if self.stop_requested:
             raise J.JobError(P.SHUTTING_DOWN, "the server is shutting down")
         desc = P.check_audio_descriptor({**msg.content, "parts": 1}, self.limits, msg.msg_id)
+        if desc.nbytes > self.cfg.max_upload_bytes:
+            raise J.JobError(P.TOO_LARGE, f"this audio is {desc.nbytes >> 20} MiB; the server takes uploads of "
+                                          f"at most {self.cfg.max_upload_bytes >> 20} MiB")
         if self.upload_bytes + desc.nbytes > self.cfg.max_upload_bytes:
             raise J.JobError(P.BUSY, "too much uploaded audio is waiting on this server; "
                                      "free uploads or retry later")
@@ -625,7 +727,10 @@ class Server:
             up.received += n
         elif known != n:
             raise J.JobError(P.BAD_AUDIO, f"chunk at {off} was sent before with another size")
-        up.buf[off:off + n] = data
+        elif up.buf[off:off + n] != data:  # a retry carries the same bytes; anything else is refused
+            raise J.JobError(P.BAD_AUDIO, f"chunk at {off} was sent before with other bytes")
+        if known is None:
+            up.buf[off:off + n] = data
         up.last_used = time.monotonic()
         self._reply(route, c.id, msg.msg_id, "ok", {"upload_id": up.id, "received_bytes": up.received,
                                                     "complete": up.complete})
@@ -638,8 +743,11 @@ class Server:
         self._reply(route, c.id, msg.msg_id, "ok", {"upload_id": up.id, "freed": True})
 
     def _drop_upload(self, up: _Upload) -> None:
+        """Forget the upload id; its bytes stay counted until the last job holding them ends."""
         if self.uploads.pop(up.id, None) is not None:
-            self.upload_bytes -= len(up.buf)
+            up.freed = True
+            if up.refs == 0:
+                self.upload_bytes -= len(up.buf)
 
     # --- jobs and workers ---------------------------------------------------------------------------
 
@@ -668,6 +776,11 @@ class Server:
         if j.worker is not None and j.worker.job is j:
             j.worker.job = None
         j.buffers = []
+        for up in j.uploads:
+            up.refs -= 1
+            if up.freed and up.refs == 0:
+                self.upload_bytes -= len(up.buf)  # the memory goes only now
+        j.uploads = []
         self._reply(j.route, j.client, j.id, status, content, list(buffers))
 
     def _on_backend(self, frames: list[Any]) -> None:
@@ -676,13 +789,16 @@ class Server:
         if w is None:
             return  # a replaced worker's last words
         try:
-            msg = P.decode(frames[1:], self.worker_key_bytes, kinds=P.WORKER,
-                           limits=P.Limits(max_frame_bytes=1 << 62, max_frames=4 + 4096, max_content_bytes=1 << 30,
-                                           max_audio_seconds=float("inf")), check_finite=False)
+            msg = P.decode(frames[1:], self.worker_key_bytes, kinds=P.WORKER, limits=_BACKEND_LIMITS,
+                           check_finite=False)
         except P.ProtocolError as exc:
             log.warning("ignored a backend message: %s", exc)
             return
         if msg.type == "w_ready":
+            # the nonce of this very spawn: a replayed or stray ready cannot claim the slot
+            if msg.content["nonce"] != w.nonce or msg.content["pid"] != w.process.pid:
+                log.warning("ignored a ready message that does not match worker %d's spawn", w.index)
+                return
             w.ready = True
             self._dispatch()
             return
@@ -718,17 +834,29 @@ class Server:
         for w in list(self.workers):
             j = w.job
             if j is not None and j.cancel_deadline is not None and now > j.cancel_deadline:
-                log.info("worker %s did not stop within %.1f s; replacing it", w.identity, self.cfg.cancel_grace_s)
+                log.info("worker %d did not stop within %.1f s; replacing it", w.index, self.cfg.cancel_grace_s)
                 self._replace_worker(w)
+                J.remove_partial_outputs(j.request)
                 self._finish(j, "error", P.error_content(getattr(j, "cancel_code", P.CANCELLED), j.cancel_reason))
             elif not w.process.is_alive():
-                log.warning("worker %s exited (code %s); starting another", w.identity, w.process.exitcode)
+                log.warning("worker %d exited (code %s); starting another", w.index, w.process.exitcode)
                 self.crashed += 1
                 self.dying.append((w.process, now))
                 self._spawn_worker(w.index, w.gen + 1)
                 if j is not None:
+                    J.remove_partial_outputs(j.request)
                     self._finish(j, "error", P.error_content(P.INTERNAL, "the worker process stopped unexpectedly "
                                                                         "(out of memory?); try again"))
+            elif not w.ready and now - w.started > self.cfg.worker_ready_timeout_s:
+                log.warning("worker %d was not ready within %g s; starting another", w.index,
+                            self.cfg.worker_ready_timeout_s)
+                self.crashed += 1
+                try:
+                    w.process.kill()
+                except Exception:  # pragma: no cover - already gone
+                    pass
+                self.dying.append((w.process, now))
+                self._spawn_worker(w.index, w.gen + 1)
         self.dying = [(p, t) for p, t in self.dying if p.is_alive()]
         for p, t in self.dying:
             if now - t > 1.0:
