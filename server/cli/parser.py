@@ -141,6 +141,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frame-bytes", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--client-timeout", type=float, default=3.0, help=argparse.SUPPRESS)
     p.add_argument("--worker-ready-timeout", type=float, default=60.0, help=argparse.SUPPRESS)
+    p.add_argument("--max-upload-bytes", type=int, default=2 << 30, help=argparse.SUPPRESS)
     p.add_argument("--grace", type=float, default=3.0,
                    help="seconds running jobs get to finish on shutdown (default 3)")
     p.add_argument("--log-level", default="WARNING", help=argparse.SUPPRESS)

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = ServerConfig(host=args.host, port=port, workers=args.workers, queue=args.queue, limits=limits,
                        allow_remote=args.allow_remote, curve_keys=args.curve_keys,
                        client_timeout_s=args.client_timeout, shutdown_grace_s=args.grace, transport=transport,
-                       worker_ready_timeout_s=getattr(args, "worker_ready_timeout", 60.0))
+                       worker_ready_timeout_s=getattr(args, "worker_ready_timeout", 60.0),
+                       max_upload_bytes=getattr(args, "max_upload_bytes", 2 << 30))
     try:
         return run_server(cfg)
     except StartupError as exc:

@@ -98,6 +98,7 @@ class _Worker:
     ready: bool = False
     job: _Job | None = None
     started: float = 0.0
+    misses: int = 0  # readiness deadlines this slot missed in a row: each doubles the next one
     # server-assigned, unguessable, new for every spawn; the worker learns both through its spawn
     # arguments (a pipe), signs w_ready with the worker key and echoes the nonce
     identity: bytes = dataclasses.field(default_factory=lambda: secrets.token_hex(12).encode("ascii"))
@@ -352,9 +353,9 @@ class Server:
             self.ctx.term()
             self.ctx = None
 
-    def _spawn_worker(self, index: int, gen: int) -> _Worker:
+    def _spawn_worker(self, index: int, gen: int, misses: int = 0) -> _Worker:
         event = self.mp.Event()
-        w = _Worker(index, gen, None, event, started=time.monotonic())
+        w = _Worker(index, gen, None, event, started=time.monotonic(), misses=misses)
         w.process = self.mp.Process(
             target=J.worker_main, name=f"reamaster-worker-{index}", daemon=True,
             args=(self.back_endpoint, self.worker_key, w.identity, event, os.getpid(),
@@ -578,7 +579,8 @@ class Server:
                         "crashed": self.crashed},
             "queue": {"length": len(self.queue), "limit": self.cfg.queue},
             "jobs": [self._job_doc(j) for j in self.jobs.values()],
-            "clients": len(self.clients), "uploads": len(self.uploads),
+            "clients": len(self.clients), "uploads": len(self.uploads), "upload_bytes": self.upload_bytes,
+            "transport": self.transport,
         }, cache=False)
 
     def _rq_shutdown(self, route: bytes, c: _Client, msg: P.Message) -> None:
@@ -847,16 +849,18 @@ class Server:
                     J.remove_partial_outputs(j.request)
                     self._finish(j, "error", P.error_content(P.INTERNAL, "the worker process stopped unexpectedly "
                                                                         "(out of memory?); try again"))
-            elif not w.ready and now - w.started > self.cfg.worker_ready_timeout_s:
+            elif not w.ready and now - w.started > self.cfg.worker_ready_timeout_s * 2 ** min(w.misses, 4):
+                # a stuck start (or a slot someone else holds) is killed and respawned; the deadline
+                # doubles on each miss so a merely slow machine does not respawn forever
                 log.warning("worker %d was not ready within %g s; starting another", w.index,
-                            self.cfg.worker_ready_timeout_s)
+                            self.cfg.worker_ready_timeout_s * 2 ** min(w.misses, 4))
                 self.crashed += 1
                 try:
                     w.process.kill()
                 except Exception:  # pragma: no cover - already gone
                     pass
                 self.dying.append((w.process, now))
-                self._spawn_worker(w.index, w.gen + 1)
+                self._spawn_worker(w.index, w.gen + 1, w.misses + 1)
         self.dying = [(p, t) for p, t in self.dying if p.is_alive()]
         for p, t in self.dying:
             if now - t > 1.0:
@@ -867,7 +871,10 @@ class Server:
                 log.info("client %s went silent; cancelling %s", c.id, j.id)
                 self._cancel_job(j, f"cancelled: the client sent nothing for {self.cfg.client_timeout_s:g} s")
         for up in list(self.uploads.values()):
-            if now - up.last_used > self.cfg.upload_ttl_s:
+            c = self.clients.get(up.client)
+            silent = c is None or now - c.last_seen > self.cfg.client_timeout_s
+            # an unfinished upload of a client that went silent can never complete: free it now
+            if now - up.last_used > self.cfg.upload_ttl_s or (silent and not up.complete):
                 self._drop_upload(up)
         for cid, c in list(self.clients.items()):
             if now - c.last_seen > 600 and not any(j.client == cid for j in self.jobs.values()):

@@ -224,7 +224,13 @@ def ipc_dir(conn_path: str | os.PathLike | None = None) -> Path:
     base = (Path(conn_path) if conn_path is not None else default_path()).parent / RUN_DIR
     if len(str(base)) + 20 <= MAX_IPC_PATH:
         return secure_dir(base)
-    return Path(tempfile.mkdtemp(prefix="rm-"))  # mkdtemp makes it 0700
+    # too long for sun_path: a 0700 folder of ours in /tmp, named after the config folder so a
+    # restarted server binds the same endpoint again (secure_dir refuses one made by someone else)
+    import hashlib
+
+    tag = hashlib.sha256(str(base.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    root = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+    return secure_dir(Path(root) / f"reamaster-{os.geteuid()}-{tag}")
 
 
 def new_key() -> str:
