@@ -25,13 +25,8 @@ import zmq
 
 from server.wire import protocol as P
 from server.wire.client import Client, Progress, ServerError, ServerUnavailable
-from server.wire.connection import (
-    ConnectionFileError,
-    ConnectionInfo,
-    read_connection_file,
-    server_running,
-    write_connection_file,
-)
+from server.wire import connection as C
+from server.wire.connection import ConnectionFileError, ConnectionInfo, read_connection_file, write_connection_file
 from tests.test_server import REPO, SR, mix_file, noise_mix, recv, reply_code
 
 ATTACKER = "rmattack"
@@ -437,13 +432,13 @@ def test_a_stale_connection_file_naming_a_live_pid_does_not_lock_the_user_out(tm
     cfg = tmp_path / "cfg"
     stale = ConnectionInfo(endpoint="tcp://127.0.0.1:1", key="ab" * 32, server_id="0" * 32, pid=os.getpid())
     write_connection_file(stale, cfg / "server.json")  # its pid is alive (ours), as after pid reuse
-    assert not server_running(cfg / "server.json")
+    assert not C.server_running(cfg / "server.json")
     with pytest.raises(ServerUnavailable) as e:
         Client.connect(cfg / "server.json", timeout=0.5)
     assert "stale" in str(e.value)
     s = Server(cfg, tmp_path / "tmp", "--port", "0", "--workers", "1")
     try:
-        assert server_running(s.conn_path)
+        assert C.server_running(s.conn_path)
         with s.client() as c:
             assert c.info["server_id"] == s.info.server_id
         again = subprocess.run([sys.executable, "-m", "server.daemon", "--port", "0"], cwd=REPO,
@@ -452,7 +447,7 @@ def test_a_stale_connection_file_naming_a_live_pid_does_not_lock_the_user_out(tm
         assert again.returncode == 2 and "already running" in again.stderr
     finally:
         s.kill()
-    assert not server_running(cfg / "server.json"), "kill -9 releases the lock"
+    assert not C.server_running(cfg / "server.json"), "kill -9 releases the lock"
 
 
 # --- 6. the upload cap ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from server.wire.client import Client, Failure, Result, serve_command
-from server.wire.connection import ConnectionFileError, default_path, pid_alive, read_connection_file
+from server.wire.connection import ConnectionFileError, default_path, read_connection_file, server_running
 
 from .host import UserError, log
 
@@ -47,7 +47,7 @@ def _live_info(conn_path: Path):
         info = read_connection_file(conn_path)
     except ConnectionFileError:
         return None
-    return info if pid_alive(info.pid) else None
+    return info if server_running(conn_path) else None  # the server's lifetime lock, not a reusable pid
 
 
 class Link:

@@ -201,7 +201,7 @@ def prepare(kind: str, msg: P.Message, roots: list[str],
             upload: Callable[[str], tuple[Any, dict[str, Any]]]) -> tuple[dict[str, Any], list[Any]]:
     """Check an ``album`` / ``revise`` / ``master_stems`` request in the server loop (cheap: paths
     and names only, no audio is read) and resolve every path; returns (request for the worker,
-    binary parts). ``upload(upload_id)`` gives (buffer, descriptor) of a complete upload of the
+    binary parts). ``upload(upload_id)`` gives (parts, descriptor) of a complete upload of the
     client or raises JobError. The worker checks again what only it reads (session files)."""
     content = dict(msg.content)
     content.pop("project_dir", None)
@@ -263,9 +263,9 @@ def prepare(kind: str, msg: P.Message, roots: list[str],
             raise JobError(P.BAD_MESSAGE, "uploads maps stem names to upload ids")
         if any(e["name"] == name for e in entries):
             raise JobError(P.BAD_MESSAGE, f"stem {name[:64]!r} is sent twice")
-        buf, desc = upload(uid)
-        entries.append({**desc, "name": name, "parts": 1})
-        buffers.append(buf)
+        parts, desc = upload(uid)
+        entries.append({**desc, "name": name, "parts": len(parts)})
+        buffers.extend(parts)
     if len(entries) > P.MAX_AUDIO_SET:
         raise JobError("bad_parameter", f"give at most {P.MAX_AUDIO_SET} stems")
     content["audios"] = entries
@@ -591,7 +591,7 @@ def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Any,
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which stops us
     key = bytes.fromhex(key_hex)
     sender = "worker"
-    limits = P.Limits(max_frame_bytes=1 << 62, max_frames=4 + 4096, max_content_bytes=1 << 30,
+    limits = P.Limits(max_frame_bytes=1 << 62, max_frames=4 + 65536, max_content_bytes=1 << 30,
                       max_audio_seconds=math.inf)
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
@@ -645,9 +645,9 @@ def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Any,
 
             remove_partial_outputs(req)  # temp files of an earlier attempt killed mid-write
             audio = msg.buffers[0] if msg.audio is not None and len(msg.buffers) == 1 else (
-                b"".join(bytes(b) for b in msg.buffers) if msg.audio is not None else None)
+                b"".join(msg.buffers) if msg.audio is not None else None)
             if msg.audios:  # several named signals (master_stems by value)
-                audio = [(name, a.to_dict(), parts[0] if len(parts) == 1 else b"".join(bytes(b) for b in parts))
+                audio = [(name, a.to_dict(), parts[0] if len(parts) == 1 else b"".join(parts))
                          for name, a, parts in msg.audio_set()]
             try:
                 content, parts = execute(msg.content["kind"], req, audio, progress, max_part_bytes)

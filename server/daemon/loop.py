@@ -18,6 +18,7 @@ Run: ``python -m server.daemon [--port N] ...`` or ``reamaster serve``.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import dataclasses
 import ipaddress
@@ -53,13 +54,15 @@ log = logging.getLogger("reamaster.server")
 
 TICK_S = 0.05
 # the backend carries results of any size (in parts of at most max_frame_bytes) from our own, signed workers
-_BACKEND_LIMITS = P.Limits(max_frame_bytes=1 << 62, max_frames=P.HEADER_FRAMES + 4096, max_content_bytes=1 << 30,
+_BACKEND_LIMITS = P.Limits(max_frame_bytes=1 << 62, max_frames=P.HEADER_FRAMES + 65536, max_content_bytes=1 << 30,
                            max_audio_seconds=float("inf"))
 BACKEND_MIN_FRAME_BYTES = 64 << 20  # a worker's report JSON may exceed a small --max-frame-bytes
 CURVE_OVERHEAD_BYTES = 256
 LOCK_WAIT_S = 1.0  # a client probing the lock holds it for microseconds
 PING_INTERVAL_S = 1.0  # what clients are told to do while they have jobs
 MAX_BATCH = 64  # messages taken from one socket before looking at the other
+OFFLOAD_BYTES = 256 << 10  # messages at least this large are verified off the loop thread
+DECODE_THREADS = 2
 
 
 class StartupError(Exception):
@@ -133,8 +136,9 @@ class _Upload:
     channels: int
     frames: int
     sample_rate: int
-    buf: bytearray
-    chunks: dict[int, int]
+    nbytes: int
+    # offset -> the chunk's bytes, kept as received (zero-copy): the loop thread never copies audio
+    chunks: dict[int, memoryview]
     received: int = 0
     last_used: float = 0.0
     refs: int = 0  # jobs holding the buffer: its bytes count against the cap until the last one ends
@@ -142,7 +146,11 @@ class _Upload:
 
     @property
     def complete(self) -> bool:
-        return self.received == len(self.buf)
+        return self.received == self.nbytes
+
+    def parts(self) -> list[memoryview]:
+        """The chunks in offset order (they tile the buffer once complete)."""
+        return [self.chunks[o] for o in sorted(self.chunks)]
 
 
 @dataclasses.dataclass
@@ -199,6 +207,9 @@ class Server:
         self.back_curve_public: str | None = None
         self.transport = ""
         self.back_endpoint = ""
+        self._inbox: dict[tuple[str, bytes], collections.deque[tuple[Any, list[Any]]]] = {}
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._wake_w = -1
 
     # --- start and stop ---------------------------------------------------------------------------
 
@@ -384,28 +395,82 @@ class Server:
         poller = zmq.Poller()
         poller.register(self.front, zmq.POLLIN)
         poller.register(self.back, zmq.POLLIN)
+        wake_r, self._wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        poller.register(wake_r, zmq.POLLIN)
+        self._pool = concurrent.futures.ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="reamaster-decode")
         try:
             while True:
                 events = dict(poller.poll(int(TICK_S * 1000)))
+                if wake_r in events:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 4096)
                 if self.back in events:
-                    self._drain(self.back, self._on_backend)
+                    self._drain(self.back, "back")
                 if self.front in events:
-                    self._drain(self.front, self._on_frontend)
+                    self._drain(self.front, "front")
+                self._pump_inbox()
                 if self._tick():
                     break
         finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            os.close(wake_r)
+            os.close(self._wake_w)
             self._shutdown_now()
 
-    def _drain(self, sock: zmq.Socket, handler: Any) -> None:
+    # Messages with large frames are verified (HMAC, JSON, finite samples) on a small thread pool,
+    # so a few 8 MiB chunks never hold up a hello; hashlib and numpy release the GIL while they
+    # work. Messages of one peer are still handled in the order they came (a per-peer FIFO).
+
+    def _decode(self, side: str, body: list[Any]) -> Any:
+        try:
+            if side == "front":
+                return P.decode(body, self.key_bytes, limits=self.limits)
+            return P.decode(body, self.worker_key_bytes, kinds=P.WORKER, limits=_BACKEND_LIMITS, check_finite=False)
+        except P.ProtocolError as exc:
+            return exc
+
+    def _drain(self, sock: zmq.Socket, side: str) -> None:
         for _ in range(MAX_BATCH):
             try:
                 frames = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            try:
-                handler(frames)
-            except Exception:  # one bad message must never stop the loop
-                log.exception("error while handling a message")
+            route, body = frames[0].bytes, frames[1:]
+            key = (side, route)
+            queue = self._inbox.get(key)
+            size = sum(f.buffer.nbytes for f in body[:P.HEADER_FRAMES + 64]) if len(body) <= 4096 else 1 << 62
+            if size >= OFFLOAD_BYTES:
+                fut = self._pool.submit(self._decode, side, body)
+                fut.add_done_callback(self._wake)
+                self._inbox.setdefault(key, collections.deque()).append((fut, body))
+            elif queue:  # behind a large message of the same peer: keep its order
+                queue.append((None, body))
+            else:
+                self._handle(side, route, self._decode(side, body))
+
+    def _wake(self, _: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def _pump_inbox(self) -> None:
+        for key in list(self._inbox):
+            queue = self._inbox[key]
+            while queue and (queue[0][0] is None or queue[0][0].done()):
+                fut, body = queue.popleft()
+                result = fut.result() if fut is not None else self._decode(key[0], body)
+                self._handle(key[0], key[1], result)
+            if not queue:
+                del self._inbox[key]
+
+    def _handle(self, side: str, route: bytes, result: Any) -> None:
+        try:
+            if side == "front":
+                self._on_frontend(route, result)
+            else:
+                self._on_backend(route, result)
+        except Exception:  # one bad message must never stop the loop
+            log.exception("error while handling a message")
 
     def _shutdown_now(self) -> None:
         for w in self.workers:
@@ -482,11 +547,9 @@ class Server:
 
     # --- the client side --------------------------------------------------------------------------
 
-    def _on_frontend(self, frames: list[Any]) -> None:
-        route, body = frames[0].bytes, frames[1:]
-        try:
-            msg = P.decode(body, self.key_bytes, limits=self.limits)
-        except P.ProtocolError as exc:
+    def _on_frontend(self, route: bytes, msg: P.Message | P.ProtocolError) -> None:
+        if isinstance(msg, P.ProtocolError):
+            exc = msg
             log.debug("refused a message: %s [%s]", exc, exc.code)
             if exc.msg_id is None:  # before or at the signature: nothing of it can be trusted
                 self._send(route, P.refusal_frames(exc.code, str(exc)))
@@ -626,8 +689,7 @@ class Server:
         elif given[0] == "path":
             content["path"] = J.check_path(content["path"], roots)
         else:
-            buf, audio = self._upload_for(c, held)(content["upload_id"])
-            buffers = [buf]
+            buffers, audio = self._upload_for(c, held)(content["upload_id"])
             content["audio"] = audio
         if msg.type == "master" and content.get("output") is not None:
             content["output"] = J.check_path(content["output"], roots, output=True)
@@ -673,12 +735,12 @@ class Server:
             if up is None or up.client != c.id:
                 raise J.JobError(P.NOT_FOUND, f"no upload {upload_id} (expired, freed or never begun)")
             if not up.complete:
-                raise J.JobError(P.BAD_MESSAGE, f"upload {up.id} has {up.received} of {len(up.buf)} bytes; "
+                raise J.JobError(P.BAD_MESSAGE, f"upload {up.id} has {up.received} of {up.nbytes} bytes; "
                                                 "send the rest first")
             up.last_used = time.monotonic()
             if held is not None:
                 held.append(up)
-            return memoryview(up.buf), P.audio_descriptor(up.channels, up.frames, up.sample_rate)
+            return up.parts(), P.audio_descriptor(up.channels, up.frames, up.sample_rate)
         return get
 
     def _submit_assistant(self, route: bytes, c: _Client, msg: P.Message) -> None:
@@ -705,7 +767,7 @@ class Server:
         if self.upload_bytes + desc.nbytes > self.cfg.max_upload_bytes:
             raise J.JobError(P.BUSY, "too much uploaded audio is waiting on this server; "
                                      "free uploads or retry later")
-        up = _Upload(P.new_id(), c.id, desc.channels, desc.frames, desc.sample_rate, bytearray(desc.nbytes), {},
+        up = _Upload(P.new_id(), c.id, desc.channels, desc.frames, desc.sample_rate, desc.nbytes, {},
                      last_used=time.monotonic())
         self.uploads[up.id] = up
         self.upload_bytes += desc.nbytes
@@ -719,20 +781,18 @@ class Server:
             raise J.JobError(P.NOT_FOUND, f"no upload {msg.content['upload_id']}")
         off, data = msg.content["offset"], msg.buffers[0]
         n = data.nbytes
-        if off + n > len(up.buf):
-            raise J.JobError(P.BAD_AUDIO, f"chunk at {off} (+{n} bytes) goes past the upload's {len(up.buf)} bytes")
+        if off + n > up.nbytes:
+            raise J.JobError(P.BAD_AUDIO, f"chunk at {off} (+{n} bytes) goes past the upload's {up.nbytes} bytes")
         known = up.chunks.get(off)
         if known is None:
-            if any(o < off + n and off < o + ln for o, ln in up.chunks.items()):
+            if any(o < off + n and off < o + v.nbytes for o, v in up.chunks.items()):
                 raise J.JobError(P.BAD_AUDIO, f"chunk at {off} overlaps another chunk")
-            up.chunks[off] = n
+            up.chunks[off] = data
             up.received += n
-        elif known != n:
+        elif known.nbytes != n:
             raise J.JobError(P.BAD_AUDIO, f"chunk at {off} was sent before with another size")
-        elif up.buf[off:off + n] != data:  # a retry carries the same bytes; anything else is refused
+        elif known != data:  # a retry carries the same bytes; anything else is refused
             raise J.JobError(P.BAD_AUDIO, f"chunk at {off} was sent before with other bytes")
-        if known is None:
-            up.buf[off:off + n] = data
         up.last_used = time.monotonic()
         self._reply(route, c.id, msg.msg_id, "ok", {"upload_id": up.id, "received_bytes": up.received,
                                                     "complete": up.complete})
@@ -749,7 +809,7 @@ class Server:
         if self.uploads.pop(up.id, None) is not None:
             up.freed = True
             if up.refs == 0:
-                self.upload_bytes -= len(up.buf)
+                self.upload_bytes -= up.nbytes
 
     # --- jobs and workers ---------------------------------------------------------------------------
 
@@ -781,20 +841,16 @@ class Server:
         for up in j.uploads:
             up.refs -= 1
             if up.freed and up.refs == 0:
-                self.upload_bytes -= len(up.buf)  # the memory goes only now
+                self.upload_bytes -= up.nbytes  # the memory goes only now
         j.uploads = []
         self._reply(j.route, j.client, j.id, status, content, list(buffers))
 
-    def _on_backend(self, frames: list[Any]) -> None:
-        ident = frames[0].bytes
+    def _on_backend(self, ident: bytes, msg: P.Message | P.ProtocolError) -> None:
         w = next((w for w in self.workers if w.identity == ident), None)
         if w is None:
             return  # a replaced worker's last words
-        try:
-            msg = P.decode(frames[1:], self.worker_key_bytes, kinds=P.WORKER, limits=_BACKEND_LIMITS,
-                           check_finite=False)
-        except P.ProtocolError as exc:
-            log.warning("ignored a backend message: %s", exc)
+        if isinstance(msg, P.ProtocolError):
+            log.warning("ignored a backend message: %s", msg)
             return
         if msg.type == "w_ready":
             # the nonce of this very spawn: a replayed or stray ready cannot claim the slot
