@@ -20,9 +20,11 @@ Album, revision and stems: ``album_paths``, ``revise_session``, ``master_stems_p
 
 Reliability (Lazy Pirate on a DEALER socket): while requests are pending the client pings
 every second; when the server has said nothing for ``timeout`` seconds the socket is closed,
-reopened (the connection file is read again: a restarted server has a new key) and every
-pending request is sent again with the same msg_id, at most ``retries`` times; then the
-requests fail with ``server_unavailable``. Use one Client per thread.
+reopened (the connection file is read again: a restarted server has a new key) and hello
+(with project_dir) then every pending request is sent again with the same msg_id, at most
+``retries`` times; then the requests fail with ``server_unavailable``. A ``bad_signature``
+refusal while the file holds a new key, or a reply from a new server id, triggers the same
+replay at once; a request the server calls ``unknown`` twice fails. Use one Client per thread.
 """
 
 from __future__ import annotations

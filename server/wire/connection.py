@@ -1,9 +1,12 @@
 """Connection files: where a running server says how to reach it. Standard library only.
 
 ``reamaster serve`` writes ``server.json`` in the user's config directory, readable only by
-the user (mode 0600, folder 0700), and removes it on clean exit::
+the user (mode 0600, folder 0700), and removes it on clean exit; it holds ``server.lock`` (an
+OS lock, dropped even on kill -9) for its lifetime, which is how clients and other servers
+tell a live server from a stale file. Clients refuse a file others could have written
+(:func:`check_private`)::
 
-    {"format": "reamaster.connection", "endpoint": "tcp://127.0.0.1:47474",
+    {"format": "reamaster.connection", "endpoint": "ipc:///home/me/.config/reamaster/run/server.sock",
      "protocol_version": 1, "signature_scheme": "hmac-sha256", "key": "<64 hex digits>",
      "server_id": "<32 hex digits>", "pid": 12345, "curve_server_key": null}
 
