@@ -251,7 +251,7 @@ def security_sections(args: argparse.Namespace) -> int:
             with Client.connect(conn, timeout=10.0, project_dir=str(tmp_p)) as c:
                 while c.status()["workers"]["ready"] < c.info["workers"]:
                     time.sleep(0.05)
-                print(f"server pid {proc.pid}, transport {c.status()['transport']}, {c.info['workers']} workers")
+                print(f"server pid {proc.pid}, transport {c.status().get('transport', 'tcp (no auth)')}, {c.info['workers']} workers")
                 if args.section == "load":
                     bench_load(c, conn)
                 else:

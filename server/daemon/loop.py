@@ -209,6 +209,7 @@ class Server:
         self.back_endpoint = ""
         self._inbox: dict[tuple[str, bytes], collections.deque[tuple[Any, list[Any]]]] = {}
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._outbox: list[tuple[Any, Any]] = []
         self._wake_w = -1
 
     # --- start and stop ---------------------------------------------------------------------------
@@ -410,10 +411,13 @@ class Server:
                 if self.front in events:
                     self._drain(self.front, "front")
                 self._pump_inbox()
+                self._pump_outbox()
                 if self._tick():
                     break
         finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True)
+            self._pump_outbox()  # final replies signed on the pool still go out before the sockets close
+            self._pool = None
             os.close(wake_r)
             os.close(self._wake_w)
             self._shutdown_now()
@@ -513,10 +517,38 @@ class Server:
 
     def _reply(self, route: bytes, client: str | None, ref: str | None, msg_type: str, content: dict[str, Any],
                buffers: list[Any] = (), *, cache: bool = True) -> None:
-        frames = P.encode(msg_type, content, key=self.key_bytes, sender=self.server_id, ref=ref, buffers=buffers)
-        if cache and client is not None and ref is not None and msg_type in ("ok", "error"):
-            self._cache_put((client, ref), frames)
-        self._send(route, frames)
+        def done(frames: list[Any]) -> None:
+            if cache and client is not None and ref is not None and msg_type in ("ok", "error"):
+                self._cache_put((client, ref), frames)
+            self._send(route, frames)
+
+        self._encode_then(done, msg_type, content, self.key_bytes, self.server_id, ref, buffers)
+
+    def _encode_then(self, then: Any, msg_type: str, content: dict[str, Any], key: bytes, sender: str,
+                     ref: str | None, buffers: Any) -> None:
+        """Encode and sign, then ``then(frames)``; large audio is signed on the pool (the HMAC over
+        hundreds of MB must not stall the loop), ``then`` always runs on the loop thread."""
+        size = sum(memoryview(b).nbytes for b in buffers)
+        if size < OFFLOAD_BYTES or self._pool is None:
+            then(P.encode(msg_type, content, key=key, sender=sender, ref=ref, buffers=buffers))
+            return
+        fut = self._pool.submit(P.encode, msg_type, content, key=key, sender=sender, ref=ref, buffers=buffers)
+        fut.add_done_callback(self._wake)
+        self._outbox.append((fut, then))
+
+    def _pump_outbox(self) -> None:
+        if not self._outbox:
+            return
+        waiting = []
+        for fut, then in self._outbox:
+            if not fut.done():
+                waiting.append((fut, then))
+                continue
+            try:
+                then(fut.result())
+            except Exception:
+                log.exception("error while sending a reply")
+        self._outbox = waiting
 
     def _error(self, route: bytes, client: str | None, ref: str | None, code: str, message: str,
                *, cache: bool = True) -> None:
@@ -537,6 +569,10 @@ class Server:
     def _send_worker(self, w: _Worker, msg_type: str, content: dict[str, Any], buffers: list[Any] = ()) -> bool:
         assert self.back is not None
         frames = P.encode(msg_type, content, key=self.worker_key_bytes, sender="server", buffers=buffers)
+        return self._send_worker_frames(w, frames)
+
+    def _send_worker_frames(self, w: _Worker, frames: list[Any]) -> bool:
+        assert self.back is not None
         try:
             self.back.send_multipart([w.identity, *frames], copy=False)
             return True
@@ -544,6 +580,14 @@ class Server:
             if exc.errno != zmq.EHOSTUNREACH:
                 raise
             return False
+
+    def _job_sent(self, w: _Worker, j: _Job, frames: list[Any]) -> None:
+        if w.job is not j or j.id not in self.jobs:
+            return  # cancelled or the worker was replaced while the job was being signed
+        if not self._send_worker_frames(w, frames):  # the worker is not connected: queue the job again
+            w.job, w.ready = None, False
+            j.state, j.worker = "queued", None
+            self.queue.appendleft(j)
 
     # --- the client side --------------------------------------------------------------------------
 
@@ -826,12 +870,10 @@ class Server:
                 content["audio"] = {**j.audio, "parts": len(j.buffers)}
             elif j.request.get("audios"):  # several named signals (master_stems by value)
                 content["audios"] = j.request["audios"]
-            if not self._send_worker(w, "w_job", content, j.buffers):
-                self.queue.appendleft(j)
-                w.ready = False
-                continue
             j.state, j.worker, w.job = "running", w, j
             j.stage_started = time.monotonic()
+            self._encode_then(lambda frames, w=w, j=j: self._job_sent(w, j, frames), "w_job", content,
+                              self.worker_key_bytes, "server", None, j.buffers)
 
     def _finish(self, j: _Job, status: str, content: dict[str, Any], buffers: list[Any] = ()) -> None:
         self.jobs.pop(j.id, None)
@@ -957,6 +999,9 @@ class Server:
 
 def run(config: ServerConfig) -> int:
     """Start, serve until SIGTERM/SIGINT or a shutdown request, stop cleanly. Returns the exit code."""
+    import sys
+
+    sys.setswitchinterval(0.0005)  # the loop thread gets the GIL back quickly from the decode pool
     srv = Server(config)
     srv.start()
     print(f"reamaster server {srv.server_id[:8]} listening on {srv.endpoint} ({srv.n_workers} workers); "
