@@ -61,6 +61,7 @@ CURVE_OVERHEAD_BYTES = 256
 LOCK_WAIT_S = 1.0  # a client probing the lock holds it for microseconds
 PING_INTERVAL_S = 1.0  # what clients are told to do while they have jobs
 MAX_BATCH = 64  # messages taken from one socket before looking at the other
+UPLOAD_SILENCE_S = 5.0  # an unfinished upload whose client sent nothing this long is freed
 OFFLOAD_BYTES = 256 << 10  # messages at least this large are verified off the loop thread
 DECODE_THREADS = 2
 
@@ -210,6 +211,7 @@ class Server:
         self._inbox: dict[tuple[str, bytes], collections.deque[tuple[Any, list[Any]]]] = {}
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._outbox: list[tuple[Any, Any]] = []
+        self._seen: dict[bytes, float] = {}  # route -> when its last message arrived (before verification)
         self._wake_w = -1
 
     # --- start and stop ---------------------------------------------------------------------------
@@ -441,6 +443,8 @@ class Server:
             except zmq.Again:
                 return
             route, body = frames[0].bytes, frames[1:]
+            if side == "front":
+                self._seen[route] = time.monotonic()  # alive now, even while its message waits for the pool
             key = (side, route)
             queue = self._inbox.get(key)
             size = sum(f.buffer.nbytes for f in body[:P.HEADER_FRAMES + 64]) if len(body) <= 4096 else 1 << 62
@@ -928,6 +932,9 @@ class Server:
         self._reply(j.route, j.client, j.id, "progress", {"stage": stage, "fraction": round(fraction, 4),
                                                           "eta_s": eta}, cache=False)
 
+    def _last_seen(self, c: _Client) -> float:
+        return max(c.last_seen, self._seen.get(c.route, 0.0))
+
     def _tick(self) -> bool:
         """Timers: cancel deadlines, dead workers, silent clients, expiry, shutdown. True: stop now."""
         now = time.monotonic()
@@ -965,18 +972,21 @@ class Server:
                 p.kill()
         for j in list(self.jobs.values()):
             c = self.clients.get(j.client)
-            if c is not None and now - c.last_seen > self.cfg.client_timeout_s and j.cancel_deadline is None:
+            if c is not None and now - self._last_seen(c) > self.cfg.client_timeout_s and j.cancel_deadline is None:
                 log.info("client %s went silent; cancelling %s", c.id, j.id)
                 self._cancel_job(j, f"cancelled: the client sent nothing for {self.cfg.client_timeout_s:g} s")
         for up in list(self.uploads.values()):
             c = self.clients.get(up.client)
-            silent = c is None or now - c.last_seen > self.cfg.client_timeout_s
+            idle = max(self.cfg.client_timeout_s, UPLOAD_SILENCE_S)
+            silent = c is None or now - self._last_seen(c) > idle
             # an unfinished upload of a client that went silent can never complete: free it now
-            if now - up.last_used > self.cfg.upload_ttl_s or (silent and not up.complete):
+            if now - up.last_used > self.cfg.upload_ttl_s or (silent and not up.complete and now - up.last_used > idle):
                 self._drop_upload(up)
         for cid, c in list(self.clients.items()):
-            if now - c.last_seen > 600 and not any(j.client == cid for j in self.jobs.values()):
+            if now - self._last_seen(c) > 600 and not any(j.client == cid for j in self.jobs.values()):
                 del self.clients[cid]
+        if len(self._seen) > 4 * len(self.clients) + 64:
+            self._seen = {r: t for r, t in self._seen.items() if now - t < 600}
         self._dispatch()
         if self.stop_requested:
             if self.stopping_deadline is None:
