@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import secrets
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -162,6 +163,15 @@ class _Client:
     roots: list[str] = dataclasses.field(default_factory=list)
 
 
+def _preload_checks() -> None:
+    try:
+        import dsp.decide.profiles  # noqa: F401 - check_style
+        import dsp.decide.stems  # noqa: F401 - check_stem_name
+        import dsp.io.audio_io  # noqa: F401 - check_path
+    except Exception:  # pragma: no cover - the request that needs it reports the error
+        log.exception("preloading the path checks failed")
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -288,7 +298,7 @@ class Server:
         self.ctx = zmq.Context()
         front = self.ctx.socket(zmq.ROUTER)
         front.router_mandatory = 1
-        front.rcvhwm = 4  # each queued message may be up to max_frames x max_frame_bytes
+        front.rcvhwm = 32  # libzmq 4.3.5 can abort (stream_engine_base.cpp:310, !_io_error) when a peer drops while its pipe is at the HWM; the loop drains fast (verification is on the pool), so keep the old 32
         front.sndhwm = 1000
         front.linger = 1000
         # per frame; CURVE adds its own framing (about 40 bytes) to every frame on the wire
@@ -355,6 +365,9 @@ class Server:
         self.back_endpoint = back.last_endpoint.decode("ascii")
         for i in range(self.n_workers):
             self._spawn_worker(i, 0)
+        # the path and name checks the loop runs import parts of dsp (numpy, numba: seconds on a busy
+        # machine); import them beside the loop now rather than stall it on the first such request
+        threading.Thread(target=_preload_checks, name="reamaster-preload", daemon=True).start()
         write_connection_file(ConnectionInfo(endpoint=self.endpoint, key=self.key, server_id=self.server_id,
                                              pid=os.getpid(), curve_server_key=self.curve_public), self.conn_path)
         log.info("listening on %s with %d workers; connection file %s", self.endpoint, self.n_workers, self.conn_path)
