@@ -91,7 +91,8 @@ def _json_number(v: Any) -> Any:
 
 
 @numba.njit(cache=True, nogil=True)
-def _sample_stats(x, clip_level, min_run, hop, hop_peak):  # pragma: no cover - jitted
+def _sample_stats(x: np.ndarray, clip_level: float, min_run: int, hop: int, hop_peak: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, float, int, int]:  # pragma: no cover - jitted
     """One pass: per-channel sum and sum of squares, the peak, clipped runs and the peak of each hop."""
     n_ch, n = x.shape
     sums = np.zeros(n_ch)

@@ -51,7 +51,7 @@ def processor_spec(kind: str) -> ProcessorSpec:
     if module_name is None:
         raise ChainError(f"unknown processor kind {kind!r} (known: {', '.join(sorted(_MODULES))})")
     module = importlib.import_module(module_name)
-    specs = getattr(module, "SPECS", None) or (module.SPEC,)
+    specs: tuple[ProcessorSpec, ...] = getattr(module, "SPECS", None) or (module.SPEC,)
     for spec in specs:
         if spec.kind == kind:
             return spec
