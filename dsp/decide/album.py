@@ -15,7 +15,6 @@ as a player's album mode hears them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any, cast
 
 import numpy as np

@@ -420,7 +420,7 @@ def converge_limiter(
     *,
     progress: ProgressFn | None = None,
     remake_pre: Callable[[], np.ndarray] | None = None,
-) -> tuple[np.ndarray, lim.LimiterParams, LoudnessResult, list[Any], int]:
+) -> tuple[np.ndarray, lim.LimiterParams, LoudnessResult, list[object], int]:
     """Find the limiter threshold that lands on ``target_lufs``; returns the rendered master,
     its settings, its measured loudness, the limiter's final state and the renders it took.
 
@@ -447,7 +447,7 @@ def converge_limiter(
     measured = math.nan
     for iteration in range(1, 5):
         p = dataclasses.replace(params, threshold_db=float(np.clip(thr, -60.0, 12.0)))
-        states: list[Any] = []
+        states: list[object] = []
         if iteration > 1 and remake_pre is not None:
             pre = remake_pre()
         out = render(Chain((Stage("limiter", p),)), pre, sample_rate, states=states,
@@ -495,7 +495,7 @@ def master(
     if intent is not None and not intent.loudness:
         delivery = dataclasses.replace(delivery, target_lufs=float(before.integrated_lufs))
     if chain is not None:
-        states: list[Any] = []
+        states: list[object] = []
         out = render(chain, x, sample_rate, states=states,
                      progress=(lambda f: progress("rendering", f)) if progress else None)
         final_chain = chain

@@ -261,7 +261,7 @@ def limit(x: np.ndarray, sample_rate: int, params: LimiterParams) -> np.ndarray:
     return np.concatenate((y, tail), axis=1)[:, lat:]
 
 
-def stats(state: Any) -> dict[str, Any]:
+def stats(state: object) -> dict[str, Any]:
     """What the limiter did, for reports: peak reduction, share of time limiting, and the
     gain-reduction trace (largest reduction in each 100 ms, dB)."""
     if not isinstance(state, LimiterState) or state.total_samples == 0:

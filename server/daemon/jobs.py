@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, cast
 from ..wire import protocol as P
 
 if TYPE_CHECKING:  # dsp is imported where used: the server starts before numpy loads
+    from multiprocessing.synchronize import Event
+
     from dsp.decide.master import MasterResult
     from dsp.decide.presets import Delivery
     from dsp.process.chain import Chain
@@ -494,7 +496,7 @@ def _parent_alive(parent_pid: int) -> bool:
     return pid_alive(parent_pid)
 
 
-def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Any, parent_pid: int,
+def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Event, parent_pid: int,
                 max_part_bytes: int) -> None:
     """Serve jobs from the server's backend until told to stop or the server is gone."""
     import zmq

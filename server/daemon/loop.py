@@ -299,7 +299,7 @@ class Server:
         self.dying.append((w.process, time.monotonic()))
         self._spawn_worker(w.index, w.gen + 1)
 
-    def request_stop(self, *_: Any) -> None:
+    def request_stop(self, *_: object) -> None:
         self.stop_requested = True
 
     def serve_forever(self) -> None:
