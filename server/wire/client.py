@@ -37,12 +37,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import zmq
-
-if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
 
 from . import protocol as P
 from .connection import (
@@ -174,7 +171,7 @@ def f32_bytes(samples: array.array[float]) -> bytes:
     return samples.tobytes()
 
 
-def f32_array(data: ReadableBuffer) -> array.array[float]:
+def f32_array(data: Any) -> array.array[float]:
     """Little-endian float32 bytes -> array('f')."""
     a = array.array("f")
     a.frombytes(bytes(data))
@@ -431,7 +428,7 @@ class Client:
         analysis: dict[str, Any] = reply.content["analysis"]
         return analysis
 
-    def analyze_audio(self, data: ReadableBuffer, channels: int, frames: int, sample_rate: int) -> dict[str, Any]:
+    def analyze_audio(self, data: Any, channels: int, frames: int, sample_rate: int) -> dict[str, Any]:
         reply = self._with_audio("analyze", {}, data, channels, frames, sample_rate)
         analysis: dict[str, Any] = reply.content["analysis"]
         return analysis
@@ -440,7 +437,7 @@ class Client:
                      ceiling: float | None = None) -> dict[str, Any]:
         return self.call("suggest", {"path": os.path.abspath(path), **self._options(preset, lufs, ceiling)}).content
 
-    def suggest_audio(self, data: ReadableBuffer, channels: int, frames: int, sample_rate: int, *, preset: str | None = None,
+    def suggest_audio(self, data: Any, channels: int, frames: int, sample_rate: int, *, preset: str | None = None,
                       lufs: float | None = None, ceiling: float | None = None) -> dict[str, Any]:
         return self._with_audio("suggest", self._options(preset, lufs, ceiling), data, channels, frames,
                                 sample_rate).content
@@ -458,7 +455,7 @@ class Client:
         report: dict[str, Any] = self.call("master", content).content["report"]
         return report
 
-    def master_audio(self, data: ReadableBuffer, channels: int, frames: int, sample_rate: int, *, preset: str | None = None,
+    def master_audio(self, data: Any, channels: int, frames: int, sample_rate: int, *, preset: str | None = None,
                      lufs: float | None = None, ceiling: float | None = None,
                      chain: dict[str, Any] | None = None) -> Result:
         """Master audio sent by value; ``Result.audio`` holds the master, ``Result.report`` the report."""
@@ -508,7 +505,7 @@ class Client:
         content.update({k: v for k, v in (("bits", bits), ("stem_bits", stem_bits)) if v is not None})
         return self._run("master_stems", content, wait)
 
-    def master_stems_audio(self, stems: dict[str, tuple[ReadableBuffer, int, int]], sample_rate: int, *,
+    def master_stems_audio(self, stems: dict[str, tuple[Any, int, int]], sample_rate: int, *,
                            preset: str | None = None, lufs: float | None = None, ceiling: float | None = None,
                            wait: bool = True) -> Any:
         """Master stems sent by value: ``{name: (float32 planar bytes, channels, frames)}``. Stems go
@@ -550,7 +547,7 @@ class Client:
     def _limit(self, name: str, default: int) -> int:
         return int(self.info.get(name, default)) if self.info else default
 
-    def audio_request(self, msg_type: str, content: dict[str, Any], data: ReadableBuffer, channels: int, frames: int,
+    def audio_request(self, msg_type: str, content: dict[str, Any], data: Any, channels: int, frames: int,
                       sample_rate: int) -> Job:
         """Submit a job on audio: by value when it fits the advertised limits, else uploaded in
         chunks first (blocking for the upload only)."""
@@ -566,7 +563,7 @@ class Client:
         upload_id = self.upload(mv, channels, frames, sample_rate)
         return self.submit(msg_type, {**content, "upload_id": upload_id})
 
-    def _with_audio(self, msg_type: str, content: dict[str, Any], data: ReadableBuffer, channels: int, frames: int,
+    def _with_audio(self, msg_type: str, content: dict[str, Any], data: Any, channels: int, frames: int,
                     sample_rate: int) -> Result:
         job = self.audio_request(msg_type, content, data, channels, frames, sample_rate)
         try:
@@ -578,7 +575,7 @@ class Client:
                 except ServerError:
                     pass
 
-    def upload(self, data: ReadableBuffer, channels: int, frames: int, sample_rate: int) -> str:
+    def upload(self, data: Any, channels: int, frames: int, sample_rate: int) -> str:
         """Upload audio in chunks with credit-based flow control; returns the upload id."""
         mv = memoryview(data).cast("B")
         begin = self.call("upload_begin", {"dtype": P.DTYPE, "shape": [channels, frames],
