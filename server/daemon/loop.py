@@ -29,8 +29,9 @@ import secrets
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import zmq
 
@@ -50,6 +51,11 @@ from ..wire.connection import (
     write_connection_file,
 )
 from . import jobs as J
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
+
+    from zmq.auth.thread import ThreadAuthenticator
 
 log = logging.getLogger("reamaster.server")
 
@@ -98,8 +104,8 @@ class ServerConfig:
 class _Worker:
     index: int
     gen: int
-    process: Any
-    event: Any
+    process: Any  # a spawned multiprocessing Process; None only while _spawn_worker builds it
+    event: Event
     ready: bool = False
     job: _Job | None = None
     started: float = 0.0
@@ -124,6 +130,7 @@ class _Job:
     submitted: float = 0.0
     cancel_deadline: float | None = None
     cancel_reason: str = ""
+    cancel_code: str = P.CANCELLED
     stage: str = ""
     stage_started: float = 0.0
     fraction: float = 0.0
@@ -207,11 +214,11 @@ class Server:
         self.stop_requested = False
         self.stopping_deadline: float | None = None
         self.mp = multiprocessing.get_context("spawn")
-        self.ctx: zmq.Context | None = None
-        self.front: zmq.Socket | None = None
-        self.back: zmq.Socket | None = None
+        self.ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+        self.front: zmq.Socket[bytes] | None = None
+        self.back: zmq.Socket[bytes] | None = None
         self.endpoint = ""
-        self.auth: Any = None
+        self.auth: ThreadAuthenticator | None = None
         self.curve_public: str | None = None
         self.lock = ServerLock(self.conn_path)
         self.run_dir: Path | None = None
@@ -345,7 +352,7 @@ class Server:
                 raise StartupError(f"cannot listen on {self.cfg.host}:{self.cfg.port}: {exc}") from None
             self.transport = "tcp+curve"
         self.front = front
-        self.endpoint = front.last_endpoint.decode("ascii")
+        self.endpoint = cast(bytes, front.last_endpoint).decode("ascii")  # pyzmq types options loosely
         back = self.ctx.socket(zmq.ROUTER)
         back.router_mandatory = 1
         back.linger = 1000
@@ -362,7 +369,7 @@ class Server:
             self.back_curve_public = bpub.decode("ascii")
             back.bind("tcp://127.0.0.1:*")
         self.back = back
-        self.back_endpoint = back.last_endpoint.decode("ascii")
+        self.back_endpoint = cast(bytes, back.last_endpoint).decode("ascii")
         for i in range(self.n_workers):
             self._spawn_worker(i, 0)
         # the path and name checks the loop runs import parts of dsp (numpy, numba: seconds on a busy
@@ -403,7 +410,7 @@ class Server:
         self.dying.append((w.process, time.monotonic()))
         self._spawn_worker(w.index, w.gen + 1)
 
-    def request_stop(self, *_: Any) -> None:
+    def request_stop(self, *_: object) -> None:
         self.stop_requested = True
 
     def serve_forever(self) -> None:
@@ -449,7 +456,7 @@ class Server:
         except P.ProtocolError as exc:
             return exc
 
-    def _drain(self, sock: zmq.Socket, side: str) -> None:
+    def _drain(self, sock: zmq.Socket[bytes], side: str) -> None:
         for _ in range(MAX_BATCH):
             try:
                 frames = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
@@ -461,7 +468,7 @@ class Server:
             key = (side, route)
             queue = self._inbox.get(key)
             size = sum(f.buffer.nbytes for f in body[:P.HEADER_FRAMES + 64]) if len(body) <= 4096 else 1 << 62
-            if size >= OFFLOAD_BYTES:
+            if size >= OFFLOAD_BYTES and self._pool is not None:
                 fut = self._pool.submit(self._decode, side, body)
                 fut.add_done_callback(self._wake)
                 self._inbox.setdefault(key, collections.deque()).append((fut, body))
@@ -533,7 +540,7 @@ class Server:
         return False  # the client is gone; a retry finds the reply in the cache
 
     def _reply(self, route: bytes, client: str | None, ref: str | None, msg_type: str, content: dict[str, Any],
-               buffers: list[Any] = (), *, cache: bool = True) -> None:
+               buffers: Sequence[Any] = (), *, cache: bool = True) -> None:
         def done(frames: list[Any]) -> None:
             if cache and client is not None and ref is not None and msg_type in ("ok", "error"):
                 self._cache_put((client, ref), frames)
@@ -583,7 +590,7 @@ class Server:
             _, (_, s) = self.cache.popitem(last=False)
             self.cache_bytes -= s
 
-    def _send_worker(self, w: _Worker, msg_type: str, content: dict[str, Any], buffers: list[Any] = ()) -> bool:
+    def _send_worker(self, w: _Worker, msg_type: str, content: dict[str, Any], buffers: Sequence[Any] = ()) -> bool:
         assert self.back is not None
         frames = P.encode(msg_type, content, key=self.worker_key_bytes, sender="server", buffers=buffers)
         return self._send_worker_frames(w, frames)
@@ -730,7 +737,7 @@ class Server:
         if j.cancel_deadline is None:
             j.cancel_deadline = time.monotonic() + self.cfg.cancel_grace_s
             j.cancel_reason = reason
-            j.cancel_code = code  # type: ignore[attr-defined]
+            j.cancel_code = code
             assert j.worker is not None
             j.worker.event.set()
         return "cancelling"
@@ -790,8 +797,9 @@ class Server:
 
     _rq_analyze = _rq_suggest = _rq_master = _submit
 
-    def _upload_for(self, c: _Client, held: list[_Upload] | None = None) -> Any:
-        def get(upload_id: str) -> tuple[Any, dict[str, Any]]:
+    def _upload_for(self, c: _Client,
+                    held: list[_Upload] | None = None) -> Callable[[str], tuple[list[memoryview], dict[str, Any]]]:
+        def get(upload_id: str) -> tuple[list[memoryview], dict[str, Any]]:
             up = self.uploads.get(upload_id) if isinstance(upload_id, str) else None
             if up is None or up.client != c.id:
                 raise J.JobError(P.NOT_FOUND, f"no upload {upload_id} (expired, freed or never begun)")
@@ -892,7 +900,7 @@ class Server:
             self._encode_then(lambda frames, w=w, j=j: self._job_sent(w, j, frames), "w_job", content,
                               self.worker_key_bytes, "server", None, j.buffers)
 
-    def _finish(self, j: _Job, status: str, content: dict[str, Any], buffers: list[Any] = ()) -> None:
+    def _finish(self, j: _Job, status: str, content: dict[str, Any], buffers: Sequence[Any] = ()) -> None:
         self.jobs.pop(j.id, None)
         if j.worker is not None and j.worker.job is j:
             j.worker.job = None

@@ -95,7 +95,7 @@ class ConnectionInfo:
         return info
 
 
-def secure_dir(path: str | os.PathLike) -> Path:
+def secure_dir(path: str | os.PathLike[str]) -> Path:
     """Make ``path`` (and parents) a private folder: created 0700, an existing one of ours
     tightened to 0700 (a config folder left 0777 lets others swap the connection file);
     a folder owned by another user is refused."""
@@ -111,7 +111,7 @@ def secure_dir(path: str | os.PathLike) -> Path:
     return d
 
 
-def check_private(path: str | os.PathLike) -> None:
+def check_private(path: str | os.PathLike[str]) -> None:
     """ssh's rule for a file that holds a key: refuse it unless it is ours, not readable or
     writable by others, in a folder that is ours (or root's) and not writable by others.
     POSIX only (on Windows the profile folder's ACL protects it)."""
@@ -133,7 +133,7 @@ def check_private(path: str | os.PathLike) -> None:
                                   f"{stat.S_IMODE(dst.st_mode):o}) or not yours; not trusting {p.name} in it")
 
 
-def lock_path(conn_path: str | os.PathLike | None = None) -> Path:
+def lock_path(conn_path: str | os.PathLike[str] | None = None) -> Path:
     """``server.lock`` beside ``server.json`` (``NAME.lock`` beside another ``NAME.json``)."""
     p = Path(conn_path) if conn_path is not None else default_path()
     return p.with_name(LOCK_NAME if p.name == FILE_NAME else f"{p.stem}.lock")
@@ -144,7 +144,7 @@ class ServerLock:
     lifetime: the operating system drops it when the process dies (even by kill -9), so a
     stale file whose pid was reused never looks alive."""
 
-    def __init__(self, conn_path: str | os.PathLike | None = None) -> None:
+    def __init__(self, conn_path: str | os.PathLike[str] | None = None) -> None:
         self.path = lock_path(conn_path)
         self._fd: int | None = None
 
@@ -164,36 +164,36 @@ class ServerLock:
 
 
 def _try_lock(fd: int) -> bool:
-    if os.name == "posix":
-        import fcntl
+    if sys.platform == "win32":  # pragma: no cover - Windows
+        import msvcrt
 
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
             return True
         except OSError:
             return False
-    import msvcrt  # pragma: no cover - Windows
+    import fcntl
 
     try:
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
     except OSError:
         return False
 
 
 def _unlock(fd: int) -> None:
-    if os.name == "posix":
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    else:  # pragma: no cover - Windows
+    if sys.platform == "win32":  # pragma: no cover - Windows
         import msvcrt
 
         os.lseek(fd, 0, 0)
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def server_running(conn_path: str | os.PathLike | None = None) -> bool:
+def server_running(conn_path: str | os.PathLike[str] | None = None) -> bool:
     """Whether a server holds the lock beside this connection file (probes it without waiting)."""
     p = lock_path(conn_path)
     try:
@@ -221,7 +221,7 @@ def ipc_supported() -> bool:
         return False
 
 
-def ipc_dir(conn_path: str | os.PathLike | None = None) -> Path:
+def ipc_dir(conn_path: str | os.PathLike[str] | None = None) -> Path:
     """The private (0700) folder for ipc:// sockets: ``<config dir>/run``, or a fresh 0700 folder
     in the temp folder when that path is too long for a socket name."""
     base = (Path(conn_path) if conn_path is not None else default_path()).parent / RUN_DIR
@@ -240,7 +240,7 @@ def new_key() -> str:
     return secrets.token_hex(32)
 
 
-def write_connection_file(info: ConnectionInfo, path: str | os.PathLike | None = None) -> Path:
+def write_connection_file(info: ConnectionInfo, path: str | os.PathLike[str] | None = None) -> Path:
     """Write ``info`` atomically with mode 0600 (the folder is made 0700 if it is new)."""
     dest = Path(path) if path is not None else default_path()
     secure_dir(dest.parent)
@@ -264,7 +264,7 @@ def write_connection_file(info: ConnectionInfo, path: str | os.PathLike | None =
     return dest
 
 
-def read_connection_file(path: str | os.PathLike | None = None, *, trust_check: bool = False) -> ConnectionInfo:
+def read_connection_file(path: str | os.PathLike[str] | None = None, *, trust_check: bool = False) -> ConnectionInfo:
     """Parse the connection file; with ``trust_check`` (clients) also refuse one owned by another
     user, readable by others, or in a folder others can write (see :func:`check_private`)."""
     p = Path(path) if path is not None else default_path()
@@ -283,7 +283,7 @@ def read_connection_file(path: str | os.PathLike | None = None, *, trust_check: 
     return ConnectionInfo.from_dict(data, str(p))
 
 
-def remove_connection_file(server_id: str, path: str | os.PathLike | None = None) -> bool:
+def remove_connection_file(server_id: str, path: str | os.PathLike[str] | None = None) -> bool:
     """Remove the file if it still belongs to ``server_id`` (a newer server may have replaced it)."""
     p = Path(path) if path is not None else default_path()
     try:
@@ -318,7 +318,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def read_key_file(path: str | os.PathLike) -> str:
+def read_key_file(path: str | os.PathLike[str]) -> str:
     """A key from a connection file or from a file holding just the 64 hex digits."""
     p = Path(path)
     try:
