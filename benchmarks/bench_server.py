@@ -306,6 +306,8 @@ def bench_adversary(c: Client, proc: subprocess.Popen) -> None:
     import zmq
 
     endpoint = read_connection_file(Path(c.conn_file)).endpoint
+    while not c.status().get("preloaded", True):  # the server's own start-up imports come first
+        time.sleep(0.1)
     before = vm_hwm_mb(proc.pid)
     frame = b"\x00" * (1 << 20)
     t0 = time.perf_counter()

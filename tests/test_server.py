@@ -81,7 +81,7 @@ class ServerProc:
 
 
 def wait_ready(c: Client, workers: int) -> None:
-    end = time.monotonic() + 30
+    end = time.monotonic() + 90  # worker warm-up (numba imports) is slow on a busy machine
     while c.status()["workers"]["ready"] < workers:
         assert time.monotonic() < end, "workers did not come up"
         time.sleep(0.05)

@@ -90,6 +90,15 @@ class Server:
         self.log.close()
 
 
+def wait_settled(s: "Server") -> None:
+    """Until the server has imported what its path checks need (its memory then stays put)."""
+    with s.client() as c:
+        end = time.monotonic() + 90
+        while not c.status().get("preloaded"):
+            assert time.monotonic() < end, "the server never finished its start"
+            time.sleep(0.1)
+
+
 def wait_ready(c: Client, n: int, timeout_s: float = 60) -> None:
     end = time.monotonic() + timeout_s
     while c.status()["workers"]["ready"] < n:
@@ -237,6 +246,7 @@ def test_ipc_endpoints_are_private_and_another_user_cannot_connect_or_read_the_k
         assert r.returncode == 0, r.stderr
         assert r.stdout.split("\n")[:3] == ["refused 13", "refused 13", "no key 13"], r.stdout
         # and a zmq peer of that user never gets a message in: the server's memory does not move
+        wait_settled(s)
         before = s.peak_rss_kib()
         r = as_attacker(_FLOOD.format(endpoint=s.info.endpoint, frames=96))
         assert "reply False" in r.stdout, (r.stdout, r.stderr)
@@ -273,6 +283,7 @@ def test_a_tcp_peer_without_the_key_cannot_deliver_a_byte_or_raise_memory(tmp_pa
     try:
         assert s.info.curve_server_key and s.info.endpoint.startswith("tcp://127.0.0.1:")
         assert tcp_listening(s.proc.pid) == [int(s.info.endpoint.rsplit(":", 1)[1])], "no backend port"
+        wait_settled(s)
         before = s.peak_rss_kib()
         for _ in range(2):  # two senders, 100 MiB each, in plain ZMTP (NULL) as anyone could
             r = subprocess.run([sys.executable, "-c", textwrap.dedent(_FLOOD.format(endpoint=s.info.endpoint,

@@ -170,13 +170,15 @@ class _Client:
     roots: list[str] = dataclasses.field(default_factory=list)
 
 
-def _preload_checks() -> None:
+def _preload_checks(done: threading.Event) -> None:
     try:
         import dsp.decide.profiles  # noqa: F401 - check_style
         import dsp.decide.stems  # noqa: F401 - check_stem_name
         import dsp.io.audio_io  # noqa: F401 - check_path
     except Exception:  # pragma: no cover - the request that needs it reports the error
         log.exception("preloading the path checks failed")
+    finally:
+        done.set()
 
 
 def _is_loopback(host: str) -> bool:
@@ -228,6 +230,7 @@ class Server:
         self._inbox: dict[tuple[str, bytes], collections.deque[tuple[Any, list[Any]]]] = {}
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._outbox: list[tuple[Any, Any]] = []
+        self.preloaded = threading.Event()
         self._seen: dict[bytes, float] = {}  # route -> when its last message arrived (before verification)
         self._wake_w = -1
 
@@ -374,7 +377,8 @@ class Server:
             self._spawn_worker(i, 0)
         # the path and name checks the loop runs import parts of dsp (numpy, numba: seconds on a busy
         # machine); import them beside the loop now rather than stall it on the first such request
-        threading.Thread(target=_preload_checks, name="reamaster-preload", daemon=True).start()
+        threading.Thread(target=_preload_checks, args=(self.preloaded,), name="reamaster-preload",
+                         daemon=True).start()
         write_connection_file(ConnectionInfo(endpoint=self.endpoint, key=self.key, server_id=self.server_id,
                                              pid=os.getpid(), curve_server_key=self.curve_public), self.conn_path)
         log.info("listening on %s with %d workers; connection file %s", self.endpoint, self.n_workers, self.conn_path)
@@ -711,7 +715,7 @@ class Server:
             "queue": {"length": len(self.queue), "limit": self.cfg.queue},
             "jobs": [self._job_doc(j) for j in self.jobs.values()],
             "clients": len(self.clients), "uploads": len(self.uploads), "upload_bytes": self.upload_bytes,
-            "transport": self.transport,
+            "transport": self.transport, "preloaded": self.preloaded.is_set(),
         }, cache=False)
 
     def _rq_shutdown(self, route: bytes, c: _Client, msg: P.Message) -> None:
