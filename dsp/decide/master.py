@@ -236,17 +236,22 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None, *, audio:
         if stages_eq is not None and eq_conf < 1.0:
             stages_eq = dataclasses.replace(stages_eq, why=stages_eq.why + (
                 f"; moves scaled to {eq_conf:.0%}: the style is uncertain ({target.confidence:.0%})"))
-    if a.resonances and intent.tone_pct > 0 and not loudness_only:
+    resonances = [r for r in a.resonances if not getattr(r, "left_alone", "")]
+    for r in a.resonances:
+        if getattr(r, "left_alone", ""):
+            left_alone.append(f"peak at {r.freq_hz:.0f} Hz ({r.excess_db:.1f} dB above its octave) left alone: "
+                              f"{r.left_alone}")
+    if resonances and intent.tone_pct > 0 and not loudness_only:
         cuts = tuple(EqBand("band", freq_hz=round(r.freq_hz, 1), gain_db=-round(min(6.0, r.excess_db), 1)
-                            * intent.tone_pct / 100.0, bw_oct=0.1) for r in a.resonances)
+                            * intent.tone_pct / 100.0, bw_oct=0.1) for r in resonances)
         stages.append(Stage("eq", EqParams(bands=cuts), label="resonance control", why="; ".join(
             f"{r.freq_hz:.0f} Hz rings {r.excess_db:.1f} dB above its octave in {r.persistence:.0%} of the track "
             f"and stays put while the music around it changes: narrow cut "
-            f"{min(6.0, r.excess_db) * intent.tone_pct / 100.0:.1f} dB" for r in a.resonances)))
+            f"{min(6.0, r.excess_db) * intent.tone_pct / 100.0:.1f} dB" for r in resonances)))
     else:
         left_alone.append("no resonance control: no narrow peak stands 6 dB above its octave through 90% of the "
                           "track while the music around it changes (held notes, harmonic series and steady tones "
-                          "are music, left alone)" + ("" if a.resonances == () else
+                          "are music, left alone)" + ("" if not resonances else
                                                       " (tone amount 0% or input looks mastered)"))
     if stages_eq is not None:
         stages.append(stages_eq)
