@@ -97,6 +97,8 @@ class TonalTarget:
 
 SUGGESTED_EQ_AMOUNT = 0.7  # of the deviation beyond tolerance; --tone scales it
 SUGGESTED_EQ_MAX_DB = 4.0
+SPREAD_TOLERANCE = 1.0  # x the profile's per-band standard deviation
+MAX_TOLERANCE_DB = 8.0
 UNSURE_STYLE_CONFIDENCE = 0.6  # below this the heard style gives a broad target
 UNSURE_EXTRA_TOLERANCE_DB = 1.5  # ... whose tolerance is this much wider
 
@@ -129,9 +131,12 @@ def style_target(a: Analysis, style: str | None = None) -> tuple[TonalTarget, di
         info = {"style": prof.name, "file": str(style), "source": prof.source}
         name = f"{prof.name} profile"
     f = np.asarray(prof.centers_hz, dtype=float)
-    # A profile's spread across its tracks says how much songs differ, not where a problem starts:
-    # never let it be more than 1 dB wider than the generic tolerance.
-    tolerance = np.minimum(np.asarray(prof.tolerance_db, dtype=float), generic_tolerance_db(f) + 1.0)
+    # A profile's spread (one standard deviation across its finished tracks) says how far finished
+    # music of this style sits from the mean: a region within SPREAD_TOLERANCE x that spread is not
+    # evidence of a problem (first, do no harm). Never narrower than the generic tolerance, never
+    # wider than MAX_TOLERANCE_DB (the encoders' low-pass makes the top band's spread meaningless).
+    tolerance = np.clip(SPREAD_TOLERANCE * np.asarray(prof.tolerance_db, dtype=float), generic_tolerance_db(f),
+                        MAX_TOLERANCE_DB)
     if confidence < UNSURE_STYLE_CONFIDENCE:
         # unsure which music this is: a broad target (the blend) with a wide tolerance, not the nearest narrow one
         tolerance = tolerance + UNSURE_EXTRA_TOLERANCE_DB

@@ -19,7 +19,8 @@ over one octave, and a candidate must
 4. not be part of a harmonic series: no other peak standing through ``PARTNER_PERSISTENCE`` of
    the track at 1/4, 1/3, 1/2, 2x, 3x or 4x its frequency (a held note's partials).
 
-Candidates that fail 2-4 are returned too, with ``left_alone`` saying why; only those with an
+A peak more than ``MAX_RESONANCE_DB`` above its octave is a tone, not a resonance (a room mode or
+an instrument body lifts a band by a few to about 12 dB). Candidates that fail are returned too, with ``left_alone`` saying why; only those with an
 empty ``left_alone`` are resonances to cut.
 """
 
@@ -38,6 +39,7 @@ BANDS_PER_OCTAVE = 12
 SEGMENT_S = 1.0
 MIN_CHANGE_DB = 1.0  # the octave's shape must change this much (mean std over segments, dB)
 MIN_FOLLOW = 0.5  # std(own level) / mean std(octave's band levels): how much the peak rides on the music
+MAX_RESONANCE_DB = 15.0  # a peak standing higher than this above its octave is a tone, not a resonance
 PARTNER_PERSISTENCE = 0.75  # a partial of a held note stands out in this share of the segments
 _HARMONIC_STEPS = (12, 19, 24)  # 2x, 3x, 4x in 1/12-octave steps (3x = 19.02)
 
@@ -131,7 +133,10 @@ def find_resonances(
         series = (f"part of a harmonic series with peaks at {', '.join(f'{v:g}' for v in sorted({round(centers[k]) for k in partners}))} Hz"
                   if partners else "")
         reason = ""
-        if change < MIN_CHANGE_DB:
+        if mean_excess[i] > MAX_RESONANCE_DB:
+            reason = (f"{mean_excess[i]:.0f} dB above its octave: a tone or note of the music (a resonance lifts "
+                      f"a band by up to about {MAX_RESONANCE_DB:g} dB)")
+        elif change < MIN_CHANGE_DB:
             reason = (f"the music around it hardly changes ({change:.1f} dB): a steady tone cannot be told from "
                       "a resonance, so it is left alone")
         elif follow < MIN_FOLLOW:
