@@ -51,11 +51,15 @@ MATCH_CAP_DB = 6.0  # largest smoothed match move at --tone 100
 WIDTH_MATCH_TOLERANCE_DB = 1.0
 
 
-def side_mid_db(a: Analysis) -> float:
-    """Level-weighted side/mid power ratio over 40 Hz-16 kHz from the analysis' band figures, dB."""
+def side_mid_db(a: Analysis, weights_db: np.ndarray | None = None) -> float:
+    """Level-weighted side/mid power ratio over 40 Hz-16 kHz from the analysis' band figures, dB.
+    ``weights_db`` (per band) weighs the bands by another tonal balance (the reference's: after the
+    match EQ the mix has it, so its width is compared band for band, not skewed by its own colour)."""
     f = np.asarray(a.spectrum.centers_hz, dtype=float)
-    lv = np.asarray(a.spectrum.level_db, dtype=float)
-    sm = np.asarray(a.spectrum.side_mid_ratio_db, dtype=float)
+    lv = np.asarray(a.spectrum.level_db, dtype=float) if weights_db is None else np.asarray(weights_db, dtype=float)
+    n = min(len(f), len(lv))
+    f, lv = f[:n], lv[:n]
+    sm = np.asarray(a.spectrum.side_mid_ratio_db, dtype=float)[:n]
     sel = (f >= 40) & (f <= 16000) & np.isfinite(lv) & np.isfinite(sm)
     if a.channels < 2 or not sel.any():
         return -120.0
@@ -143,16 +147,17 @@ def master_to_reference(
     warnings = list(base.meta.get("warnings", []))
     # width: the reference's side/mid, by a uniform side gain (no band split, no phase change)
     if a.channels == 2 and np.isfinite(target.side_mid_db) and intent.width_pct > 0:
-        off = target.side_mid_db - side_mid_db(a)
-        if abs(off) > WIDTH_MATCH_TOLERANCE_DB and side_mid_db(a) > -40.0:
+        mix_width = side_mid_db(a, target.level_db)
+        off = target.side_mid_db - mix_width
+        if abs(off) > WIDTH_MATCH_TOLERANCE_DB and mix_width > -40.0:
             from ..process.stereo import StereoParams
 
-            width = float(np.clip(100.0 * 10 ** (off * intent.width_pct / 100.0 / 20), 50.0, 160.0))
+            width = float(np.clip(100.0 * 10 ** (off * intent.width_pct / 100.0 / 20), 50.0, 200.0))
             stages = list(base.stages)
             stages.insert(len(stages) - 1, Stage(
                 "stereo", StereoParams(width_pct=(round(width, 1),)), label="width match",
-                why=f"the reference's side is {target.side_mid_db:.1f} dB under its mid, the mix's "
-                    f"{side_mid_db(a):.1f} dB: side x{width / 100:.2f}"))
+                why=f"the reference's side is {-target.side_mid_db:.1f} dB under its mid, the mix's "
+                    f"{-mix_width:.1f} dB (at the reference's tonal balance): side x{width / 100:.2f}"))
             base = dataclasses.replace(base, stages=tuple(stages))
     # The target the EQ must reach: the mix's shape moved tone_pct of the way to the reference,
     # smoothed (1/2 octave above 200 Hz, 1 octave below) and capped
@@ -170,6 +175,15 @@ def master_to_reference(
     for step in range(refine_steps + 1):
         fit = fit_graphic_eq(f, -tonal_deviation_db(f, levels, eq_target), sample_rate=sample_rate,
                              weights=weights, max_gain_db=max(cap + 1.0, 0.5))
+        eq_params = fit.eq
+        if eq_params.bands:  # overlapping bells may add past the cap: scale them back together
+            from .eqfit import band_response_db
+
+            peak = float(np.max(np.abs(band_response_db(eq_params, sample_rate, f[weights > 0]))))
+            if peak > cap + 0.05:
+                eq_params = dataclasses.replace(eq_params, bands=tuple(
+                    dataclasses.replace(b, gain_db=b.gain_db * cap / peak) for b in eq_params.bands))
+            fit = dataclasses.replace(fit, eq=eq_params)
         chain = base.without("eq")
         if fit.eq.bands:
             stages = list(chain.stages)

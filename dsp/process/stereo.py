@@ -13,7 +13,9 @@
   its group delay, and the mid is delayed by the same amount. Nothing is phase-rotated: the
   bass keeps its timing and waveform (so its crest factor), the side above about 1.5x the
   cutoff passes within 0.01 dB, and the whole output lags by ``latency_samples`` (about 80
-  ms at 100 Hz), which the chain renderer compensates. (An IIR crossover - LR8 - delays
+  ms at 100 Hz), which the chain renderer compensates; those first outputs (before the input's
+  time zero, where the FIR pre-rings) are silence, so a chain gives what its stages give one after
+  another on the aligned signal. (An IIR crossover - LR8 - delays
   everything under the cutoff by 8-12 ms against the rest and rotates the bass's phase.)
 * Phase: when splitting widths, the whole output is all-passed (same phase shift on every
   channel), not bit-identical to the input in phase.
@@ -88,6 +90,7 @@ class StereoState:
     mid: np.ndarray  # (sections, 2) mid all-pass memory
     side: np.ndarray  # (sections, 2) side high-pass memory (unused: mono bass is linear-phase)
     tail: np.ndarray | None = None  # (2, taps - 1): the last mid and side samples, for the mono-bass FIR
+    pre: int = 0  # output samples still before time zero (the FIR's pre-ringing): emitted as silence
 
 
 def _uniform(params: StereoParams) -> bool:
@@ -182,7 +185,7 @@ def process(x: np.ndarray, sample_rate: int, params: StereoParams, state: Stereo
     if state is None:
         crossover.check_crossovers(params.crossovers_hz, sample_rate)
         state = StereoState(None, np.zeros((len(cm), 2)), np.zeros((len(cs), 2)),
-                            np.zeros((2, n_tail)) if n_tail else None)
+                            np.zeros((2, n_tail)) if n_tail else None, n_tail // 2)
     elif (state.mid.shape != (len(cm), 2) or state.side.shape != (len(cs), 2)
           or (state.tail.shape[1] if state.tail is not None else 0) != n_tail):
         raise ParameterError("stereo state does not match these parameters; they changed between blocks")
@@ -200,10 +203,16 @@ def process(x: np.ndarray, sample_rate: int, params: StereoParams, state: Stereo
     cols = [0, 1, 2, 4, 5]
     _ms_kernel(x, side, params.width_pct[0] / 100.0,
                np.ascontiguousarray(cm[:, cols]), np.ascontiguousarray(cs[:, cols]), zm, zs, out)
-    tail = state.tail
+    tail, pre = state.tail, state.pre
     if params.mono_bass_hz:
         out, tail = _mono_bass(out, sample_rate, params.mono_bass_hz, state.tail)
-    return out, StereoState(xover_state, zm, zs, tail)
+        if pre:
+            # the first ``latency`` outputs lie before the input's time zero (the chain renderer drops
+            # them); silence there, so later stages start from rest exactly as on the aligned signal
+            k = min(pre, out.shape[1])
+            out[:, :k] = 0.0
+            pre -= k
+    return out, StereoState(xover_state, zm, zs, tail, pre)
 
 
 SPEC = ProcessorSpec(kind="stereo", params_type=StereoParams, process=process, latency_samples=latency_samples,
