@@ -18,13 +18,16 @@ import datetime
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dsp.process.chain import Chain
 
 SESSION_FORMAT = "reamaster.session"
 SESSION_VERSION = 1
 
 
-def session_dir_for(output: str | os.PathLike) -> Path:
+def session_dir_for(output: str | os.PathLike[str]) -> Path:
     p = Path(output)
     return p.with_name(p.stem + ".session")
 
@@ -89,7 +92,7 @@ def _write(folder: Path, doc: dict[str, Any]) -> None:
 
 
 def new_session_document(*, input_path: str, output: str, delivery: dict[str, Any],
-                         after: dict[str, Any], folder: str | os.PathLike | None = None) -> dict[str, Any]:
+                         after: dict[str, Any], folder: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """``session.json`` of a new session (version 1), paths relative to ``folder`` when given.
     Standard library only: REAPER's side uses it."""
     f = Path(folder) if folder is not None else None
@@ -108,7 +111,7 @@ def _entry(n: int, output: str, words: str | None, changes: list[str], after: di
             "integrated_lufs": after.get("integrated_lufs"), "true_peak_dbtp": after.get("true_peak_dbtp")}
 
 
-def load(folder: str | os.PathLike) -> dict[str, Any]:
+def load(folder: str | os.PathLike[str]) -> dict[str, Any]:
     from dsp.errors import ChainError, FileMissingError
 
     path = Path(folder) / "session.json"
@@ -131,16 +134,17 @@ def load(folder: str | os.PathLike) -> dict[str, Any]:
 def version(doc: dict[str, Any], n: int | None) -> dict[str, Any]:
     from dsp.errors import ParameterError
 
+    versions: list[dict[str, Any]] = doc["versions"]
     if n is None:
-        return doc["versions"][-1]
-    for v in doc["versions"]:
+        return versions[-1]
+    for v in versions:
         if v["version"] == n:
             return v
     have = ", ".join(str(v["version"]) for v in doc["versions"])
     raise ParameterError(f"the session has no version {n} (it has {have})")
 
 
-def load_chain(folder: str | os.PathLike, entry: dict[str, Any]):
+def load_chain(folder: str | os.PathLike[str], entry: dict[str, Any]) -> Chain:
     from dsp.errors import FileMissingError
     from dsp.process.chain import Chain
 
@@ -150,13 +154,13 @@ def load_chain(folder: str | os.PathLike, entry: dict[str, Any]):
     return Chain.from_json(path.read_text(encoding="utf-8"))
 
 
-def add_version(folder: str | os.PathLike, doc: dict[str, Any], *, chain_json: str, output: str,
+def add_version(folder: str | os.PathLike[str], doc: dict[str, Any], *, chain_json: str, output: str,
                 words: str | None, changes: list[str], after: dict[str, Any], target_lufs: float,
                 parent: int | None) -> int:
     """Append version n+1 (its chain file and entry); ``doc`` is what :func:`load` returned."""
     from dsp.io.audio_io import atomic_write_text
 
-    n = max(v["version"] for v in doc["versions"]) + 1
+    n: int = max(v["version"] for v in doc["versions"]) + 1
     folder = Path(folder)
     atomic_write_text(folder / f"chain-v{n}.json", chain_json, force=False)
     doc["versions"].append(_entry(n, str(Path(output).resolve()), words, changes, after, target_lufs, parent))
