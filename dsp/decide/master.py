@@ -401,7 +401,8 @@ def wrong_way_bands(net_db: np.ndarray, deviation_db: np.ndarray, weights: np.nd
     """Bands where the EQ (smoothed over an octave) boosts what is already above the target or cuts
     what is already below it, by more than ``WRONG_WAY_DB``."""
     net = np.convolve(np.pad(net_db, 1, mode="edge"), np.ones(3) / 3, mode="valid")
-    return (net * deviation_db > 0) & (np.abs(net) > WRONG_WAY_DB) & (weights > 0)
+    wrong: np.ndarray = (net * deviation_db > 0) & (np.abs(net) > WRONG_WAY_DB) & (weights > 0)
+    return wrong
 
 
 def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *, target_db: np.ndarray,

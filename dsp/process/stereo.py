@@ -105,7 +105,8 @@ MONO_BASS_KAISER_BETA = 6.0  # about -60 dB stop band
 def mono_bass_fir(cutoff_hz: float, sample_rate: int) -> np.ndarray:
     """The linear-phase low-pass whose output is taken out of the side (odd length, unit DC gain)."""
     taps = int(MONO_BASS_TAPS_PER_CYCLE * sample_rate / cutoff_hz) | 1
-    h = scipy.signal.firwin(taps, cutoff_hz, window=("kaiser", MONO_BASS_KAISER_BETA), fs=sample_rate)
+    h: np.ndarray = np.asarray(scipy.signal.firwin(taps, cutoff_hz, window=("kaiser", MONO_BASS_KAISER_BETA),
+                                                  fs=sample_rate), dtype=np.float64)
     h.setflags(write=False)
     return h
 
@@ -114,7 +115,7 @@ def latency_samples(params: StereoParams, sample_rate: int) -> int:
     """Output lag: the mono-bass FIR's group delay (0 without mono bass)."""
     if not params.mono_bass_hz:
         return 0
-    return (mono_bass_fir(params.mono_bass_hz, sample_rate).shape[0] - 1) // 2
+    return int((mono_bass_fir(params.mono_bass_hz, sample_rate).shape[0] - 1) // 2)
 
 
 def _mid_sos(params: StereoParams, sample_rate: int) -> np.ndarray:
@@ -211,7 +212,7 @@ def process(x: np.ndarray, sample_rate: int, params: StereoParams,
         if pre:
             # the first ``latency`` outputs lie before the input's time zero (the chain renderer drops
             # them); silence there, so later stages start from rest exactly as on the aligned signal
-            k = min(pre, out.shape[1])
+            k = min(pre, int(x.shape[1]))
             out[:, :k] = 0.0
             pre -= k
     return out, StereoState(xover_state, zm, zs, tail, pre)
