@@ -375,7 +375,7 @@ def eq_weights(freqs: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 AUDIBLE_MIN_DB = 0.5  # a region must lie at least this far beyond its tolerance ...
-AUDIBLE_MIN_BANDS = 3  # ... over at least this many adjacent 1/3-octave bands (2/3 octave)
+AUDIBLE_MIN_BANDS = 2  # ... over at least this many adjacent 1/3-octave bands (2/3 octave)
 WRONG_WAY_DB = 0.25  # an EQ that moves a region away from the target by more than this is refitted
 
 
@@ -445,7 +445,8 @@ def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *,
         keep = []
         for b in eq.bands:
             own = band_response_db(EqParams(bands=(b,)), sample_rate, freqs)
-            if not wrong_way_bands(own, smooth, weights).any():
+            main = np.abs(own) >= 0.5 * abs(b.gain_db)  # where the band does most of its work
+            if not (wrong_way_bands(own, smooth, weights) & main).any():
                 keep.append(b)
         eq = EqParams(bands=tuple(keep))
         net_db = band_response_db(eq, sample_rate, freqs)
