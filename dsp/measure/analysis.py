@@ -72,7 +72,10 @@ class Analysis:
             "correlation_overall": _json_number(s.correlation_overall),
         }
         d["resonances"] = [{"freq_hz": round(r.freq_hz, 1), "excess_db": round(r.excess_db, 1),
-                            "persistence": round(r.persistence, 2)} for r in self.resonances]
+                            "persistence": round(r.persistence, 2)} for r in self.resonances
+                           if not getattr(r, "left_alone", "")]
+        d["peaks_left_alone"] = [{"freq_hz": round(r.freq_hz, 1), "excess_db": round(r.excess_db, 1),
+                                  "why": r.left_alone} for r in self.resonances if getattr(r, "left_alone", "")]
         if series:
             d["loudness_series"] = {
                 "hop_s": self.loudness.hop_s,

@@ -13,7 +13,7 @@ from dsp.measure.analysis import Analysis, analyze
 def run(args: argparse.Namespace) -> int:
     x, sr = read_audio(args.file)
     check_audio(x, sr, what=args.file)
-    a = analyze(x, sr)
+    a = analyze(x, sr, resonances=True)  # the same resonances master acts on
     if args.json:
         print(json.dumps(a.to_dict(series=args.series), indent=2, allow_nan=False))
     else:

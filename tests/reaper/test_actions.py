@@ -430,12 +430,14 @@ def test_suggest_puts_every_eq_band_on_reaeq_instances(app, rpr, tmp_path):
     chain = plan_chain(analyze(np.ascontiguousarray(x.T), sr), delivery("streaming")).to_dict()
     eq_stages = [s for s in chain["stages"] if s["kind"] == "eq" and s.get("enabled", True)]
     want = [b for s in eq_stages for b in s["params"]["bands"] if b.get("enabled", True)]
-    assert len(want) > 5, eq_stages
+    # the planner's EQ is bounded and never moves a region the wrong way (issue 10), so this mix now
+    # gets 4 corrective bands plus any resonance cuts; every one must land on a ReaEQ instance
+    assert len(want) >= 3, eq_stages
 
     m = rpr.RPR_GetMasterTrack(0)
     names = [rpr.RPR_TrackFX_GetNamedConfigParm(m, i, "renamed_name", "", 256)[4]
              for i in range(rpr.RPR_TrackFX_GetCount(m))]
-    assert "ReaMaster EQ" in names and "ReaMaster EQ 2" in names, names
+    assert "ReaMaster EQ" in names and ("ReaMaster EQ 2" in names or len(want) <= 5), names
     if any(s.get("label") == "resonance control" for s in eq_stages):
         assert "ReaMaster resonance EQ" in names
     got = []
