@@ -9,6 +9,7 @@ callback (a bar on the command line, progress events on the server); returning F
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,8 @@ def master_file(src: str, dst: str, d: Any, *, fmt: str, force: bool, progress: 
         return AudioWriter(dst, source.sample_rate, source.channels, fmt=fmt, force=force, protect=[src])
 
     result, written = master_stream(source.blocks, source.sample_rate, source.channels, source.frames, d, sink,
-                                    before=before, chain=chain, planned=planned, intent=intent, progress=progress)
+                                    before=before, chain=chain, planned=planned, intent=intent, progress=progress,
+                                    spill_dir=os.path.dirname(os.path.abspath(dst)))
     _step(progress, "writing", 1.0)
     return result, written
 

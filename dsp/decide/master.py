@@ -573,6 +573,35 @@ def master(
     return MasterResult(out, final_chain, before, after, lim.stats(limiter_state), iterations)
 
 
+class _Spill:
+    """The pre-limiter signal parked on disk (float32, an anonymous temporary file) between the
+    model pass and the exact renders, so the stages before the limiter run once, not once per
+    render. The page cache holds it, not the process: peak memory does not grow with length."""
+
+    def __init__(self, folder: str) -> None:
+        import tempfile
+
+        self._file = tempfile.TemporaryFile(dir=folder)
+        self._sizes: list[tuple[int, int]] = []
+
+    def write(self, block: np.ndarray) -> None:
+        b = np.ascontiguousarray(block, dtype=np.float32)
+        self._file.write(memoryview(b).cast("B"))
+        self._sizes.append(b.shape)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        self._file.flush()
+        self._file.seek(0)
+        for shape in self._sizes:
+            b = np.empty(shape, dtype=np.float32)
+            if self._file.readinto(memoryview(b).cast("B")) != b.nbytes:
+                raise OSError("the temporary pre-limiter file came back short")
+            yield b
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class BlockSink(Protocol):
     """Where a streamed master goes: ``write`` blocks, then ``commit`` (or ``abort`` to drop them)."""
 
@@ -596,6 +625,7 @@ def master_stream(
     planned: Chain | None = None,
     intent: Intent | None = None,
     progress: ProgressFn | None = None,
+    spill_dir: str | None = None,
 ) -> tuple[MasterResult, Any]:
     """:func:`master` for audio too long to hold: the same decisions and the same master, in passes
     that read, process and write block by block. Returns the result (``audio`` None) and what
@@ -607,6 +637,8 @@ def master_stream(
     :class:`_LoudnessModel`); each exact render then renders the whole chain into ``sink()`` and
     measures the result on the way (the after-analysis, 8x true peak); a render that misses the
     loudness aim is dropped (``abort``) and redone with a corrected drive, as :func:`converge_limiter`.
+    With ``spill_dir`` (a folder with room for the audio as float32), the model pass also parks the
+    pre-limiter signal there and the exact renders limit it instead of rendering the stages again.
     """
     from ..measure.analysis import AnalysisMeter
 
@@ -621,6 +653,8 @@ def master_stream(
             if progress is not None and progress(stage, min(1.0, done / max(1, frames))) is False:
                 raise CancelledError(f"cancelled while {stage}")
 
+    spill: _Spill | None = None
+
     def render_into_sink(final: Chain, stage: str, *, split: bool) -> tuple[Analysis, list[Any], Any]:
         """One exact render: blocks -> chain -> (after-meter, sink); returns the analysis, stage
         states and the open sink (the caller commits or aborts it)."""
@@ -630,7 +664,8 @@ def master_stream(
         try:
             if split:
                 # as master(): the stages before the limiter rendered to float32, then the limiter
-                pre = render_blocks(final.without("limiter"), blocks(), sample_rate)
+                pre = spill.blocks() if spill is not None else render_blocks(final.without("limiter"), blocks(),
+                                                                              sample_rate)
                 stream = render_blocks(Chain((final.stages[-1],)), pre, sample_rate, states=states)
             else:
                 stream = render_blocks(final, blocks(), sample_rate, states=states)
@@ -653,8 +688,19 @@ def master_stream(
         if lim_stage is None:
             raise ChainError("a planned chain must end in a limiter to converge on the loudness target")
         builder = _ModelBuilder(sample_rate, frames)
+        if spill_dir is not None:
+            try:
+                spill = _Spill(spill_dir)
+            except OSError:
+                spill = None
         for y in ticking("processing", render_blocks(planned.without("limiter"), blocks(), sample_rate)):
             builder.feed(y)
+            if spill is not None:
+                try:
+                    spill.write(y)
+                except OSError:  # no room: the renders run the stages again instead
+                    spill.close()
+                    spill = None
         model = _LoudnessModel.from_builder(builder, lim_stage.params)
         del builder
         target = delivery.target_lufs
@@ -681,6 +727,8 @@ def master_stream(
             thr = _next_threshold(history, err)
             if thr < lo_thr:
                 break
+        if spill is not None:
+            spill.close()
         if out is None:
             raise TargetUnreachableError(
                 f"loudness did not settle on {target:g} LUFS at {lim_stage.params.ceiling_dbtp:g} dBTP: "

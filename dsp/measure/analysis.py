@@ -224,30 +224,39 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
 @numba.njit(cache=True, nogil=True)
 def _sample_stats_stream(x, clip_level, min_run, hop, offset, hop_peak, sums, sumsq, run, counts):  # pragma: no cover
     """_sample_stats for one block at sample ``offset`` of a stream; carries per-channel sums, the
-    open clipped run and (peak, runs, clipped) in ``counts``, all updated in place."""
+    open clipped run and (peak, runs, clipped) in ``counts``, all updated in place. Walks the block
+    hop by hop (no division per sample); sums run in sample order, as the whole-signal kernel's."""
     n_ch, n = x.shape
     peak = counts[0]
+    n_hops = hop_peak.shape[0]
     for c in range(n_ch):
         s = sums[c]
         q = sumsq[c]
         r = run[c]
-        for i in range(n):
-            v = np.float64(x[c, i])
-            s += v
-            q += v * v
-            a = abs(v)
-            if a > peak:
-                peak = a
+        i = 0
+        while i < n:
             h = (offset + i) // hop
-            if h < hop_peak.shape[0] and a > hop_peak[h]:
-                hop_peak[h] = a
-            if a >= clip_level:
-                r += 1
-            else:
-                if r >= min_run:
-                    counts[1] += 1
-                    counts[2] += r
-                r = 0
+            stop = min(n, (h + 1) * hop - offset)
+            hp = 0.0
+            for j in range(i, stop):
+                v = np.float64(x[c, j])
+                s += v
+                q += v * v
+                a = abs(v)
+                if a > hp:
+                    hp = a
+                if a >= clip_level:
+                    r += 1
+                elif r:
+                    if r >= min_run:
+                        counts[1] += 1
+                        counts[2] += r
+                    r = 0
+            if hp > peak:
+                peak = hp
+            if h < n_hops and hp > hop_peak[h]:
+                hop_peak[h] = hp
+            i = stop
         sums[c] = s
         sumsq[c] = q
         run[c] = r
