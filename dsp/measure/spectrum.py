@@ -55,6 +55,7 @@ BAND_EDGE_FACTOR = 10.0 ** (1.0 / 20.0)
 LEVEL_FLOOR_DB = -200.0
 RATIO_CLAMP_DB = 120.0
 BATCH_FRAMES = 256
+STREAM_BATCH_FRAMES = 32  # the block-wise meter's batches: 2 MB of frames and 2 MB of spectra
 
 _POWER_FLOOR = 10.0 ** (LEVEL_FLOOR_DB / 10.0)
 
@@ -297,8 +298,8 @@ def band_energy_db(spectrum: SpectrumResult, lo_hz: float, hi_hz: float, *,
 
 
 class SpectrumMeter:
-    """:func:`third_octave_spectrum` fed block by block (``feed`` then ``result``): the same frames,
-    batches and sums as the whole-signal function, holding only the last frame's worth of samples.
+    """:func:`third_octave_spectrum` fed block by block (``feed`` then ``result``): the same frames
+    and sums as the whole-signal function, holding the last frame's samples and a small batch.
     Blocks should be multiples of 64 k frames for the broadband correlation to be summed in the
     same chunks (it differs in the last digits otherwise)."""
 
@@ -315,8 +316,8 @@ class SpectrumMeter:
         self._window = periodic_hann(self.nfft).astype(np.float32)
         self._tail = np.zeros((channels, 0), dtype=np.float32)
         self._frames = 0
-        self._pending: list[np.ndarray] = []  # frames not yet in a full batch of BATCH_FRAMES
-        self._pending_frames = 0
+        self._batch = np.empty((channels, STREAM_BATCH_FRAMES, self.nfft), dtype=np.float32)
+        self._pending_frames = 0  # windowed frames waiting in _batch
         self._corr = [0.0, 0.0, 0.0]
         self.samples = 0
 
@@ -340,29 +341,29 @@ class SpectrumMeter:
         n_frames = 1 + (buf.shape[1] - nfft) // hop
         views = [np.lib.stride_tricks.sliding_window_view(buf[c], nfft)[::hop][:n_frames]
                  for c in range(self.channels)]
-        # batches start every BATCH_FRAMES frames from the first frame, as in the whole-signal pass
+        # frames are summed one by one in order, so any batching gives the whole-signal sums
         done = 0
         while done < n_frames:
-            room = BATCH_FRAMES - self._pending_frames
-            take = min(room, n_frames - done)
-            self._pending.append(np.stack([v[done:done + take] * self._window for v in views]))
+            take = min(self._batch.shape[1] - self._pending_frames, n_frames - done)
+            for c in range(self.channels):
+                np.multiply(views[c][done:done + take], self._window,
+                            out=self._batch[c, self._pending_frames:self._pending_frames + take])
             self._pending_frames += take
             done += take
-            if self._pending_frames == BATCH_FRAMES:
+            if self._pending_frames == self._batch.shape[1]:
                 self._run_batch()
         self._tail = buf[:, n_frames * hop:].copy()
 
     def _run_batch(self) -> None:
         if not self._pending_frames:
             return
-        frames = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending, axis=1)
-        self._pending, self._pending_frames = [], 0
-        spec = scipy.fft.rfft(frames, axis=-1, workers=2)
+        spec = scipy.fft.rfft(self._batch[:, :self._pending_frames], axis=-1, workers=2)
         if self.channels == 2:
             _accumulate_stereo(spec[0], spec[1], self._pl, self._pr, self._cr)
         else:
             _accumulate_mono(spec[0], self._pl)
-        self._frames += frames.shape[1]
+        self._frames += self._pending_frames
+        self._pending_frames = 0
 
     def result(self) -> SpectrumResult:
         self._run_batch()
