@@ -148,7 +148,7 @@ class StemsResult:
     iterations: int
 
     def as_master_result(self) -> MasterResult:
-        """The bus seen as an ordinary master (for :func:`server.report.build_report`)."""
+        """The bus seen as an ordinary master (for :func:`server.service.report.build_report`)."""
         return MasterResult(self.master, self.bus_chain, self.before, self.after, self.limiter, self.iterations)
 
 

@@ -7,7 +7,7 @@
   request in the server loop (no audio is read there).
 * :func:`execute` runs one job (analyze, suggest, master, album, revise, master_stems) with the
   DSP library; it is a plain function so tests and the benchmark can call it in-process.
-* the album report comes from :func:`server.mastering.album_document`, shared with ``reamaster album``.
+* the album report comes from :func:`server.service.mastering.album_document`, shared with ``reamaster album``.
 * :func:`worker_main` is the body of a worker process (started with the ``spawn`` method): a
   DEALER socket on the server's private backend, signed with a per-run key, one job at a time,
   a shared cancel flag checked in the DSP progress callback, and exit when the server is gone.
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import protocol as P
+from ..wire import protocol as P
 
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress events a second per job
 PARENT_CHECK_S = 1.0
@@ -282,7 +282,7 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
         raise JobError(P.UNKNOWN_TYPE, f"unknown job kind {kind!r}")
     from dsp.process.chain import Chain
 
-    from .report import build_report
+    from ..service.report import build_report
 
     out_path = req.get("output")
     bits = req.get("bits")
@@ -294,18 +294,13 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
             fmt = output_format_for(out_path, 16)
     chain = Chain.from_dict(req["chain"]) if req.get("chain") else None
     checkpoint("analysing")
-    from .mastering import decide_and_master  # the decision path of the in-process command
+    from ..service.mastering import decide_and_master  # the decision path of the in-process command
 
     result = decide_and_master(x, sr, d, chain=chain, choices=req.get("choices") or None, progress=progress)
     if out_path:
         checkpoint("writing")
         written = write_audio(out_path, result.audio, sr, fmt=fmt, force=False, protect=[src] if src else [])
         return {"report": build_report(src or "<audio>", out_path, d, result, written), "output": out_path}, []
-
-    class _ByValue:  # what build_report needs from a WriteResult when nothing is written
-        fmt = "f32"
-        dithered = False
-        clipped_samples = 0
 
     out = np.ascontiguousarray(result.audio, dtype="<f4")
     parts = P.split_parts(out.data, max_part_bytes)
@@ -351,7 +346,7 @@ def _album(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes
     _checkpoint(progress, "writing")
     written = [write_audio(dst, t.result.audio, t.result.after.sample_rate, fmt=fmt, force=False, protect=paths)
                for t, dst in zip(result.tracks, outputs, strict=True)]
-    from .mastering import album_document
+    from ..service.mastering import album_document
 
     doc = album_document(d, result, paths, outputs, written)
     atomic_write_text(req["album_json"], json.dumps(doc, indent=2, allow_nan=False) + "\n", force=False,
@@ -361,7 +356,7 @@ def _album(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes
 
 def _render_to_file(src: str, dst: str, d: Any, fmt: str, progress: ProgressFn, *, chain: Any = None,
                     planned: Any = None) -> tuple[Any, dict[str, Any]]:
-    from .mastering import render_and_write
+    from ..service.mastering import render_and_write
 
     return render_and_write(src, dst, d, fmt=fmt, force=False, progress=progress, chain=chain, planned=planned)
 
@@ -371,7 +366,7 @@ def _revise(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_byte
     from dsp.decide.revise import revise_chain
     from dsp.errors import ParameterError
 
-    from . import session as sess
+    from ..service import session as sess
 
     folder, roots = req["session"], req["allowed_roots"]
     words, render = req.get("words"), req.get("render")
@@ -407,16 +402,6 @@ def _revise(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_byte
             "loudness_change_lu": revision.loudness_change_lu}, []
 
 
-def _stems_bus_report(src: str, dst: str, d: Any, result: Any, written: Any) -> dict[str, Any]:
-    """The mastering report of the bus with each stem's decisions (as ``reamaster stems`` writes it)."""
-    from .report import build_report
-
-    report = build_report(src, dst, d, result.as_master_result(), written)
-    report["stems"] = {n: {"role": s["role"], "decisions": s["decisions"], "left_alone": s["left_alone"]}
-                       for n, s in result.stem_report["stems"].items()}
-    return report
-
-
 class _ByValue:  # what build_report needs from a WriteResult when nothing is written
     fmt = "f32"
     dithered = False
@@ -425,16 +410,15 @@ class _ByValue:  # what build_report needs from a WriteResult when nothing is wr
 
 def _master_stems(req: dict[str, Any], audio: Any, progress: ProgressFn,
                   max_part_bytes: int) -> tuple[dict[str, Any], list]:
-    import json
     import time as _time
 
     import numpy as np
 
     from dsp.decide.stems import master_stems, read_stems
     from dsp.errors import ParameterError, SampleRateError
-    from dsp.io.audio_io import atomic_write_text, output_format_for, write_audio
+    from dsp.io.audio_io import output_format_for
 
-    from .stems_cli import STEM_FORMATS, output_paths, stems_document, written_sum_error
+    from ..service.stems import STEM_FORMATS, bus_report, output_paths, write_stems
 
     d = _delivery(req)
     t0 = _time.perf_counter()
@@ -447,24 +431,14 @@ def _master_stems(req: dict[str, Any], audio: Any, progress: ProgressFn,
         paths = output_paths(folder, list(named), report=False)
         bits = req.get("bits")
         master_fmt = output_format_for(paths["master"], bits if bits else (16 if d.bit_depth == 16 else None))
-        stem_fmt = STEM_FORMATS[stem_bits]
         _checkpoint(progress, "reading")
         stems, sr = read_stems(named)
         result = master_stems(stems, sr, d, progress=progress)
         del stems
-        elapsed = _time.perf_counter() - t0
         _checkpoint(progress, "writing")
-        inputs = list(named.values())
-        folder.mkdir(exist_ok=True)
-        written = {n: write_audio(paths[f"stem:{n}"], x, sr, fmt=stem_fmt, force=False, protect=inputs)
-                   for n, x in result.stems.items()}
-        master_written = write_audio(paths["master"], result.master, sr, fmt=master_fmt, force=False,
-                                     protect=inputs)
-        sum_error = written_sum_error(result.stems, result.bus, stem_fmt)
-        report = _stems_bus_report(" + ".join(inputs), str(paths["master"]), d, result, master_written)
-        doc = stems_document(named, paths, d, result, written, master_written, sum_error, elapsed, report)
-        atomic_write_text(paths["stems.json"], json.dumps(doc, indent=2, allow_nan=False) + "\n", force=False,
-                          protect=inputs)
+        doc, report, written, master_written = write_stems(
+            named, paths, d, result, stem_fmt=STEM_FORMATS[stem_bits], master_fmt=master_fmt, force=False,
+            elapsed_s=_time.perf_counter() - t0)
         return {"stems_report": doc, "report": report, "outputs": {n: w.path for n, w in written.items()},
                 "master": master_written.path, "stems_json": str(paths["stems.json"])}, []
     # by value: audio is [(name, descriptor, bytes)] in the order of req["audios"]
@@ -483,7 +457,7 @@ def _master_stems(req: dict[str, Any], audio: Any, progress: ProgressFn,
         p = P.split_parts(x.data, max_part_bytes)
         parts.extend(p)
         entries.append({"name": name, **P.audio_descriptor(x.shape[0], x.shape[1], sr, len(p))})
-    report = _stems_bus_report("<audio>", "<audio>", d, result, _ByValue())
+    report = bus_report("<audio>", "<audio>", d, result, _ByValue())
     return {"audios": entries, "stems_report": result.stem_report, "bus_chain": result.bus_chain.to_dict(),
             "report": report, "master": "master"}, parts
 
@@ -510,7 +484,7 @@ def warm_up() -> None:
 def _parent_alive(parent_pid: int) -> bool:
     if os.name == "posix":
         return os.getppid() == parent_pid
-    from .connection import pid_alive
+    from ..wire.connection import pid_alive
 
     return pid_alive(parent_pid)
 

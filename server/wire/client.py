@@ -605,7 +605,7 @@ def serve_command() -> list[str]:
     if env:
         return shlex.split(env)
     if Path(sys.executable).name.lower().startswith("python"):
-        return [sys.executable, "-m", "server.server"]
+        return [sys.executable, "-m", "server.daemon"]
     script = shutil.which("reamaster")
     if script:
         return [script, "serve"]

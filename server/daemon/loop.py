@@ -12,7 +12,7 @@ flag, and a worker that has not stopped within ``cancel_grace_s`` is terminated 
 SIGTERM/SIGINT or a ``shutdown`` request stop accepting work, let running jobs finish for
 ``shutdown_grace_s``, answer the rest ``shutting_down``, then remove the connection file.
 
-Run: ``python -m server.server [--port N] ...`` or ``reamaster serve``.
+Run: ``python -m server.daemon [--port N] ...`` or ``reamaster serve``.
 """
 
 from __future__ import annotations
@@ -24,16 +24,14 @@ import logging
 import multiprocessing
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import zmq
 
-from . import jobs as J
-from . import protocol as P
-from .connection import (
+from ..wire import protocol as P
+from ..wire.connection import (
     DEFAULT_PORT,
     ConnectionFileError,
     ConnectionInfo,
@@ -44,6 +42,7 @@ from .connection import (
     remove_connection_file,
     write_connection_file,
 )
+from . import jobs as J
 
 log = logging.getLogger("reamaster.server")
 
@@ -780,17 +779,3 @@ def run(config: ServerConfig) -> int:
         for sig, h in old.items():
             signal.signal(sig, h)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from .serve_cli import add_serve_arguments, cmd_serve
-
-    p = argparse.ArgumentParser(prog="python -m server.server", description="The ReaMaster companion server.")
-    add_serve_arguments(p)
-    return cmd_serve(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
