@@ -217,7 +217,7 @@ def test_render_blocks_equals_render(clip):
 # --- the streaming master ------------------------------------------------------------------------
 
 def test_streamed_master_file_is_the_in_memory_master(tmp_path, clip):
-    from server.mastering import decide_and_master, master_file
+    from server.service.mastering import decide_and_master, master_file
 
     src = tmp_path / "mix.wav"
     write_audio(src, clip, SR, fmt="wav24")
@@ -244,7 +244,7 @@ _PEAK_SCRIPT = textwrap.dedent("""
     import numpy as np
     from dsp.decide.presets import delivery
     from dsp.io.audio_io import AudioWriter
-    from server.mastering import master_file
+    from server.service.mastering import master_file
     sys.path.insert(0, sys.argv[4])
     from test_streaming import music_like
     seconds, src, dst = float(sys.argv[1]), sys.argv[2], sys.argv[3]

@@ -520,9 +520,9 @@ class AudioSource:
     """A file read in blocks, as often as needed, never whole.
 
     Opening checks the header as :func:`read_audio` does (existence, extension, container,
-    channels, sample rate, no samples); what needs the samples (finiteness, silence) is checked
-    by the measuring pass with :func:`check_audio_summary`. ``frames`` is the header's count
-    until a full pass has counted what the file really holds.
+    channels, sample rate, no samples); what needs the samples (finiteness, length, silence) is
+    checked by the first complete pass of :meth:`blocks`. ``frames`` is the header's count until
+    a full pass has counted what the file really holds.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -538,6 +538,7 @@ class AudioSource:
         _check_sample_rate(self.sample_rate, self.name)
         if self.frames <= 0:
             raise EmptyAudioError(f"{self.name} contains no audio (0 samples)")
+        self.checked = False  # set by the first complete pass of blocks()
 
     @property
     def duration_s(self) -> float:
@@ -547,24 +548,39 @@ class AudioSource:
         """Float32 C-contiguous ``(channels, n)`` blocks of ``block_frames`` (the last may be shorter).
 
         After a complete pass ``frames`` holds the frames actually read (a damaged file may hold
-        fewer than its header says, as :func:`read_audio` keeps what is there)."""
+        fewer than its header says, as :func:`read_audio` keeps what is there). The first complete
+        pass also applies :func:`check_audio`'s refusals (non-finite, too short, silent): they are
+        raised after its last block, so a pass that measures the audio checks it on the way."""
         if block_frames <= 0:
             raise ParameterError(f"block_frames must be positive, got {block_frames}")
+        check = not self.checked
+        peak, invalid = 0.0, 0
         try:
             with sf.SoundFile(self.path) as f:
-                buf = np.empty((block_frames, self.channels), dtype=np.float32)
+                buf = np.empty((min(block_frames, self.frames), self.channels), dtype=np.float32)
                 done = 0
                 while done < self.frames:
-                    want = min(block_frames, self.frames - done)
+                    want = min(len(buf), self.frames - done)
                     got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
                     n = len(got)
                     if n == 0:
                         break
                     done += n
-                    yield np.ascontiguousarray(got.T)
+                    block = np.ascontiguousarray(got.T)
+                    if check:
+                        hi, lo = float(block.max()), float(block.min())
+                        if math.isfinite(hi) and math.isfinite(lo):
+                            peak = max(peak, hi, -lo)
+                        else:
+                            invalid += block.size - int(np.count_nonzero(np.isfinite(block)))
+                    yield block
                 self.frames = done
         except RuntimeError as exc:
             raise _open_error(self.path, self.name, exc) from None
+        if check:
+            check_audio_summary(done, self.sample_rate, peak=peak, invalid=invalid, channels=self.channels,
+                                what=self.name)
+            self.checked = True
 
 
 def check_audio_summary(frames: int, sample_rate: int, *, peak: float, invalid: int, channels: int,

@@ -18,6 +18,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from ..errors import NonFiniteAudioError
 from .loudness import LoudnessResult, measure_loudness
 from .spectrum import SpectrumResult, third_octave_spectrum
 from .truepeak import to_db, true_peak_dbtp
@@ -460,11 +461,11 @@ class AnalysisMeter:
 
 def analyze_source(source: Any, *, true_peak_factor: int = 4, resonances: bool = False,
                    progress: Any = None) -> Analysis:
-    """:func:`analyze` of a :class:`dsp.io.audio_io.AudioSource` in one block-wise read, with
-    :func:`dsp.io.audio_io.check_audio`'s refusals (non-finite, too short, silent) naming the file.
-    ``progress(fraction)`` is called after each block; returning False cancels."""
+    """:func:`analyze` of a :class:`dsp.io.audio_io.AudioSource` (anything with ``channels``,
+    ``sample_rate``, ``frames`` and ``blocks()``) in one block-wise read; the source's first pass
+    applies the input refusals (non-finite, too short, silent). ``progress(fraction)`` is called
+    after each block; returning False cancels."""
     from ..errors import CancelledError
-    from ..io.audio_io import check_audio_summary
 
     meter = AnalysisMeter(source.channels, source.sample_rate, source.frames,
                           true_peak_factor=true_peak_factor, resonances=resonances)
@@ -473,6 +474,6 @@ def analyze_source(source: Any, *, true_peak_factor: int = 4, resonances: bool =
         meter.feed(block)
         if progress is not None and progress(min(1.0, meter.samples / total)) is False:
             raise CancelledError("analysis was cancelled")
-    check_audio_summary(meter.samples, source.sample_rate, peak=meter.stats.peak, invalid=meter.invalid,
-                        channels=source.channels, what=source.name)
+    if meter.invalid:  # a source that does not check its samples
+        raise NonFiniteAudioError(f"the audio contains {meter.invalid} invalid samples (NaN or infinity)")
     return meter.result()

@@ -223,6 +223,8 @@ def third_octave_spectrum(x: np.ndarray, sample_rate: int, *, nfft: int | None =
             _accumulate_stereo(spec[0], spec[1], pl, pr, cr)
         else:
             _accumulate_mono(spec[0], pl)
+    if not (np.all(np.isfinite(pl)) and np.all(np.isfinite(pr))):
+        raise NonFiniteAudioError("the audio contains NaN or infinite samples")
     return _spectrum_from_sums(pl, pr, cr, window, n_frames, nfft, sr, ch, _overall_correlation(a))
 
 
