@@ -327,15 +327,17 @@ def _execute_streaming(kind: str, req: dict[str, Any], progress: ProgressFn) -> 
     src = req["path"]
     _checkpoint(progress, "reading")
     source = AudioSource(src)
+    # analysis reports no progress inside and is stopped by replacing the worker, as before streaming
+    _checkpoint(progress, "analysing")
     if kind == "analyze":
-        a = analyze_source(source, progress=lambda f: progress("analysing", f))
+        a = analyze_source(source)
         return {"analysis": a.to_dict(series=bool(req.get("series")))}, []
     d = delivery(req.get("preset"), target_lufs=req.get("lufs"), ceiling_dbtp=req.get("ceiling"))
     if kind == "suggest":
         from dsp.decide.master import plan_chain
 
         deliv = {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp, "note": d.note}
-        a = analyze_source(source, progress=lambda f: progress("analysing", f))
+        a = analyze_source(source)
         chain = plan_chain(a, d).to_dict()
         return {"chain": chain, "native_fx": native_fx(chain), "analysis": a.to_dict(), "delivery": deliv}, []
     from dsp.process.chain import Chain
