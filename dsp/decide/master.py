@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -35,13 +35,16 @@ from ..process.utility import DcParams, HighPassParams
 from .eqfit import fit_eq
 from .presets import Delivery
 
+if TYPE_CHECKING:  # codec_safe imports this module
+    from .codec_safe import CodecCheck
+
 LOUDNESS_TOLERANCE_LU = 0.2  # the promise
 _AIM_LU = 0.05  # what the convergence aims for, inside the promise
 _MAX_LIMITING_DB = 24.0  # more peak reduction than this is not mastering any more
 _MODEL_DECIMATION = 32
 _MODEL_CHUNK = 1 << 16  # groups per step of the model evaluation (44 s at 48 kHz; ~3 MB of temporaries)
 
-ProgressFn = Callable[[str, float], Any]
+ProgressFn = Callable[[str, float], bool | None]  # (stage, fraction 0..1); False cancels
 
 # A generic balanced-master tonal shape: 1/3-octave band level relative to the 1 kHz region,
 # dB, as (frequency, level) points; flat-ish lows, about -3.5 dB/oct through the top.
@@ -51,18 +54,19 @@ _BALANCED_SHAPE = ((31.5, 2.0), (63, 4.0), (125, 3.5), (250, 1.5), (500, 0.5), (
 
 def balanced_shape_db(freqs_hz: np.ndarray) -> np.ndarray:
     f, v = np.array(_BALANCED_SHAPE).T
-    return np.interp(np.log2(freqs_hz), np.log2(f), v)
+    shape_db: np.ndarray = np.interp(np.log2(freqs_hz), np.log2(f), v)
+    return shape_db
 
 
 @dataclasses.dataclass(frozen=True)
 class MasterResult:
-    audio: np.ndarray | None  # float32 (channels, samples); None when streamed to a file (master_stream)
+    audio: np.ndarray  # float32 (channels, samples); (channels, 0) when streamed to a file (master_stream)
     chain: Chain
     before: Analysis
     after: Analysis
     limiter: dict[str, Any]
     iterations: int
-    codec_checks: tuple[Any, ...] = ()  # dsp.decide.codec_safe.CodecCheck of the delivered audio, when checked
+    codec_checks: tuple[CodecCheck, ...] = ()  # of the delivered audio, when checked
 
 
 def _region_deviation(dev: np.ndarray, freqs: np.ndarray, lo: float, hi: float) -> float:
@@ -282,14 +286,16 @@ def tonal_deviation_db(freqs: np.ndarray, levels_db: np.ndarray, target_db: np.n
     """Band level minus target, with the mean over 40 Hz-16 kHz removed (level does not count)."""
     dev = np.asarray(levels_db, dtype=float) - target_db
     sel = (freqs >= 40) & (freqs <= 16000)
-    return dev - float(np.mean(dev[sel]))
+    out: np.ndarray = dev - float(np.mean(dev[sel]))
+    return out
 
 
 def generic_tolerance_db(freqs: np.ndarray) -> np.ndarray:
     """How far a band may sit from the target before it is a problem: songs differ most in the
     deep lows (kick and bass notes) and the extreme top, least in the mids."""
     f = np.asarray(freqs, dtype=float)
-    return np.interp(np.log2(f), np.log2([50, 100, 6000, 14000]), [3.0, 1.5, 1.5, 2.5])
+    tol_db: np.ndarray = np.interp(np.log2(f), np.log2([50, 100, 6000, 14000]), [3.0, 1.5, 1.5, 2.5])
+    return tol_db
 
 
 def eq_weights(freqs: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -490,7 +496,7 @@ def converge_limiter(
     *,
     progress: ProgressFn | None = None,
     remake_pre: Callable[[], np.ndarray] | None = None,
-) -> tuple[np.ndarray, lim.LimiterParams, LoudnessResult, list[Any], int]:
+) -> tuple[np.ndarray, lim.LimiterParams, LoudnessResult, list[object], int]:
     """Find the limiter threshold that lands on ``target_lufs``; returns the rendered master,
     its settings, its measured loudness, the limiter's final state and the renders it took.
 
@@ -506,7 +512,7 @@ def converge_limiter(
     measured = math.nan
     for iteration in range(1, 5):
         p = dataclasses.replace(params, threshold_db=float(np.clip(thr, -60.0, 12.0)))
-        states: list[Any] = []
+        states: list[object] = []
         if iteration > 1 and remake_pre is not None:
             pre = remake_pre()
         out = render(Chain((Stage("limiter", p),)), pre, sample_rate, states=states,
@@ -549,7 +555,7 @@ def master(
     if intent is not None and not intent.loudness:
         delivery = dataclasses.replace(delivery, target_lufs=float(before.integrated_lufs))
     if chain is not None:
-        states: list[Any] = []
+        states: list[object] = []
         out = render(chain, x, sample_rate, states=states,
                      progress=(lambda f: progress("rendering", f)) if progress else None)
         final_chain = chain
@@ -565,7 +571,7 @@ def master(
                           progress=(lambda f: progress("processing", f)) if progress else None)
 
         out, lim_params, loud, states, iterations = converge_limiter(
-            make_pre(), sample_rate, lim_stage.params, delivery.target_lufs, progress=progress,
+            make_pre(), sample_rate, cast(lim.LimiterParams, lim_stage.params), delivery.target_lufs, progress=progress,
             remake_pre=make_pre)
         final_chain = planned.replace_stage("limiter", dataclasses.replace(lim_stage, params=lim_params))
     limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
@@ -586,7 +592,7 @@ class _Spill:
 
     def write(self, block: np.ndarray) -> None:
         b = np.ascontiguousarray(block, dtype=np.float32)
-        self._file.write(memoryview(b).cast("B"))
+        self._file.write(b.tobytes())
         self._sizes.append(b.shape)
 
     def blocks(self) -> Iterator[np.ndarray]:
@@ -594,7 +600,7 @@ class _Spill:
         self._file.seek(0)
         for shape in self._sizes:
             b = np.empty(shape, dtype=np.float32)
-            if self._file.readinto(memoryview(b).cast("B")) != b.nbytes:
+            if self._file.readinto(b.data.cast("B")) != b.nbytes:
                 raise OSError("the temporary pre-limiter file came back short")
             yield b
 
@@ -628,7 +634,7 @@ def master_stream(
     spill_dir: str | None = None,
 ) -> tuple[MasterResult, Any]:
     """:func:`master` for audio too long to hold: the same decisions and the same master, in passes
-    that read, process and write block by block. Returns the result (``audio`` None) and what
+    that read, process and write block by block. Returns the result (``audio`` empty) and what
     ``sink().commit()`` returned.
 
     ``blocks()`` starts a fresh pass over the ``(channels, n)`` input (``frames`` in all);
@@ -701,20 +707,21 @@ def master_stream(
                 except OSError:  # no room: the renders run the stages again instead
                     spill.close()
                     spill = None
-        model = _LoudnessModel.from_builder(builder, lim_stage.params)
+        lim_params = cast(lim.LimiterParams, lim_stage.params)
+        model = _LoudnessModel.from_builder(builder, lim_params)
         del builder
         target = delivery.target_lufs
-        thr, lo_thr = _model_threshold(model, lim_stage.params, target)
+        thr, lo_thr = _model_threshold(model, lim_params, target)
         del model
         history: list[tuple[float, float]] = []
         measured = math.nan
         out = None
         for iteration in range(1, 5):
-            p = dataclasses.replace(lim_stage.params, threshold_db=float(np.clip(thr, -60.0, 12.0)))
-            final_chain = planned.replace_stage("limiter", dataclasses.replace(lim_stage, params=p))
+            p = dataclasses.replace(lim_params, threshold_db=float(np.clip(thr, -60.0, 12.0)))
+            lim_final = dataclasses.replace(lim_stage, params=p)
             # the limiter last, as master() renders it (planned chains end in their limiter)
-            final_chain = dataclasses.replace(final_chain, stages=(
-                *(st for st in final_chain.stages if st.kind != "limiter"), final_chain.find("limiter")))
+            final_chain = dataclasses.replace(planned, stages=(
+                *(st for st in planned.stages if st.kind != "limiter"), lim_final))
             after, states, out = render_into_sink(final_chain, "limiting", split=True)
             measured = after.integrated_lufs
             history.append((p.threshold_db, measured))
@@ -731,12 +738,13 @@ def master_stream(
             spill.close()
         if out is None:
             raise TargetUnreachableError(
-                f"loudness did not settle on {target:g} LUFS at {lim_stage.params.ceiling_dbtp:g} dBTP: "
+                f"loudness did not settle on {target:g} LUFS at {lim_params.ceiling_dbtp:g} dBTP: "
                 f"reached {measured:.2f} LUFS")
         final_chain = planned.replace_stage("limiter", dataclasses.replace(lim_stage, params=p))
     written = out.commit()
     limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
-    return MasterResult(None, final_chain, before, after, lim.stats(limiter_state), iterations), written
+    return (MasterResult(np.zeros((channels, 0), dtype=np.float32), final_chain, before, after,
+                         lim.stats(limiter_state), iterations), written)
 
 
 __all__ = ["MasterResult", "master", "master_stream", "plan_chain", "converge_limiter", "CancelledError"]

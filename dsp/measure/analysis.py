@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
@@ -22,6 +22,9 @@ from ..errors import NonFiniteAudioError
 from .loudness import LoudnessResult, measure_loudness
 from .spectrum import SpectrumResult, third_octave_spectrum
 from .truepeak import to_db, true_peak_dbtp
+
+if TYPE_CHECKING:  # imported where looked for: scipy.ndimage is slow to load
+    from .resonance import Resonance
 
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (about -0.009 dBFS)
 CLIP_RUN = 3  # this many consecutive clipped samples make a run (one hot sample is not clipping)
@@ -51,7 +54,7 @@ class Analysis:
     silent_pct: float
     spectrum: SpectrumResult
     loudness: LoudnessResult
-    resonances: tuple[Any, ...] = ()  # dsp.measure.resonance.Resonance, when looked for
+    resonances: tuple[Resonance, ...] = ()  # when looked for
 
     def to_dict(self, *, series: bool = False) -> dict[str, Any]:
         """Plain JSON-ready dict; ``series`` adds the momentary/short-term loudness series."""
@@ -92,7 +95,8 @@ def _json_number(v: Any) -> Any:
 
 
 @numba.njit(cache=True, nogil=True)
-def _sample_stats(x, clip_level, min_run, hop, hop_peak):  # pragma: no cover - jitted
+def _sample_stats(x: np.ndarray, clip_level: float, min_run: int, hop: int, hop_peak: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, float, int, int]:  # pragma: no cover - jitted
     """One pass: per-channel sum and sum of squares, the peak, clipped runs and the peak of each hop."""
     n_ch, n = x.shape
     sums = np.zeros(n_ch)
@@ -188,7 +192,7 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
         loud = loudness if loudness is not None else measure_loudness(x, sample_rate)
         tp = true_peak_dbtp(x, factor=true_peak_factor)
         spec, st = spec_job.result(), stats_job.result()
-    found: tuple[Any, ...] = ()
+    found: tuple[Resonance, ...] = ()
     if resonances:
         from .resonance import find_resonances
 
@@ -223,7 +227,9 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
 # --- the same measurements, block by block --------------------------------------------------------
 
 @numba.njit(cache=True, nogil=True)
-def _sample_stats_stream(x, clip_level, min_run, hop, offset, hop_peak, sums, sumsq, run, counts):  # pragma: no cover
+def _sample_stats_stream(x: np.ndarray, clip_level: float, min_run: int, hop: int, offset: int, hop_peak: np.ndarray,
+                         sums: np.ndarray, sumsq: np.ndarray, run: np.ndarray,
+                         counts: np.ndarray) -> None:  # pragma: no cover - jitted
     """_sample_stats for one block at sample ``offset`` of a stream; carries per-channel sums, the
     open clipped run and (peak, runs, clipped) in ``counts``, all updated in place. Walks the block
     hop by hop (no division per sample); sums run in sample order, as the whole-signal kernel's."""
@@ -428,7 +434,9 @@ class AnalysisMeter:
 
     def result(self, *, loudness: LoudnessResult | None = None) -> Analysis:
         self._pool.shutdown()
-        loud = loudness if loudness is not None else self.loudness.result()
+        if loudness is None and self.loudness is None:
+            raise ValueError("AnalysisMeter(loudness=False) needs the loudness passed to result()")
+        loud = loudness if loudness is not None else self.loudness.result()  # type: ignore[union-attr]
         tp = self.true_peak.finish()
         st = self.stats.result()
         found = tuple(self.resonance.result()) if self.resonance is not None else ()
