@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ReaMaster set-up. Idempotent.
-#   ./install/setup.sh          create .venv and install the project and its dependencies
+#   ./install/setup.sh          create .venv, install the project and its dependencies, warm the numba cache
 #   ./install/setup.sh demo     ... then master the embedded demo mix into out/demo/
 #   ./install/setup.sh test     ... then run the whole test suite
 #   ./install/setup.sh bench    ... then install benchmark extras (real music, meters, the peer) and run the benchmark
