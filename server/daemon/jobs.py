@@ -332,8 +332,7 @@ def _execute_streaming(kind: str, req: dict[str, Any], progress: ProgressFn) -> 
     from dsp.measure.analysis import analyze_source
 
     src = req["path"]
-    _checkpoint(progress, "reading")
-    source = AudioSource(src)
+    source = AudioSource(src)  # reading and measuring are one pass: its stage is "analysing"
     # analysis reports no progress inside and is stopped by replacing the worker, as before streaming
     _checkpoint(progress, "analysing")
     if kind == "analyze":
