@@ -526,12 +526,24 @@ def warm_up() -> None:
     import numpy as np
 
     from dsp.decide.master import master  # noqa: F401 - the import is the point
-    from dsp.decide.presets import delivery  # noqa: F401
+    from dsp.decide.presets import delivery
     from dsp.measure.analysis import analyze
 
     t = np.arange(24000) / 48000.0
     x = (0.25 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)[None, :].repeat(2, axis=0)
     analyze(x, 48000)
+    # the streaming path's kernels too (measuring, model, limiter, writer), on a second of audio
+    import tempfile
+
+    from dsp.io.audio_io import write_audio
+
+    from ..service.mastering import master_file
+
+    with tempfile.TemporaryDirectory(prefix="reamaster-warm-") as tmp:
+        src = os.path.join(tmp, "warm.wav")
+        noise = np.random.default_rng(0).standard_normal((2, 48000)).astype(np.float32) * 0.05
+        write_audio(src, np.concatenate((x, x), axis=1) + noise, 48000, fmt="wav24")
+        master_file(src, os.path.join(tmp, "out.wav"), delivery("streaming"), fmt="wav24", force=False)
 
 
 def _parent_alive(parent_pid: int) -> bool:
