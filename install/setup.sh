@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ReaMaster set-up. Idempotent.
-#   ./install/setup.sh          create .venv and install the project and its dependencies
+#   ./install/setup.sh          create .venv, install the project and its dependencies, warm the numba cache
 #   ./install/setup.sh demo     ... then master the embedded demo mix into out/demo/
 #   ./install/setup.sh test     ... then run the whole test suite
 #   ./install/setup.sh bench    ... then install benchmark extras (real music, meters, the peer) and run the benchmark
@@ -34,7 +34,19 @@ ensure_venv() {
     fi
 }
 
+# Compile the numba kernels into their cache once per code change, so the first master is as fast
+# as the tenth (numba checks each cached kernel against its source file; a stale one recompiles).
+warm_cache() {
+    local stamp="$VENV/.reamaster-warm"
+    local want
+    want="$(find dsp server -name '*.py' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        "$VENV/bin/python" install/warm_cache.py && echo "$want" > "$stamp"
+    fi
+}
+
 ensure_venv
+warm_cache
 cmd="${1:-}"
 case "$cmd" in
     "") echo "ReaMaster is installed in $VENV (run: $VENV/bin/reamaster --help)" ;;

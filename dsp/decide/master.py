@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from ..measure.loudness import (
     measure_loudness,
 )
 from ..process import limiter as lim
-from ..process.chain import Chain, Stage, render
+from ..process.chain import Chain, Stage, render, render_blocks
 from ..process.compressor import CompressorParams
 from ..process.eq import EqBand, EqParams
 from ..process.stereo import StereoParams
@@ -42,6 +42,7 @@ LOUDNESS_TOLERANCE_LU = 0.2  # the promise
 _AIM_LU = 0.05  # what the convergence aims for, inside the promise
 _MAX_LIMITING_DB = 24.0  # more peak reduction than this is not mastering any more
 _MODEL_DECIMATION = 32
+_MODEL_CHUNK = 1 << 16  # groups per step of the model evaluation (44 s at 48 kHz; ~3 MB of temporaries)
 
 ProgressFn = Callable[[str, float], bool | None]  # (stage, fraction 0..1); False cancels
 
@@ -59,7 +60,7 @@ def balanced_shape_db(freqs_hz: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class MasterResult:
-    audio: np.ndarray  # float32 (channels, samples)
+    audio: np.ndarray  # float32 (channels, samples); (channels, 0) when streamed to a file (master_stream)
     chain: Chain
     before: Analysis
     after: Analysis
@@ -112,7 +113,6 @@ def style_target(a: Analysis, style: str | None = None) -> tuple[TonalTarget, di
     (classify the mix and blend the nearest styles by confidence). Also says what was heard."""
     from . import profiles
     from . import style as style_model
-
     from .evidence import lra_range_for
 
     confidence = 1.0
@@ -186,13 +186,13 @@ class Intent:
         check_choice("intensity", self.intensity, INTENSITIES)
 
 
-def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None, *, audio: np.ndarray | None = None) -> Chain:
+def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
     """A first, rule-based chain for the measured mix, the delivery target and the intent.
 
     First, do no harm: every corrective stage needs evidence a listener would hear (with a
     confidence that shrinks or drops the move); a mix within its target's tolerance gets gain
-    and the limiter only, and an input that looks mastered (``audio`` lets the check read its
-    envelope) gets loudness only. Every stage carries the measurement that caused it (``why``);
+    and the limiter only, and an input that looks mastered (clipped runs, low PLR, a brickwalled
+    envelope: :mod:`dsp.decide.mastered`) gets loudness only. Every stage carries the measurement that caused it (``why``);
     every correction not made is listed with its measurement in ``meta["left_alone"]``;
     ``meta["assessment"]`` says what was found.
     """
@@ -203,7 +203,7 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None, *, audio:
     stages: list[Stage] = []
     left_alone: list[str] = []
     warnings: list[str] = []
-    mastered = check_mastered(a, audio)
+    mastered = check_mastered(a)
     loudness_only = mastered.looks_mastered
     if loudness_only:
         warnings.append(f"the input {mastered.summary()}: proposing loudness only (gain and the limiter; no EQ, "
@@ -479,47 +479,94 @@ class _LoudnessModel:
     """Predicts the integrated loudness after the limiter for a given threshold, cheaply.
 
     Works on 32x decimated series of the detector (sample peaks) and of the K-weighted power:
-    the limiter's gain is slow next to the K-filter, so K(x * g) ~ K(x) * g. Inter-sample
+    the limiter's gain is slow next to the K filter, so K(x * g) ~ K(x) * g. Inter-sample
     peaks and the decimation make it slightly optimistic; exact renders confirm the answer.
+    Built block by block (:class:`_ModelBuilder`), it holds 12 bytes per 32 samples (130 MB for
+    two hours of 48 kHz audio) and evaluates in chunks, so nothing full-length is made.
     """
 
     def __init__(self, pre: np.ndarray, sample_rate: int, params: lim.LimiterParams) -> None:
-        self.sample_rate = sample_rate
-        self.params = params
-        dec = _MODEL_DECIMATION
-        hop = hop_samples(sample_rate)  # 100 ms hops, as the loudness gating uses
-        self.n_hops = pre.shape[1] // hop
-        n_groups = self.n_hops * hop // dec
-        env = np.empty(n_groups, dtype=np.float32)
-        power = np.empty(n_groups)
-        state = None
-        chunk = dec * 32768  # whole groups per chunk; no full-length temporaries
-        for g0 in range(0, n_groups, chunk // dec):
-            g1 = min(n_groups, g0 + chunk // dec)
-            block = pre[:, g0 * dec: g1 * dec]
-            env[g0:g1] = np.abs(block).max(axis=0).reshape(g1 - g0, dec).max(axis=1)
-            p, state = k_weighted_power(block, sample_rate, state=state)
-            power[g0:g1] = p.reshape(g1 - g0, dec).sum(axis=1)
-        self.peak_db = 20 * math.log10(max(float(env.max()) if env.size else 0.0, 1e-12))
-        self.env_dec = env
-        self.group_power = power
-        self.group_hop = (np.arange(n_groups) * dec) // hop
-        self.hop = hop
+        builder = _ModelBuilder(sample_rate, pre.shape[1])
+        builder.feed(pre)
+        self._take(builder, params)
+
+    @classmethod
+    def from_builder(cls, builder: _ModelBuilder, params: lim.LimiterParams) -> _LoudnessModel:
+        model = cls.__new__(cls)
+        model._take(builder, params)
+        return model
+
+    def _take(self, b: _ModelBuilder, params: lim.LimiterParams) -> None:
+        self.sample_rate, self.params = b.sample_rate, params
+        self.n_hops, self.hop = b.n_hops, b.hop
+        self.env_dec, self.group_power = b.env, b.power
+        self.peak_db = 20 * math.log10(max(float(b.env.max()) if b.env.size else 0.0, 1e-12))
 
     def loudness(self, threshold_db: float) -> float:
         p = dataclasses.replace(self.params, threshold_db=threshold_db)
         dec = _MODEL_DECIMATION
         look = max(1, math.ceil(lim.lookahead_samples(p, self.sample_rate) / dec))
         hold = max(1, math.ceil(lim.HOLD_SAMPLES / dec))
-        red, _ = lim.reduction_curve(
-            np.concatenate((self.env_dec, np.zeros(hold + look - 1, dtype=np.float32))),
-            over_db=p.drive_db - (p.ceiling_dbtp - lim.MARGIN_DB),
-            release_per_sample=lim.release_coefficient(p.release_ms, self.sample_rate / dec),
-            lookahead=look, hold=hold, state=lim.new_gain_state(look, hold),
-        )
-        g2 = np.power(10.0, (p.drive_db - red[hold + look - 1:]) / 10.0)
-        hop_energy = np.bincount(self.group_hop, weights=self.group_power * g2, minlength=self.n_hops)
+        lag = hold + look - 1  # the reduction curve lags the envelope by this many groups
+        state = lim.new_gain_state(look, hold)
+        over_db = p.drive_db - (p.ceiling_dbtp - lim.MARGIN_DB)
+        release = lim.release_coefficient(p.release_ms, self.sample_rate / dec)
+        hop_energy = np.zeros(self.n_hops + 1)
+        n = self.env_dec.shape[0]
+        pos = -lag  # group of the next reduction value
+        chunk = _MODEL_CHUNK
+        for start in range(0, n + lag, chunk):
+            piece = self.env_dec[start:start + chunk] if start < n else np.zeros(0, dtype=np.float32)
+            if start + chunk > n:  # the look-ahead's zeros after the end
+                piece = np.concatenate((piece, np.zeros(min(start + chunk, n + lag) - max(start, n),
+                                                        dtype=np.float32)))
+            red, state = lim.reduction_curve(piece, over_db=over_db, release_per_sample=release,
+                                             lookahead=look, hold=hold, state=state)
+            lo = max(0, -pos)
+            g0, g1 = pos + lo, pos + red.shape[0]
+            pos = g1
+            if g1 <= g0:
+                continue
+            g2 = np.power(10.0, (p.drive_db - red[lo:]) / 10.0)
+            first = (g0 * dec) // self.hop
+            idx = (np.arange(g0, g1) * dec) // self.hop - first
+            part = np.bincount(idx, weights=self.group_power[g0:g1] * g2)
+            hop_energy[first:first + part.shape[0]] += part
         return gated_loudness_of_hops(hop_energy[: self.n_hops] / self.hop)
+
+
+class _ModelBuilder:
+    """Collects the loudness model's decimated series from pre-limiter blocks of any length."""
+
+    def __init__(self, sample_rate: int, frames: int) -> None:
+        self.sample_rate = sample_rate
+        self.hop = hop_samples(sample_rate)  # 100 ms hops, as the loudness gating uses
+        self.n_hops = frames // self.hop
+        n_groups = self.n_hops * self.hop // _MODEL_DECIMATION
+        self.env = np.zeros(n_groups, dtype=np.float32)
+        self.power = np.zeros(n_groups)
+        self._g = 0
+        self._rest: np.ndarray | None = None
+        self._kstate: np.ndarray | None = None
+
+    def feed(self, x: np.ndarray) -> None:
+        dec = _MODEL_DECIMATION
+        n_groups = self.env.shape[0]
+        if self._g >= n_groups:
+            return
+        if self._rest is not None and self._rest.shape[1]:
+            x = np.concatenate((self._rest, x), axis=1)
+        avail = min(x.shape[1] // dec, n_groups - self._g)
+        step = 32768  # whole groups per chunk; no full-length temporaries
+        for c0 in range(0, avail, step):
+            c1 = min(avail, c0 + step)
+            block = x[:, c0 * dec: c1 * dec]
+            g0, g1 = self._g + c0, self._g + c1
+            self.env[g0:g1] = np.abs(block).max(axis=0).reshape(c1 - c0, dec).max(axis=1)
+            pw, self._kstate = k_weighted_power(block, self.sample_rate, state=self._kstate)
+            self.power[g0:g1] = pw.reshape(c1 - c0, dec).sum(axis=1)
+        self._g += avail
+        self._rest = x[:, avail * dec:].copy() if self._g < n_groups else None
 
 
 def _solve_increasing(f: Callable[[float], float], lo: float, hi: float, f_lo: float, f_hi: float,
@@ -545,6 +592,34 @@ def _solve_increasing(f: Callable[[float], float], lo: float, hi: float, f_lo: f
     return x
 
 
+def _model_threshold(model: _LoudnessModel, params: lim.LimiterParams, target_lufs: float) -> tuple[float, float]:
+    """The model's threshold for ``target_lufs`` and the lowest threshold allowed; raises
+    TargetUnreachableError when even ``_MAX_LIMITING_DB`` of limiting cannot get there."""
+    lo_thr = max(-60.0, model.peak_db - _MAX_LIMITING_DB)
+    hi_thr = min(12.0, model.peak_db + 30.0)  # turns everything down, no limiting
+    f_lo = model.loudness(lo_thr) - target_lufs
+    if f_lo < -LOUDNESS_TOLERANCE_LU:
+        raise TargetUnreachableError(
+            f"cannot reach {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
+            f"{_MAX_LIMITING_DB:g} dB of limiting reaches only {f_lo + target_lufs:.1f} LUFS")
+    f_hi = model.loudness(hi_thr) - target_lufs
+    if f_hi > 0:
+        raise TargetUnreachableError(f"cannot turn the mix down to {target_lufs:g} LUFS")
+    thr = (_solve_increasing(lambda t: model.loudness(t) - target_lufs, lo_thr, hi_thr, f_lo, f_hi)
+           if f_lo > 0 else lo_thr)
+    return thr, lo_thr
+
+
+def _next_threshold(history: list[tuple[float, float]], err: float) -> float:
+    """The threshold for the next exact render from (threshold, measured LUFS) so far."""
+    if len(history) >= 2 and abs(history[-1][0] - history[-2][0]) > 1e-6:
+        (t0, l0), (t1, l1) = history[-2], history[-1]
+        slope = (l1 - l0) / (t1 - t0)
+    else:
+        slope = -1.0  # one dB lower threshold gives about one LU more, before limiting dominates
+    return history[-1][0] - err / min(slope, -0.05)
+
+
 def converge_limiter(
     pre: np.ndarray,
     sample_rate: int,
@@ -564,18 +639,7 @@ def converge_limiter(
     of peak reduction cannot get there.
     """
     model = _LoudnessModel(pre, sample_rate, params)
-    lo_thr = max(-60.0, model.peak_db - _MAX_LIMITING_DB)
-    hi_thr = min(12.0, model.peak_db + 30.0)  # turns everything down, no limiting
-    f_lo = model.loudness(lo_thr) - target_lufs
-    if f_lo < -LOUDNESS_TOLERANCE_LU:
-        raise TargetUnreachableError(
-            f"cannot reach {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
-            f"{_MAX_LIMITING_DB:g} dB of limiting reaches only {f_lo + target_lufs:.1f} LUFS")
-    f_hi = model.loudness(hi_thr) - target_lufs
-    if f_hi > 0:
-        raise TargetUnreachableError(f"cannot turn the mix down to {target_lufs:g} LUFS")
-    thr = (_solve_increasing(lambda t: model.loudness(t) - target_lufs, lo_thr, hi_thr, f_lo, f_hi)
-           if f_lo > 0 else lo_thr)
+    thr, lo_thr = _model_threshold(model, params, target_lufs)
     history: list[tuple[float, float]] = []
     measured = math.nan
     for iteration in range(1, 5):
@@ -592,12 +656,7 @@ def converge_limiter(
         err = measured - target_lufs
         if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and iteration == 4):
             return out, p, loud, states, iteration
-        if len(history) >= 2 and abs(history[-1][0] - history[-2][0]) > 1e-6:
-            (t0, l0), (t1, l1) = history[-2], history[-1]
-            slope = (l1 - l0) / (t1 - t0)
-        else:
-            slope = -1.0  # one dB lower threshold gives about one LU more, before limiting dominates
-        thr = p.threshold_db - err / min(slope, -0.05)
+        thr = _next_threshold(history, err)
         if thr < lo_thr:
             break
     raise TargetUnreachableError(
@@ -634,7 +693,7 @@ def master(
         final_chain = chain
     else:
         if planned is None:
-            planned = plan_chain(before, delivery, intent, audio=x)
+            planned = plan_chain(before, delivery, intent)
         lim_stage = planned.find("limiter")
         if lim_stage is None:
             raise ChainError("a planned chain must end in a limiter to converge on the loudness target")
@@ -652,4 +711,172 @@ def master(
     return MasterResult(out, final_chain, before, after, lim.stats(limiter_state), iterations)
 
 
-__all__ = ["MasterResult", "master", "plan_chain", "converge_limiter", "CancelledError"]
+class _Spill:
+    """The pre-limiter signal parked on disk (float32, an anonymous temporary file) between the
+    model pass and the exact renders, so the stages before the limiter run once, not once per
+    render. The page cache holds it, not the process: peak memory does not grow with length."""
+
+    def __init__(self, folder: str) -> None:
+        import tempfile
+
+        self._file = tempfile.TemporaryFile(dir=folder)
+        self._sizes: list[tuple[int, int]] = []
+
+    def write(self, block: np.ndarray) -> None:
+        b = np.ascontiguousarray(block, dtype=np.float32)
+        self._file.write(b.tobytes())
+        self._sizes.append(b.shape)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        self._file.flush()
+        self._file.seek(0)
+        for shape in self._sizes:
+            b = np.empty(shape, dtype=np.float32)
+            if self._file.readinto(b.data.cast("B")) != b.nbytes:
+                raise OSError("the temporary pre-limiter file came back short")
+            yield b
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class BlockSink(Protocol):
+    """Where a streamed master goes: ``write`` blocks, then ``commit`` (or ``abort`` to drop them)."""
+
+    def write(self, block: np.ndarray) -> None: ...
+
+    def commit(self) -> Any: ...
+
+    def abort(self) -> None: ...
+
+
+def master_stream(
+    blocks: Callable[[], Iterable[np.ndarray]],
+    sample_rate: int,
+    channels: int,
+    frames: int,
+    delivery: Delivery,
+    sink: Callable[[], BlockSink],
+    *,
+    before: Analysis,
+    chain: Chain | None = None,
+    planned: Chain | None = None,
+    intent: Intent | None = None,
+    progress: ProgressFn | None = None,
+    spill_dir: str | None = None,
+) -> tuple[MasterResult, Any]:
+    """:func:`master` for audio too long to hold: the same decisions and the same master, in passes
+    that read, process and write block by block. Returns the result (``audio`` empty) and what
+    ``sink().commit()`` returned.
+
+    ``blocks()`` starts a fresh pass over the ``(channels, n)`` input (``frames`` in all);
+    ``before`` is its analysis (:func:`dsp.measure.analysis.analyze_source`). One pass renders the
+    chain without its limiter into the loudness model (decimated series, see
+    :class:`_LoudnessModel`); each exact render then renders the whole chain into ``sink()`` and
+    measures the result on the way (the after-analysis, 8x true peak); a render that misses the
+    loudness aim is dropped (``abort``) and redone with a corrected drive, as :func:`converge_limiter`.
+    With ``spill_dir`` (a folder with room for the audio as float32), the model pass also parks the
+    pre-limiter signal there and the exact renders limit it instead of rendering the stages again.
+    """
+    from ..measure.analysis import AnalysisMeter
+
+    if intent is not None and not intent.loudness:
+        delivery = dataclasses.replace(delivery, target_lufs=float(before.integrated_lufs))
+
+    def ticking(stage: str, it: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        done = 0
+        for b in it:
+            yield b
+            done += b.shape[1]
+            if progress is not None and progress(stage, min(1.0, done / max(1, frames))) is False:
+                raise CancelledError(f"cancelled while {stage}")
+
+    spill: _Spill | None = None
+
+    def render_into_sink(final: Chain, stage: str, *, split: bool) -> tuple[Analysis, list[Any], Any]:
+        """One exact render: blocks -> chain -> (after-meter, sink); returns the analysis, stage
+        states and the open sink (the caller commits or aborts it)."""
+        meter = AnalysisMeter(channels, sample_rate, frames, true_peak_factor=8)
+        out = sink()
+        states: list[Any] = []
+        try:
+            if split:
+                # as master(): the stages before the limiter rendered to float32, then the limiter
+                pre = spill.blocks() if spill is not None else render_blocks(final.without("limiter"), blocks(),
+                                                                              sample_rate)
+                stream = render_blocks(Chain((final.stages[-1],)), pre, sample_rate, states=states)
+            else:
+                stream = render_blocks(final, blocks(), sample_rate, states=states)
+            for y in ticking(stage, stream):
+                meter.feed(y)
+                out.write(y)
+            return meter.result(), states, out
+        except BaseException:
+            out.abort()
+            raise
+
+    iterations = 0
+    if chain is not None:
+        after, states, out = render_into_sink(chain, "rendering", split=False)
+        final_chain = chain
+    else:
+        if planned is None:
+            planned = plan_chain(before, delivery, intent)
+        lim_stage = planned.find("limiter")
+        if lim_stage is None:
+            raise ChainError("a planned chain must end in a limiter to converge on the loudness target")
+        builder = _ModelBuilder(sample_rate, frames)
+        if spill_dir is not None:
+            try:
+                spill = _Spill(spill_dir)
+            except OSError:
+                spill = None
+        for y in ticking("processing", render_blocks(planned.without("limiter"), blocks(), sample_rate)):
+            builder.feed(y)
+            if spill is not None:
+                try:
+                    spill.write(y)
+                except OSError:  # no room: the renders run the stages again instead
+                    spill.close()
+                    spill = None
+        lim_params = cast(lim.LimiterParams, lim_stage.params)
+        model = _LoudnessModel.from_builder(builder, lim_params)
+        del builder
+        target = delivery.target_lufs
+        thr, lo_thr = _model_threshold(model, lim_params, target)
+        del model
+        history: list[tuple[float, float]] = []
+        measured = math.nan
+        out = None
+        for iteration in range(1, 5):
+            p = dataclasses.replace(lim_params, threshold_db=float(np.clip(thr, -60.0, 12.0)))
+            lim_final = dataclasses.replace(lim_stage, params=p)
+            # the limiter last, as master() renders it (planned chains end in their limiter)
+            final_chain = dataclasses.replace(planned, stages=(
+                *(st for st in planned.stages if st.kind != "limiter"), lim_final))
+            after, states, out = render_into_sink(final_chain, "limiting", split=True)
+            measured = after.integrated_lufs
+            history.append((p.threshold_db, measured))
+            err = measured - target
+            iterations = iteration
+            if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and iteration == 4):
+                break
+            out.abort()
+            out = None
+            thr = _next_threshold(history, err)
+            if thr < lo_thr:
+                break
+        if spill is not None:
+            spill.close()
+        if out is None:
+            raise TargetUnreachableError(
+                f"loudness did not settle on {target:g} LUFS at {lim_params.ceiling_dbtp:g} dBTP: "
+                f"reached {measured:.2f} LUFS")
+        final_chain = planned.replace_stage("limiter", dataclasses.replace(lim_stage, params=p))
+    written = out.commit()
+    limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
+    return (MasterResult(np.zeros((channels, 0), dtype=np.float32), final_chain, before, after,
+                         lim.stats(limiter_state), iterations), written)
+
+
+__all__ = ["MasterResult", "master", "master_stream", "plan_chain", "converge_limiter", "CancelledError"]

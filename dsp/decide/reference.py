@@ -139,7 +139,7 @@ def master_to_reference(
                         plr_db=target.plr_db if np.isfinite(target.plr_db) else 12.0,
                         lra_lu=target.lra_lu if np.isfinite(target.lra_lu) else 6.0, style="reference",
                         reference=bool(np.isfinite(target.lra_lu)))
-    base = plan_chain(a, d, dataclasses.replace(intent, target=tonal, tone_pct=0.0), audio=x)
+    base = plan_chain(a, d, dataclasses.replace(intent, target=tonal, tone_pct=0.0))
     base = dataclasses.replace(base, meta=dict(base.meta, left_alone=[
         s_ for s_ in base.meta.get("left_alone", []) if "tone amount set to 0%" not in s_]))
     warnings = list(base.meta.get("warnings", []))

@@ -61,26 +61,22 @@ def _band_index(sample_rate: int, nfft: int, lo_hz: float, hi_hz: float) -> tupl
     return centers, bins
 
 
-def _segment_spectra(x: np.ndarray, sample_rate: int, max_hz: float) -> tuple[np.ndarray, np.ndarray] | None:
-    mid = np.mean(np.asarray(x, dtype=np.float32), axis=0)
+def _segment_bands(sample_rate: int, max_hz: float) -> tuple[int, int, int, np.ndarray, np.ndarray]:
     nfft = 1 << max(10, math.ceil(math.log2(sample_rate / 6.0)))
     hop = nfft // 2
-    if mid.shape[0] < nfft * 4:
-        return None
     top = min(max_hz, 0.45 * sample_rate)
     centers, bins = _band_index(sample_rate, nfft, 60.0, top)
-    window = periodic_hann(nfft).astype(np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(mid, nfft)[::hop]
     per_segment = max(1, round(SEGMENT_S * sample_rate / hop))
-    seg_power: list[np.ndarray] = []
+    return nfft, hop, per_segment, centers, bins
+
+
+def _segment_power(frames: np.ndarray, window: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Mean 1/12-octave band power of one segment's frames (``per_segment`` rows of ``nfft``)."""
+    spec = scipy.fft.rfft(frames * window, axis=-1, workers=2)
+    power = np.mean(spec.real ** 2 + spec.imag ** 2, axis=0)
+    sums = np.add.reduceat(power, bins[:-1])
     counts = np.maximum(np.diff(bins), 1)
-    for start in range(0, frames.shape[0] - per_segment + 1, per_segment):
-        spec = scipy.fft.rfft(frames[start:start + per_segment] * window, axis=-1, workers=2)
-        power = np.mean(spec.real ** 2 + spec.imag ** 2, axis=0)
-        seg_power.append(np.add.reduceat(power, bins[:-1]) / counts)
-    if len(seg_power) < 3:
-        return None
-    return centers, np.array(seg_power)
+    return sums / counts
 
 
 def find_resonances(
@@ -95,10 +91,55 @@ def find_resonances(
 ) -> list[Resonance]:
     """Persistent narrow peaks of ``(channels, samples)`` audio, strongest first: the resonances
     (``left_alone == ""``) then the peaks left alone as music, each with its reason."""
-    got = _segment_spectra(x, sample_rate, max_hz)
-    if got is None:
+    mid = np.mean(np.asarray(x, dtype=np.float32), axis=0)
+    nfft, hop, per_segment, centers, bins = _segment_bands(sample_rate, max_hz)
+    if mid.shape[0] < nfft * 4:
         return []
-    centers, p = got
+    window = periodic_hann(nfft).astype(np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(mid, nfft)[::hop]
+    seg_power = [_segment_power(frames[start:start + per_segment], window, bins)
+                 for start in range(0, frames.shape[0] - per_segment + 1, per_segment)]
+    return _choose(seg_power, centers, threshold_db=threshold_db, persistence=persistence, min_hz=min_hz,
+                   max_count=max_count)
+
+
+class ResonanceMeter:
+    """:func:`find_resonances` fed block by block (``feed`` then ``result``, default settings):
+    the same segments and the same answer, holding one segment of the mid signal and 8 bytes per
+    band per second (about 10 MB for two hours)."""
+
+    def __init__(self, sample_rate: int, *, max_hz: float = 16000.0) -> None:
+        self.sample_rate = sample_rate
+        self.nfft, self.hop, self.per_segment, self.centers, self.bins = _segment_bands(sample_rate, max_hz)
+        self._window = periodic_hann(self.nfft).astype(np.float32)
+        self._tail = np.zeros(0, dtype=np.float32)
+        self._seg_power: list[np.ndarray] = []
+        self.samples = 0
+
+    def feed(self, x: np.ndarray) -> None:
+        mid = np.mean(np.asarray(x, dtype=np.float32), axis=0)
+        self.samples += mid.shape[0]
+        buf = np.concatenate((self._tail, mid)) if self._tail.shape[0] else mid
+        need = (self.per_segment - 1) * self.hop + self.nfft  # samples of one complete segment
+        step = self.per_segment * self.hop
+        pos = 0
+        while buf.shape[0] - pos >= need:
+            frames = np.lib.stride_tricks.sliding_window_view(buf[pos:pos + need], self.nfft)[::self.hop]
+            self._seg_power.append(_segment_power(frames, self._window, self.bins))
+            pos += step
+        self._tail = buf[pos:].copy()
+
+    def result(self) -> list[Resonance]:
+        if self.samples < self.nfft * 4:
+            return []
+        return _choose(self._seg_power, self.centers)
+
+
+def _choose(seg_power: list[np.ndarray], centers: np.ndarray, *, threshold_db: float = 6.0,
+            persistence: float = 0.9, min_hz: float = 150.0, max_count: int = 3) -> list[Resonance]:
+    if len(seg_power) < 3:
+        return []
+    p = np.array(seg_power)
     total = p.sum(axis=1)
     p = p[total > total.max() * 10 ** (-30 / 10)]  # ignore silence and near-silence
     if p.shape[0] < 3:

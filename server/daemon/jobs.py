@@ -316,6 +316,8 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
     if kind in ASSISTANT_KINDS:
         return ASSISTANT_KINDS[kind](req, audio, progress, max_part_bytes)
     src = req.get("path")
+    if audio is None and _streams(kind, req):
+        return _execute_streaming(kind, req, progress)
     if audio is not None:
         ch, n = req["audio"]["shape"]
         sr = int(req["audio"]["sample_rate"])
@@ -373,6 +375,50 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
     parts = P.split_parts(out.data, max_part_bytes)
     doc = build_report(src or "<audio>", "<audio>", d, result, _ByValue())
     return {"report": doc, "audio": P.audio_descriptor(out.shape[0], out.shape[1], sr, len(parts))}, parts
+
+
+def _streams(kind: str, req: dict[str, Any]) -> bool:
+    """Jobs on a file that run block by block (memory independent of length): analyze, suggest,
+    and master to an output file without references or codec checks."""
+    choices = req.get("choices") or {}
+    return kind in ("analyze", "suggest") or (
+        kind == "master" and bool(req.get("output")) and not choices.get("references")
+        and not choices.get("codec_safe"))
+
+
+def _execute_streaming(kind: str, req: dict[str, Any], progress: ProgressFn) -> tuple[dict[str, Any], list[Any]]:
+    from dsp.decide.presets import delivery
+    from dsp.io.audio_io import AudioSource, output_format_for
+    from dsp.measure.analysis import analyze_source
+
+    src = req["path"]
+    source = AudioSource(src)  # reading and measuring are one pass: its stage is "analysing"
+    # analysis reports no progress inside and is stopped by replacing the worker, as before streaming
+    _checkpoint(progress, "analysing")
+    if kind == "analyze":
+        a = analyze_source(source)
+        return {"analysis": a.to_dict(series=bool(req.get("series")))}, []
+    d = delivery(req.get("preset"), target_lufs=req.get("lufs"), ceiling_dbtp=req.get("ceiling"))
+    if kind == "suggest":
+        from dsp.decide.master import plan_chain
+
+        deliv = {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp, "note": d.note}
+        a = analyze_source(source)
+        chain = plan_chain(a, d).to_dict()
+        return {"chain": chain, "native_fx": native_fx(chain), "analysis": a.to_dict(), "delivery": deliv}, []
+    from dsp.process.chain import Chain
+
+    from ..service.mastering import master_file
+    from ..service.report import build_report
+
+    out_path, bits = req["output"], req.get("bits")
+    fmt = output_format_for(out_path, bits)  # the same rule as the in-process command
+    if bits is None and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
+        fmt = output_format_for(out_path, 16)
+    given = Chain.from_dict(req["chain"]) if req.get("chain") else None
+    result, written = master_file(src, out_path, d, fmt=fmt, force=False, progress=progress, chain=given,
+                                  choices=req.get("choices") or None)
+    return {"report": build_report(src, out_path, d, result, written), "output": out_path}, []
 
 
 # --- album, revise, stems -------------------------------------------------------------------------
@@ -550,12 +596,24 @@ def warm_up() -> None:
     import numpy as np
 
     from dsp.decide.master import master  # noqa: F401 - the import is the point
-    from dsp.decide.presets import delivery  # noqa: F401
+    from dsp.decide.presets import delivery
     from dsp.measure.analysis import analyze
 
     t = np.arange(24000) / 48000.0
     x = (0.25 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)[None, :].repeat(2, axis=0)
     analyze(x, 48000)
+    # the streaming path's kernels too (measuring, model, limiter, writer), on a second of audio
+    import tempfile
+
+    from dsp.io.audio_io import write_audio
+
+    from ..service.mastering import master_file
+
+    with tempfile.TemporaryDirectory(prefix="reamaster-warm-") as tmp:
+        src = os.path.join(tmp, "warm.wav")
+        noise = np.random.default_rng(0).standard_normal((2, 48000)).astype(np.float32) * 0.05
+        write_audio(src, np.concatenate((x, x), axis=1) + noise, 48000, fmt="wav24")
+        master_file(src, os.path.join(tmp, "out.wav"), delivery("streaming"), fmt="wav24", force=False)
 
 
 def _parent_alive(parent_pid: int) -> bool:
