@@ -1,3 +1,4 @@
+# @noindex
 """The actions behind the scripts in ``reaper_scripts/``: ``run(name)`` starts one."""
 
 from __future__ import annotations

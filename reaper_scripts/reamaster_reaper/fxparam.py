@@ -1,3 +1,4 @@
+# @noindex
 """Native FX parameters set by what REAPER itself displays: the normalised value is bisected until
 ``TrackFX_FormatParamValueNormalized`` shows the wanted number, instead of trusting a guessed
 mapping (REAPER_API.md section 9 lists the mappings nobody has confirmed)."""

@@ -1,3 +1,4 @@
+# @noindex
 """Thin access to REAPER (through reapy's raw API): console, dialogs, project facts, ext state."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# @noindex
 """Reaching the ReaMaster server without blocking REAPER: read the connection file, start a server
 when none runs (and wait for it in deferred steps), say hello - all through non-blocking polls."""
 

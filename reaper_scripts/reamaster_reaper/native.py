@@ -1,3 +1,4 @@
+# @noindex
 """A ReaMaster chain (the ``suggest`` reply) written onto REAPER's own FX: ReaEQ, ReaComp, ReaLimit.
 
 Every FX ReaMaster adds is renamed "ReaMaster <what>" (``renamed_name``); running again removes

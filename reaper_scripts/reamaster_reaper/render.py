@@ -1,3 +1,4 @@
+# @noindex
 """Rendering from a script (REAPER_API.md section 3.4): every render key touched is saved and
 restored afterwards, even on error; a fresh file name per render (REAPER's overwrite prompt cannot
 be dismissed from a script); RENDER_TARGETS read first and the files checked afterwards."""

@@ -1,3 +1,4 @@
+# @noindex
 """Revise the last master in words: the session beside it, the `revise` job, a new muted track.
 
 The server's `master` job writes no session, so the master flow starts one here from its report

@@ -1,3 +1,4 @@
+# @noindex
 """One action's work as a generator driven by ``reapy.defer``: each REAPER main-loop tick advances it
 a little, so REAPER never freezes. The generator yields whenever it waits. Cancel: the ExtState flag
 ``ReaMaster/cancel`` (the "Cancel" action, or running an action again), or stopping the script."""

@@ -40,6 +40,10 @@ def server_cfg(tmp_path_factory):
     while not (cfg / "server.json").exists() and time.monotonic() < end and proc.poll() is None:
         time.sleep(0.05)
     assert (cfg / "server.json").exists(), (cfg / "server.log").read_text()
+    # what `reamaster reaper install` records for the REAPER side (here: this checkout and venv)
+    sys.path.insert(0, str(REPO / "install"))
+    import reaper_install
+    (cfg / reaper_install.LOCATION).write_text(json.dumps(reaper_install.location()))
     yield cfg
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -253,6 +257,9 @@ def test_cancel_while_mastering(app, rpr, song):
 
 
 def test_server_down_and_cannot_start(app, rpr, song, monkeypatch, tmp_path):
+    (tmp_path / "nocfg").mkdir()
+    (tmp_path / "nocfg" / "reamaster_location.json").write_bytes((Path(os.environ[
+        "REAMASTER_CONFIG_DIR"]) / "reamaster_location.json").read_bytes())
     monkeypatch.setenv("REAMASTER_CONFIG_DIR", str(tmp_path / "nocfg"))
     monkeypatch.setenv("REAMASTER_SERVE_CMD", f"{sys.executable} -c 'raise SystemExit(3)'")
     run_action("Master mix (one click)")

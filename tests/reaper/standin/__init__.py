@@ -92,6 +92,9 @@ class Host:
         """One main-loop pass: run the code deferred before this tick; returns how many ran."""
         batch, self.deferred = self.deferred, []
         self.ticks += 1
+        sw = app().tab_switch
+        if sw is not None and self.ticks == sw[0]:  # the user clicks another project tab
+            app().current = sw[1]
         for i, code in enumerate(batch):
             try:
                 self._exec(code, "<deferred>")
