@@ -108,7 +108,7 @@ class Link:
             raise UserError(f"The ReaMaster server did not come up within {START_WAIT_S:g} s; see "
                             f"{self.conn_path.parent / 'server.log'}.")
 
-    def close(self) -> None:
+    def close(self, linger_ms: int = 0) -> None:
         if self.client is not None:
-            self.client.close()
+            self.client.close(linger_ms=linger_ms)
             self.client = None

@@ -394,16 +394,38 @@ def test_master_dialog_choices_land_and_are_remembered(app, rpr, song):
     assert rpr.RPR_CountTracks(0) == 4 and len(_ends(app)) == 1
 
 
-def test_open_report_without_a_master_then_without_sws(app, rpr, song):
+def _opener(tmp_path, monkeypatch) -> Path:
+    """$REAMASTER_OPENER: a command that records what it was asked to open (the OS opener's stand-in)."""
+    log = tmp_path / "opened.txt"
+    script = tmp_path / "opener.py"
+    script.write_text(f"import sys\nopen({str(log)!r}, 'a').write(sys.argv[1] + '\\n')\n")
+    monkeypatch.setenv("REAMASTER_OPENER", f"{sys.executable} {script}")
+    return log
+
+
+def _wait_file(path: Path, seconds: float = 20.0) -> str:
+    end = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    return path.read_text() if path.exists() else ""
+
+
+def test_open_report_opens_the_html_page_even_with_sws(app, rpr, song, tmp_path, monkeypatch):
+    """SWS registers CF_ShellExecute (APIExists is true) but reapy cannot call it (sws_python64.py):
+    the report opens with the OS opener, and it is the HTML page."""
+    log = _opener(tmp_path, monkeypatch)
+    app.sws = True
     run_action("Open report")
     assert any("no ReaMaster report" in d.get("msg", "") for d in app.dialog_log), app.dialog_log
     run_action("Master mix (one click)")
     assert "Traceback" not in app.console, app.console
-    assert not rpr.RPR_APIExists("CF_ShellExecute")  # the stand-in has no SWS
     run_action("Open report")
+    assert "Traceback" not in app.console, app.console
     last = json.loads(rpr.RPR_GetProjExtState(0, "ReaMaster", "last_master", "", 65536)[4])
-    assert os.path.isfile(last["report"])
-    assert last["report"] in app.dialog_log[-1].get("msg", ""), app.dialog_log[-1]
+    page = os.path.splitext(last["report"])[0] + ".html"
+    assert _wait_file(log).strip() == page
+    text = Path(page).read_text()
+    assert text.lstrip().lower().startswith("<!doctype html") and "LUFS" in text
 
 
 # --- suggest: every EQ band lands, beyond ReaEQ's five ------------------------------------------------

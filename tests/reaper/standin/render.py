@@ -78,7 +78,8 @@ class Target:
 
 
 def _stem_tracks(proj: Project) -> list[Track]:
-    return [t for t in proj.tracks if t.selected]
+    # [?] a selected master track renders as a stem too (REAPER's "Selected tracks" includes it)
+    return ([proj.master] if proj.master.selected else []) + [t for t in proj.tracks if t.selected]
 
 
 def plan_targets(proj: Project) -> tuple[list[Target], str | None]:
@@ -242,6 +243,8 @@ class Mixer:
 
     def stem(self, t: Track) -> np.ndarray:
         # [?] stems ignore solo states (each stem renders its track as if soloed)
+        if t.is_master:
+            return self.master_mix()
         return self.track_out(t, lambda _t: True)
 
 
