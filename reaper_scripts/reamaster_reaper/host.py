@@ -202,21 +202,25 @@ def undo_end(desc: str) -> None:
     RPR.Undo_EndBlock2(proj(), desc, -1)
 
 
+_OPENERS: list = []  # running opener processes (kept until they end: REAPER's Python never waits on them)
+
+
 def open_file(path: str) -> None:
     """Open ``path`` with the operating system's own opener, without waiting for it
     ($REAMASTER_OPENER, a command, replaces it: for tests and unusual desktops)."""
+    _OPENERS[:] = [p for p in _OPENERS if p.poll() is None]
     env = os.environ.get("REAMASTER_OPENER")
     if env:
         import shlex
-        subprocess.Popen(shlex.split(env) + [path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, close_fds=True)
+        _OPENERS.append(subprocess.Popen(shlex.split(env) + [path], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True))
     elif sys.platform == "win32":
         os.startfile(path)  # noqa: S606 - the user's default program for the file
     else:
         opener = "open" if sys.platform == "darwin" else "xdg-open"
         try:
-            subprocess.Popen([opener, path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+            _OPENERS.append(subprocess.Popen([opener, path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True))
         except OSError:
             raise UserError(f"Could not open {path} ({opener} is missing); open it yourself.") from None
 
