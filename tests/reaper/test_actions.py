@@ -162,6 +162,11 @@ def test_master_one_click_inserts_a_mastered_track(app, rpr, song):
     assert abs(lufs - (-14.0)) < 1.0 and tp <= -1.0 + 0.15, (lufs, tp)   # the streaming preset
     assert _snapshot(rpr, song) == before                                 # the user's tracks untouched
     assert _render_keys(rpr) == keys                                      # render settings restored
+    # the whole project rendered with a tail (reverb past the last item is not cut)
+    mix = app.render_log[0]["files"][0]
+    assert app.render_log[0]["settings"]["RENDER_TAILFLAG"] == 2
+    assert sf.info(mix).duration == pytest.approx(4.0 + 3.0, abs=0.01)
+    assert app.console_opened                                             # progress and "done" are seen
     assert [e["desc"] for e in _ends(app)] == ["ReaMaster: master mix"]
     assert app.blocked_dialogs == []
     assert "done:" in app.console
@@ -485,3 +490,79 @@ def test_suggest_puts_every_eq_band_on_reaeq_instances(app, rpr, tmp_path):
     run_action("Suggest settings to native FX")
     assert rpr.RPR_TrackFX_GetCount(m) == n1 + 1
     assert rpr.RPR_TrackFX_GetFXName(m, 0, "", 256)[3] == "VST: ReaXcomp (Cockos)"
+
+
+def test_master_in_a_folder_named_mix_something(app, rpr, song, tmp_path):
+    """Only the file name changes from mix_ to master_: a project under "mix_sessions/" still works."""
+    app.save_as(app.project, "song", folder=str(tmp_path / "mix_sessions" / "song"))
+    run_action("Master mix (one click)")
+    assert "Traceback" not in app.console and "failed" not in app.console, app.console
+    last = json.loads(rpr.RPR_GetProjExtState(0, "ReaMaster", "last_master", "", 65536)[4])
+    assert os.path.dirname(last["master"]) == os.path.dirname(last["mix"])
+    assert os.path.basename(last["master"]).startswith("master_") and os.path.isfile(last["master"])
+
+
+def test_stopping_the_script_reaches_the_server_as_a_cancel(app, rpr, song, server_cfg):
+    """REAPER's atexit cancels the job; the socket lingers, so the cancel is not dropped and the
+    server never writes the master."""
+    from server.wire.client import Client
+    from server.wire.connection import read_connection_file
+    host = standin.host()
+    host.run_script(str(SCRIPTS / "ReaMaster - Master mix (one click).py"))
+    media = Path(rpr.RPR_GetProjectPathEx(0, "", 4096)[1], "ReaMaster")
+    n = 0
+    while "mastering mix_" not in app.console and n < 5000:
+        host.tick()
+        n += 1
+        time.sleep(0.002)
+    assert "mastering mix_" in app.console, app.console
+    host.stop_script()  # the user stops the script: pending deferred code dropped, atexit runs
+    info = read_connection_file(server_cfg / "server.json")
+    with Client(info.endpoint, info.key) as c:
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            if not [j for j in c.status()["jobs"] if j["state"] in ("queued", "running")]:
+                break
+            time.sleep(0.1)
+    assert not [p for p in media.iterdir() if p.name.startswith("master_")], sorted(p.name for p in media.iterdir())
+
+
+def test_a_cancel_queued_at_close_still_goes_out(app):
+    """What stopping a script does to its socket: the cancel is still queued (the server is slow to
+    read, here not even listening yet) when the link closes. With the linger the task asks for after
+    a cancel it arrives; closing with linger 0 (the old behaviour) drops it."""
+    import threading
+
+    import zmq
+    from server.wire.client import Client
+    sys.path.insert(0, str(SCRIPTS))
+    from reamaster_reaper.task import Task
+
+    def flow(task):
+        yield
+
+    def arrived(linger_ms: int) -> bool:
+        ctx = zmq.Context()
+        probe = ctx.socket(zmq.ROUTER)
+        port = probe.bind_to_random_port("tcp://127.0.0.1")
+        probe.close(linger=0)  # nothing listens until after close() was called
+        c = Client(f"tcp://127.0.0.1:{port}", "00" * 32)
+        c.submit("cancel", {"target": "x"})
+        t = threading.Thread(target=c.close, kwargs={"linger_ms": linger_ms})
+        t.start()
+        time.sleep(0.2)
+        router = ctx.socket(zmq.ROUTER)
+        router.bind(f"tcp://127.0.0.1:{port}")
+        got = router.poll(1500)
+        t.join(5)
+        router.close(linger=0)
+        ctx.term()
+        return bool(got)
+
+    task = Task("x", flow)
+    assert task.close_linger_ms() == 0
+    task.job = type("J", (), {"cancel": lambda self: None})()
+    task.abort()
+    assert task.close_linger_ms() >= 500
+    assert arrived(task.close_linger_ms())
+    assert not arrived(0)
