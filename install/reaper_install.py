@@ -350,7 +350,8 @@ def python_advice(res: Path) -> str:
 
 # Files outside reaper_scripts/ that the actions import inside REAPER (stdlib + pyzmq + reapy).
 SERVER_SUPPORT = ("server/__init__.py", "server/wire/__init__.py", "server/wire/client.py",
-                  "server/wire/connection.py", "server/wire/protocol.py", "server/service/session.py")
+                  "server/wire/connection.py", "server/wire/protocol.py", "server/service/__init__.py",
+                  "server/service/session.py", "server/service/report.py")
 MAIN_PACKAGE = "ReaMaster - Master mix (one click).py"
 
 

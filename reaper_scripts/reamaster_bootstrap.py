@@ -67,7 +67,7 @@ def prepare(loc=None):
     added = [p for p in sys.path if p not in before]
     # ReaMaster's pinned packages win over whatever REAPER's Python has of its own
     sys.path[:] = [p for p in sys.path if p in added] + [p for p in sys.path if p not in added]
-    for p in (root, _here):
+    for p in (_here, root):  # the checkout first: its client matches the server it starts
         if p and p not in sys.path:
             sys.path.insert(0, p)
     return None

@@ -216,3 +216,30 @@ def test_every_action_completes_in_a_reaper_like_host(host_bin, tmp_path, server
     assert "done:" in console and rec["console_opened"]
     assert "nothing to cancel" in console
     assert last["master"].endswith(".wav") and os.path.isfile(last["master"])
+
+
+def test_doctor_and_the_bootstrap_name_both_pythons_on_a_mismatch(host_bin, tmp_path, server_cfg):
+    root, lib = _installed(tmp_path, server_cfg)
+    res = root / "resource"
+    env = dict(os.environ, REAMASTER_CONFIG_DIR=str(tmp_path / "install_cfg"))
+    r = _cli("reaper", "doctor", "--resource-path", str(res), env=env)
+    assert r.returncode == 0 and "all well" in r.stdout and "the way REAPER loads it" in r.stdout, r.stdout + r.stderr
+    assert "zmq, reapy" in r.stdout
+    # ReaMaster's environment recorded as another X.Y: the bootstrap refuses, naming both
+    loc_path = res / "Scripts" / "ReaMaster" / "reamaster_location.json"
+    loc = json.loads(loc_path.read_text())
+    loc_path.write_text(json.dumps(dict(loc, python_version="3.10", python="/opt/py310/bin/python")))
+    r = _cli("reaper", "doctor", "--resource-path", str(res), env=env)
+    have = "%d.%d" % sys.version_info[:2]
+    assert r.returncode == 1 and f"REAPER loaded Python {have}" in r.stdout and "Python 3.10" in r.stdout, r.stdout
+    rec = _run_host(host_bin, lib, root, tmp_path, server_cfg, [("code", "build_song()"),
+                                                                ("action", "Master mix (one click)")])
+    msgs = [d.get("msg", "") for d in rec["dialogs"]]
+    assert any(f"REAPER loaded Python {have}" in m and "Python 3.10" in m for m in msgs), msgs
+    assert rec["modules"]["reapy"] is None and rec["undo"] == []  # nothing loaded, nothing changed
+    # reaper.ini naming an archive: said plainly
+    loc_path.write_text(json.dumps(loc))
+    ini = res / "reaper.ini"
+    ini.write_text(ini.read_text().replace(lib.name, "libpython3.11.a"))
+    r = _cli("reaper", "doctor", "--resource-path", str(res), env=env)
+    assert r.returncode == 1 and "static archive" in r.stdout, r.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -173,3 +174,112 @@ def test_without_set_python_reaper_ini_is_never_written(tmp_path, capsys):
 def test_set_python_without_reaper_ini_writes_nothing(tmp_path):
     assert "does not exist" in RI.set_python(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the ReaPack index, checked by the rules of ReaPack's loader (cfillion/reapack src/index_v1.cpp,
+# package.cpp, version.cpp, source.cpp) and reapack-index's metadata checks ------------------------------
+
+PACKAGE_TYPES = {"script", "extension", "effect", "data", "theme", "langpack", "webinterface", "projecttpl",
+                 "tracktpl", "midinotenames", "autoitem"}
+SECTIONS = {"main", "midi_editor", "midi_inlineeditor", "midi_eventlisteditor", "mediaexplorer",
+            "crossfade_editor", "true", "false"}
+
+
+def _reapack_errors(xml: str, base: str) -> list[str]:
+    import re
+    from urllib.parse import unquote, urlsplit
+    errs = []
+    root = ET.fromstring(xml)
+    if root.tag != "index" or root.get("version") != "1":
+        errs.append("root must be <index version=\"1\">")
+    for cat in root.iter("category"):
+        if not cat.get("name"):
+            errs.append("empty category name")
+        for pkg in cat.iter("reapack"):
+            name = pkg.get("name") or ""
+            if not name or "/" in name or "\\" in name:
+                errs.append(f"invalid package name {name!r}")
+            if pkg.get("type") not in PACKAGE_TYPES:
+                errs.append(f"{name}: unknown type {pkg.get('type')!r}")
+            desc = pkg.find("metadata/description")
+            if desc is None or not (desc.text or "").startswith("{\\rtf1"):
+                errs.append(f"{name}: about is not RTF")
+            versions = pkg.findall("version")
+            if not versions:
+                errs.append(f"{name}: no version")
+            for v in versions:
+                if not re.fullmatch(r"\d+(\.\w+)*", v.get("name") or ""):
+                    errs.append(f"{name}: invalid version name {v.get('name')!r}")
+                srcs = v.findall("source")
+                if not srcs:
+                    errs.append(f"{name} {v.get('name')}: empty version (no source)")
+                targets = []
+                for s in srcs:
+                    url = (s.text or "").strip()
+                    target = s.get("file") or name
+                    targets.append(target)
+                    if not url:
+                        errs.append(f"{target}: empty source url")
+                    if re.search(r"[\s\"<>\\^`{|}]", url):
+                        errs.append(f"{target}: URL not percent-encoded: {url}")
+                    if ".." in target.split("/") or target.startswith("/"):
+                        errs.append(f"{target}: file outside the package's folder")
+                    for sec in (s.get("main") or "").split():
+                        if sec not in SECTIONS:
+                            errs.append(f"{target}: unknown section {sec!r}")
+                    rel = unquote(urlsplit(url).path)[len(urlsplit(base).path):].lstrip("/")
+                    if not (REPO / rel).is_file():
+                        errs.append(f"{target}: {url} names no file of the repository ({rel})")
+                if len(set(targets)) != len(targets):
+                    errs.append(f"{name}: duplicate file in one version")
+    return errs
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_reapack_index_installs_every_file_from_percent_encoded_urls(tmp_path):
+    base = "https://example.org/me/ReaMaster/raw/0123abc"
+    out = tmp_path / "index.xml"
+    assert _cli("index", "--base-url", base, "-o", str(out)) == 0
+    xml = out.read_text()
+    assert _reapack_errors(xml, base) == []
+    root = ET.fromstring(xml)
+    pkgs = list(root.iter("reapack"))
+    assert len(pkgs) == 1  # ReaPack refuses two packages that own one file: one package holds them all
+    srcs = {s.get("file"): s for s in root.iter("source")}
+    for f in RI.action_files():  # every action is a main-section action of that package
+        assert srcs[f.name].get("main") == "main"
+        assert srcs[f.name].text == base + "/reaper_scripts/" + f.name.replace(" ", "%20").replace(
+            "(", "%28").replace(")", "%29")
+    for need in ("reamaster_bootstrap.py", "reamaster_reaper/actions.py", "server/wire/client.py",
+                 "server/wire/connection.py", "server/wire/protocol.py", "server/service/report.py"):
+        assert need in srcs and not srcs[need].get("main"), need
+    for f in RI.action_files():
+        h = RI.headers(f)
+        assert h["version"] and h["description"] and h["author"] and h["about"]
+        if f.name != RI.MAIN_PACKAGE:
+            assert "noindex" in h  # reapack-index must not make a second package of it
+    for f in (REPO / "reaper_scripts" / "reamaster_reaper").glob("*.py"):
+        assert f.read_text().startswith("# @noindex"), f
+
+
+def test_the_validator_catches_what_reapack_refuses():
+    bad = ('<index version="1"><category name="c"><reapack name="a/b" type="nope">'
+           '<version name="x1"><source file="../up.py">https://h/a b.py</source><source file="../up.py">'
+           'https://h/x.py</source></version></reapack></category></index>')
+    errs = " | ".join(_reapack_errors(bad, "https://h"))
+    for want in ("invalid package name", "unknown type", "not RTF", "invalid version name", "not percent-encoded",
+                 "outside the package", "duplicate file", "names no file"):
+        assert want in errs, (want, errs)
+
+
+def test_index_base_url_from_the_git_remote(tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", "git@github.com:me/ReaMaster.git"], check=True)
+    (tmp_path / "f").write_text("x")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "f"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+                   check=True)
+    rev = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert RI.git_base_url(tmp_path) == f"https://raw.githubusercontent.com/me/ReaMaster/{rev}"
