@@ -566,3 +566,28 @@ def test_a_cancel_queued_at_close_still_goes_out(app):
     assert task.close_linger_ms() >= 500
     assert arrived(task.close_linger_ms())
     assert not arrived(0)
+
+
+def test_display_parser_reads_si_suffixes(app):
+    sys.path.insert(0, str(SCRIPTS))
+    from reamaster_reaper.fxparam import parse_display
+    assert parse_display("4.6k") == pytest.approx(4600.0)
+    assert parse_display("1.2 kHz") == pytest.approx(1200.0)
+    assert parse_display("4600.0") == 4600.0 and parse_display("-6.0 dB") == -6.0
+    assert parse_display("12 ms") == 12.0 and parse_display("inf:1") == math.inf
+    assert parse_display("Off") is None
+
+
+def test_a_refused_named_config_parameter_stops_the_write(app, rpr):
+    """TrackFX_SetNamedConfigParm returns false when the FX does not take the key: ReaMaster says so
+    instead of carrying on with a half-written FX."""
+    sys.path.insert(0, str(SCRIPTS))
+    from reamaster_reaper import host as H
+    from reamaster_reaper.native import set_config
+    H.capture()
+    m = rpr.RPR_GetMasterTrack(0)
+    fx = rpr.RPR_TrackFX_AddByName(m, "ReaComp (Cockos)", False, -1)
+    with pytest.raises(H.UserError, match="refused setting BANDTYPE0=8"):
+        set_config(m, fx, "BANDTYPE0", "8")
+    set_config(m, fx, "renamed_name", "ReaMaster x")
+    assert rpr.RPR_TrackFX_GetNamedConfigParm(m, fx, "renamed_name", "", 64)[4] == "ReaMaster x"
