@@ -21,11 +21,17 @@ LOCATION_FILE = "reamaster_location.json"  # written by `reamaster reaper instal
 
 
 def _location() -> dict:
-    here = Path(__file__).resolve().parent.parent
+    """The install record, found as the bootstrap finds it (beside the scripts, else in ReaMaster's
+    config folder, where a ReaPack install finds it)."""
     try:
-        return json.loads((here / LOCATION_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+        import reamaster_bootstrap
+        return reamaster_bootstrap.location()
+    except ImportError:
+        here = Path(__file__).resolve().parent.parent
+        try:
+            return json.loads((here / LOCATION_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
 
 
 def _serve_cmd() -> list[str]:

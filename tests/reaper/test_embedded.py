@@ -100,7 +100,8 @@ def _installed(tmp_path, server_cfg) -> tuple[Path, Path]:
     return root, lib
 
 
-def _run_host(host_bin, lib, root, tmp_path, server_cfg, steps: list[tuple[str, str]], **env_extra) -> dict:
+def _run_host(host_bin, lib, root, tmp_path, server_cfg, steps: list[tuple[str, str]], scripts: Path | None = None,
+              **env_extra) -> dict:
     out = tmp_path / "dump.json"
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
@@ -110,7 +111,7 @@ def _run_host(host_bin, lib, root, tmp_path, server_cfg, steps: list[tuple[str, 
     side = HERE / "embedded" / "reaper_side.py"
     argv = [str(host_bin), str(lib),
             "--code", f"exec(compile(open({str(side)!r}).read(), {str(side)!r}, 'exec'), {{'__name__': 'reaper_side'}})"]
-    scripts = root / "resource" / "Scripts" / "ReaMaster"
+    scripts = scripts or root / "resource" / "Scripts" / "ReaMaster"
     for kind, what in steps:
         if kind == "action":
             argv += ["--action", str(scripts / ACTIONS[what])]
@@ -243,3 +244,29 @@ def test_doctor_and_the_bootstrap_name_both_pythons_on_a_mismatch(host_bin, tmp_
     ini.write_text(ini.read_text().replace(lib.name, "libpython3.11.a"))
     r = _cli("reaper", "doctor", "--resource-path", str(res), env=env)
     assert r.returncode == 1 and "static archive" in r.stdout, r.stdout
+
+
+def test_a_reapack_install_finds_everything(host_bin, tmp_path, server_cfg):
+    """ReaPack puts the package's files in Scripts/<index>/<category>/ and cannot write the location
+    file; `reamaster reaper install` wrote it into ReaMaster's config folder. An action run from there,
+    without __file__, finds its bootstrap, the environment and the client."""
+    import xml.etree.ElementTree as ET
+    from urllib.parse import unquote
+    root, lib = _installed(tmp_path, server_cfg)
+    res = root / "resource"
+    loc = (res / "Scripts" / "ReaMaster" / "reamaster_location.json").read_bytes()
+    shutil.rmtree(res / "Scripts" / "ReaMaster")  # only what ReaPack installs stays
+    base = "https://example.org/raw/abc"
+    dest = res / "Scripts" / "ReaMaster index" / "ReaMaster"
+    for s in ET.fromstring(RI.reapack_index(base)).iter("source"):
+        rel = unquote(s.text[len(base) + 1:])
+        (dest / s.get("file")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / rel, dest / s.get("file"))
+    cfg = tmp_path / "cfg_copy"
+    shutil.copytree(server_cfg, cfg, ignore=shutil.ignore_patterns("*.log"))
+    (cfg / "reamaster_location.json").write_bytes(loc)
+    rec = _run_host(host_bin, lib, root, tmp_path, cfg, [("code", "build_song()"),
+                                                         ("action", "Master mix (one click)")], scripts=dest)
+    assert "Traceback" not in rec["console"] and "done:" in rec["console"], rec["console"] + rec["_stderr"]
+    assert "ReaMaster master" in [t["name"] for t in rec["projects"][0]["tracks"]]
+    assert rec["modules"]["reamaster_reaper"].startswith(str(dest))
