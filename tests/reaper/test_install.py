@@ -283,3 +283,23 @@ def test_index_base_url_from_the_git_remote(tmp_path):
                    check=True)
     rev = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert RI.git_base_url(tmp_path) == f"https://raw.githubusercontent.com/me/ReaMaster/{rev}"
+
+
+def test_windows_route_and_doctor_fallback_paths(tmp_path):
+    sys.path.insert(0, str(REPO / "install"))
+    import importlib.util
+
+    import reaper_doctor
+    spec = importlib.util.spec_from_file_location("reamaster_setup", REPO / "install" / "setup.py")
+    win_setup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(win_setup)
+    assert win_setup.venv_python(Path("/r/.venv"), "win32") == Path("/r/.venv/Scripts/python.exe")
+    assert win_setup.venv_python(Path("/r/.venv"), "darwin") == Path("/r/.venv/bin/python")
+    # no compiler: the doctor runs the interpreter that belongs to the library REAPER loads
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3.11").write_text("")
+    assert reaper_doctor._interpreter_for(tmp_path / "lib" / "libpython3.11.so.1.0") == tmp_path / "bin" / "python3.11"
+    (tmp_path / "win").mkdir()
+    (tmp_path / "win" / "python.exe").write_text("")
+    assert reaper_doctor._interpreter_for(tmp_path / "win" / "python312.dll") == tmp_path / "win" / "python.exe"
