@@ -12,7 +12,7 @@ from reapy import reascript_api as RPR
 
 _NUM = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([kKM](?![sS]))?")
 _SCALE = {"k": 1e3, "K": 1e3, "M": 1e6}
-STEPS = 40
+STEPS = 30  # bisection steps: 2^-30 of the normalised range, far below any display step
 
 
 def parse_display(text: str) -> float | None:
