@@ -26,7 +26,8 @@ ensure_venv() {
     # Reinstall only when the dependency list changed (the install is editable, so code changes need nothing).
     local stamp="$VENV/.reamaster-installed"
     local want
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    # the hash by Python itself: sha256sum is GNU coreutils, absent on stock macOS
+    want="$("$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' pyproject.toml)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
         "$VENV/bin/python" -m pip install --quiet -e ".[test]"
@@ -39,7 +40,7 @@ ensure_venv() {
 warm_cache() {
     local stamp="$VENV/.reamaster-warm"
     local want
-    want="$(find dsp server -name '*.py' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+    want="$("$VENV/bin/python" install/warm_cache.py --stamp)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         "$VENV/bin/python" install/warm_cache.py && echo "$want" > "$stamp"
     fi

@@ -8,13 +8,28 @@ album, stems, reference mode and the server's by-value jobs use. Writes only int
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def source_stamp() -> str:
+    """A hash of every dsp/ and server/ source file (names and bytes): the cache is warmed again
+    when it changes. Plain Python, so set-up needs no GNU tools."""
+    h = hashlib.sha256()
+    for p in sorted(q for d in ("dsp", "server") for q in (ROOT / d).rglob("*.py")):
+        h.update(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
 
 def main() -> int:
+    if sys.argv[1:] == ["--stamp"]:
+        print(source_stamp())
+        return 0
     t0 = time.perf_counter()
     from dsp.decide.master import master
     from dsp.decide.presets import delivery

@@ -1,3 +1,4 @@
+# @noindex
 """Reaching the ReaMaster server without blocking REAPER: read the connection file, start a server
 when none runs (and wait for it in deferred steps), say hello - all through non-blocking polls."""
 
@@ -20,11 +21,17 @@ LOCATION_FILE = "reamaster_location.json"  # written by `reamaster reaper instal
 
 
 def _location() -> dict:
-    here = Path(__file__).resolve().parent.parent
+    """The install record, found as the bootstrap finds it (beside the scripts, else in ReaMaster's
+    config folder, where a ReaPack install finds it)."""
     try:
-        return json.loads((here / LOCATION_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+        import reamaster_bootstrap
+        return reamaster_bootstrap.location()
+    except ImportError:
+        here = Path(__file__).resolve().parent.parent
+        try:
+            return json.loads((here / LOCATION_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
 
 
 def _serve_cmd() -> list[str]:
@@ -107,7 +114,7 @@ class Link:
             raise UserError(f"The ReaMaster server did not come up within {START_WAIT_S:g} s; see "
                             f"{self.conn_path.parent / 'server.log'}.")
 
-    def close(self) -> None:
+    def close(self, linger_ms: int = 0) -> None:
         if self.client is not None:
-            self.client.close()
+            self.client.close(linger_ms=linger_ms)
             self.client = None

@@ -99,13 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
     _progress_flags(st)
 
-    rp = sub.add_parser("reaper", help="install the REAPER actions, or build the ReaPack index")
-    rp.add_argument("what", choices=["install", "uninstall", "index"])
+    rp = sub.add_parser("reaper", help="install the REAPER actions, check REAPER's set-up, or build the ReaPack index")
+    rp.add_argument("what", choices=["install", "uninstall", "index", "doctor"])
     rp.add_argument("--resource-path", default=None, help="REAPER's resource folder (default: per OS)")
     rp.add_argument("--set-python", action="store_true",
-                    help="install: also point REAPER's Python settings in reaper.ini at this interpreter "
-                         "(backed up to reaper.ini.reamaster-backup; uninstall restores it)")
+                    help="install: also point REAPER's Python settings in reaper.ini at this interpreter's shared "
+                         "library (uninstall puts back only the keys it changed)")
+    rp.add_argument("--force", action="store_true",
+                    help="install/uninstall: go on even while REAPER runs (REAPER rewrites its ini files on quit)")
     rp.add_argument("-o", "--output", default="index.xml", help="index: where to write index.xml")
+    rp.add_argument("--base-url", default=None,
+                    help="index: the URL the repository's raw files are served under (default: from the git "
+                         "remote 'origin' at HEAD)")
 
     pr = sub.add_parser("profile", help="style profiles: reamaster profile build DIR -o my.json")
     prs = pr.add_subparsers(dest="profile_command", required=True, metavar="ACTION")

@@ -317,9 +317,10 @@ class Client:
             if job.msg_id != skip:
                 self._send(job)
 
-    def close(self) -> None:
+    def close(self, linger_ms: int = 0) -> None:
+        """Close the socket; ``linger_ms`` > 0 lets messages still queued (a cancel) go out first."""
         if self._sock is not None:
-            self._sock.close(linger=0)
+            self._sock.close(linger=max(0, int(linger_ms)))
             self._sock = None
         self._ctx.term()
 
