@@ -279,6 +279,10 @@ _CLIP_MAX_DB = {"gentle": 1.5, "balanced": 3.0, "loud": 4.0}
 _CLIP_SHARE = 0.5
 #: below this much needed peak reduction there is nothing for a clip stage to do, dB
 _CLIP_MIN_NEED_DB = 1.0
+#: how far the true peak must stand above the loudest 400 ms (momentary loudness) before anything
+#: is left to clip: a sustained tone stands about 3-4 dB above it (clipping it is plain distortion),
+#: drum-led mixes 8-12 dB (their peaks are short hits)
+_SUSTAINED_PEAK_DB = 6.0
 
 
 def plan_peak_stages(a: Analysis, d: Delivery, intent: Intent) -> tuple[list[Stage], list[str]]:
@@ -297,24 +301,32 @@ def plan_peak_stages(a: Analysis, d: Delivery, intent: Intent) -> tuple[list[Sta
     stages: list[Stage] = []
     scale = {"gentle": 1.5, "balanced": 1.0, "loud": 0.75}[intent.intensity]
     need = a.plr_db - (d.ceiling_dbtp - d.target_lufs) if intent.loudness else 0.0
+    transient_db = a.true_peak_dbtp - a.max_momentary_lufs  # how far short peaks stand above the body
     clip_db = 0.0
     if need >= _CLIP_MIN_NEED_DB:
-        clip_db = round(min(_CLIP_MAX_DB[intent.intensity], _CLIP_SHARE * need), 1)
+        clip_db = round(min(_CLIP_MAX_DB[intent.intensity], _CLIP_SHARE * need,
+                            max(0.0, transient_db - _SUSTAINED_PEAK_DB)), 1)
     if clip_db >= 0.5:
         ceiling = float(np.clip(a.true_peak_dbtp - clip_db, -30.0, 0.0))
         stages.append(Stage("clipper", ClipperParams(drive_db=0.0, ceiling_db=round(ceiling, 2), knee_db=3.0),
                             label="soft clip (transients)",
                             why=f"{d.target_lufs:g} LUFS at {d.ceiling_dbtp:g} dBTP needs about {need:.1f} dB off the "
-                                f"loudest peaks (PLR {a.plr_db:.1f} dB); a 4x-oversampled soft clip takes the first "
+                                f"loudest peaks (PLR {a.plr_db:.1f} dB) and they stand {transient_db:.1f} dB above the loudest "
+                                f"400 ms, so they are short hits; a 4x-oversampled soft clip takes the first "
                                 f"{clip_db:.1f} dB of the short transients (peaks at {a.true_peak_dbtp:.1f} dBTP held "
                                 f"under {ceiling:.1f} dBFS, linear below {ceiling - 3.0:.1f}), the limiter the other "
                                 f"{max(need - clip_db, 0.0):.1f} dB, so it ducks less after each hit. In REAPER: a "
                                 "JS soft clipper with 4x FX oversampling comes close; this exact curve is "
                                 "ReaMaster's own"))
     else:
-        notes.append(f"no clip stage: the target needs only {max(need, 0.0):.1f} dB off the peaks (PLR "
-                     f"{a.plr_db:.1f} dB), which the limiter takes alone" if intent.loudness else
-                     "no clip stage: the mix keeps its own loudness, the limiter only guards the ceiling")
+        if not intent.loudness:
+            notes.append("no clip stage: the mix keeps its own loudness, the limiter only guards the ceiling")
+        elif need < _CLIP_MIN_NEED_DB:
+            notes.append(f"no clip stage: the target needs only {max(need, 0.0):.1f} dB off the peaks (PLR "
+                         f"{a.plr_db:.1f} dB), which the limiter takes alone")
+        else:
+            notes.append(f"no clip stage: the peaks stand only {transient_db:.1f} dB above the loudest 400 ms "
+                         f"(sustained, not short hits: clipping them would be heard as distortion)")
     dense = a.lra_lu < 5
     release = (60.0 if dense else 40.0) * scale
     sustain_release = (400.0 if dense else 300.0) * scale
