@@ -2,6 +2,13 @@
 
 * :func:`read_audio` gives ``float32`` ``(channels, samples)`` at the file's own sample
   rate (never resampled) and refuses audio that cannot be mastered (see :func:`check_audio`).
+  A mono file comes back as dual-mono (two identical channels) by default: that is how it is
+  heard on two speakers, so it is measured (BS.1770 counts both channels, +3 dB) and delivered
+  that way; ``mono_as="single"`` keeps one channel. A file whose header promises more audio
+  than it holds (truncated, short read) is refused, never mastered quietly.
+* :func:`audio_info` reports the WAVE_FORMAT_EXTENSIBLE channel mask (5.1 and other layouts);
+  :func:`write_audio` writes files of more than two channels as WAVE_FORMAT_EXTENSIBLE with the
+  given mask (default: the standard layout for the channel count), so the layout survives.
 * :func:`write_audio` writes atomically (temp file in the destination folder, fsync,
   rename), never over an input file, and never over an existing file unless ``force``.
   16-bit output gets TPDF dither; 24-bit and float do not.
@@ -85,6 +92,7 @@ class AudioInfo:
     duration_s: float
     format: str  # libsndfile container, e.g. "WAV", "FLAC"
     subtype: str  # e.g. "PCM_24", "FLOAT", "VORBIS"
+    channel_mask: int | None = None  # WAVE_FORMAT_EXTENSIBLE speaker mask, when the file has one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,13 +108,20 @@ class WriteResult:
 
 # --- reading -----------------------------------------------------------------------------------
 
-def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+MONO_AS = ("dual", "single")
+
+
+def read_audio(path: str | os.PathLike, *, mono_as: str = "dual") -> tuple[np.ndarray, int]:
     """Read a file into float32 ``(channels, samples)`` and its sample rate in Hz.
 
-    The sample rate is kept as it comes in (no resampling). The audio must pass
-    :func:`check_audio`; every refusal names the file.
+    The sample rate is kept as it comes in (no resampling). A mono file is returned as two
+    identical channels (``mono_as="dual"``, the default) or as one (``"single"``). The audio
+    must pass :func:`check_audio`; a truncated file is refused; every refusal names the file.
     """
+    if mono_as not in MONO_AS:
+        raise ParameterError(f"mono_as = {mono_as!r} is not one of: {', '.join(MONO_AS)}")
     name = _check_readable(path)
+    _check_not_truncated(path, name)
     try:
         with sf.SoundFile(os.fspath(path)) as f:
             _check_container(f.format, name)
@@ -117,10 +132,92 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             if frames <= 0:
                 raise EmptyAudioError(f"{name} contains no audio (0 samples)")
             x = _read_frames(f, channels, frames)
+            if x.shape[1] < frames:
+                raise CorruptFileError(f"{name} is truncated: its header promises {frames} samples but only "
+                                       f"{x.shape[1]} could be read; export or copy it again")
     except RuntimeError as exc:  # soundfile.LibsndfileError and other libsndfile failures
         raise _open_error(path, name, exc) from None
     check_audio(x, sample_rate, what=name)
+    if x.shape[0] == 1 and mono_as == "dual":
+        x = np.repeat(x, 2, axis=0)
     return x, sample_rate
+
+
+def _riff_chunks(path: str | os.PathLike) -> tuple[int, list[tuple[bytes, int, int]]] | None:
+    """``(file size, [(chunk id, data offset, declared size), ...])`` of a RIFF/WAVE file, else None."""
+    import struct
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return None
+        chunks = []
+        pos = 12
+        while pos + 8 <= size and len(chunks) < 64:
+            fh.seek(pos)
+            cid, n = struct.unpack("<4sI", fh.read(8))
+            chunks.append((cid, pos + 8, n))
+            if cid == b"data":
+                break
+            pos += 8 + n + (n & 1)
+    return size, chunks
+
+
+def _check_not_truncated(path: str | os.PathLike, name: str) -> None:
+    """WAV: the data chunk must hold the bytes its header declares (libsndfile quietly reads
+    whatever is there). Other containers are checked by the short read in read_audio."""
+    try:
+        info = _riff_chunks(path)
+    except OSError:
+        return
+    if info is None:
+        return
+    size, chunks = info
+    data = [c for c in chunks if c[0] == b"data"]
+    if not data:
+        raise CorruptFileError(f"{name} is truncated or damaged: it has no audio data chunk")
+    _, offset, declared = data[0]
+    if declared not in (0, 0xFFFFFFFF) and offset + declared > size:  # 0/-1: streamed or RF64 headers
+        raise CorruptFileError(f"{name} is truncated: its header promises {declared} bytes of audio but "
+                               f"only {size - offset} are there; export or copy it again")
+
+
+def channel_mask(path: str | os.PathLike) -> int | None:
+    """The WAVE_FORMAT_EXTENSIBLE speaker mask of a WAV file (None when it has none)."""
+    import struct
+
+    try:
+        info = _riff_chunks(path)
+        if info is None:
+            return None
+        for cid, offset, n in info[1]:
+            if cid == b"fmt " and n >= 24:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    fmt = fh.read(24)
+                if struct.unpack("<H", fmt[:2])[0] == 0xFFFE:
+                    return int(struct.unpack("<I", fmt[20:24])[0])
+    except OSError:
+        return None
+    return None
+
+
+#: the standard speaker masks (Microsoft's defaults) by channel count, used when none is given
+DEFAULT_CHANNEL_MASKS = {1: 0x4, 2: 0x3, 3: 0x7, 4: 0x33, 5: 0x37, 6: 0x3F, 7: 0x13F, 8: 0x63F}
+
+
+def _set_channel_mask(fd: int, mask: int) -> None:
+    """Patch dwChannelMask in the WAVE_FORMAT_EXTENSIBLE header of an open, written WAV file."""
+    import struct
+
+    os.lseek(fd, 0, os.SEEK_SET)
+    head = os.read(fd, 4096)
+    i = head.find(b"fmt ")
+    if i < 0 or struct.unpack("<H", head[i + 8: i + 10])[0] != 0xFFFE:
+        raise WriteFailedError("could not set the channel layout: the file is not WAVE_FORMAT_EXTENSIBLE")
+    os.lseek(fd, i + 8 + 20, os.SEEK_SET)
+    os.write(fd, struct.pack("<I", mask))
 
 
 def _read_frames(f: sf.SoundFile, channels: int, frames: int) -> np.ndarray:
@@ -138,7 +235,7 @@ def _read_frames(f: sf.SoundFile, channels: int, frames: int) -> np.ndarray:
         out[:, done:done + n] = got.T
         done += n
     if done < frames:
-        out = np.ascontiguousarray(out[:, :done])
+        out = np.ascontiguousarray(out[:, :done])  # the caller refuses the short read
     return out
 
 
@@ -157,6 +254,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
                 duration_s=frames / sample_rate if sample_rate > 0 else 0.0,
                 format=f.format,
                 subtype=f.subtype,
+                channel_mask=channel_mask(path) if f.format in ("WAV", "WAVEX") else None,
             )
     except RuntimeError as exc:
         raise _open_error(path, name, exc) from None
@@ -306,8 +404,14 @@ def write_audio(
     force: bool = False,
     protect: Iterable[str | os.PathLike] = (),
     dither_seed: int | None = 0,
+    channel_mask: int | None = None,
 ) -> WriteResult:
     """Write ``(channels, samples)`` float audio atomically as ``fmt`` (see OUTPUT_FORMATS).
+
+    WAV files of more than two channels (or with a ``channel_mask``) are written as
+    WAVE_FORMAT_EXTENSIBLE with ``channel_mask`` (default: the standard mask for the channel
+    count, e.g. 0x3F for 5.1), so players keep the speaker layout. Pass the input's
+    :func:`channel_mask` to keep its layout.
 
     16-bit formats get TPDF dither (+-1 LSB triangular, seeded by ``dither_seed``;
     ``None`` = fresh randomness); 24-bit and float get none. Integer formats clip samples
@@ -328,10 +432,19 @@ def write_audio(
 
     channels, frames = x.shape
     dithered = spec.bits == 16
+    if channel_mask is not None and (isinstance(channel_mask, bool) or not isinstance(channel_mask, int)
+                                     or not 0 <= channel_mask < 1 << 32):
+        raise ParameterError(f"channel_mask must be a 32-bit speaker mask, got {channel_mask!r}")
+    extensible = spec.container == "WAV" and (channels > 2 or channel_mask is not None)
+    container = "WAVEX" if extensible else spec.container
+    mask = channel_mask if channel_mask is not None else DEFAULT_CHANNEL_MASKS.get(channels, 0)
 
     def write(fd: int) -> int:
-        with sf.SoundFile(fd, "w", int(sample_rate), channels, spec.subtype, format=spec.container, closefd=False) as f:
-            return _write_blocks(f, x, spec, dither_seed)
+        with sf.SoundFile(fd, "w", int(sample_rate), channels, spec.subtype, format=container, closefd=False) as f:
+            clipped = _write_blocks(f, x, spec, dither_seed)
+        if extensible:
+            _set_channel_mask(fd, mask)
+        return clipped
 
     clipped = _atomic_write(dest, force, write)
     return WriteResult(
