@@ -31,8 +31,8 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from server.client import Client  # noqa: E402
-from server.connection import read_connection_file  # noqa: E402
+from server.wire.client import Client  # noqa: E402
+from server.wire.connection import read_connection_file  # noqa: E402
 
 SR = 48000
 
@@ -112,7 +112,7 @@ def main() -> int:
         tmp_p = Path(tmp)
         env = dict(os.environ, REAMASTER_CONFIG_DIR=str(tmp_p / "cfg"))
         log = open(tmp_p / "server.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "server.server", "--port", "0", "--workers",
+        proc = subprocess.Popen([sys.executable, "-m", "server.daemon", "--port", "0", "--workers",
                                  str(args.workers), "--queue", "64"], cwd=REPO, env=env, stdout=log, stderr=log)
         try:
             conn = tmp_p / "cfg" / "server.json"
@@ -185,7 +185,7 @@ def main() -> int:
                 hwm_loop = vm_hwm_mb(proc.pid)
                 hwm_workers = [vm_hwm_mb(p) for p in children(proc.pid)]
 
-            from server.jobs import execute
+            from server.daemon.jobs import execute
 
             def in_process(out: Path) -> None:
                 execute("master", {"path": str(p240), "output": str(out)}, None, lambda s, f: True)

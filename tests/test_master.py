@@ -12,7 +12,7 @@ from dsp.decide.presets import PRESETS, delivery
 from dsp.demo import demo_mix
 from dsp.errors import TargetUnreachableError
 from dsp.measure.analysis import analyze
-from dsp.process.chain import Chain, render
+from dsp.process.chain import Chain
 
 SR = 44100
 

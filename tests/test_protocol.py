@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server import connection as C
-from server import jobs as J
-from server import protocol as P
+from server.daemon import jobs as J
+from server.wire import connection as C
+from server.wire import protocol as P
 
 KEY = bytes.fromhex("11" * 32)
 LIMITS = P.Limits(max_frame_bytes=1 << 20, max_audio_seconds=60.0, chunk_bytes=1 << 16)
@@ -379,7 +379,13 @@ def test_the_client_library_needs_only_the_standard_library_and_zmq():
     # it runs inside REAPER's embedded Python: no numpy, no dsp
     import subprocess
 
-    code = ("import sys, server.client, server.protocol, server.connection; "
+    code = ("import sys, server.wire.client, server.wire.protocol, server.wire.connection; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'dsp', 'scipy', 'soundfile')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+    # and with numpy out of reach, as in a REAPER whose Python has none, the protocol still checks audio
+    code = ("import sys; sys.modules['numpy'] = None; from server.wire import protocol as P; "
+            "import array; ok = array.array('f', [0.5, -1.0]).tobytes(); bad = array.array('f', [float('nan')]).tobytes(); "
+            "print(P.all_finite([ok]), P.all_finite([ok, bad]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]

@@ -6,7 +6,6 @@ import pytest
 
 from dsp.decide.master import master
 from dsp.decide.presets import delivery
-from dsp.measure.analysis import analyze
 from dsp.process.eq import EqBand, EqParams, process
 from tests.test_master import libebur128_lufs, shaped_noise, tonal_distance_db, tp8_db
 

@@ -3,13 +3,11 @@
 import json
 import re
 
-import numpy as np
-
 from dsp.decide.master import master
 from dsp.decide.presets import delivery
 from dsp.demo import demo_mix
 from dsp.io.audio_io import WriteResult
-from server.report import build_report, loudness_matched_check, render_html, tonal_distance_db
+from server.service.report import build_report, loudness_matched_check, render_html, tonal_distance_db
 
 SR = 44100
 

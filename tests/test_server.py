@@ -20,9 +20,9 @@ import pytest
 import soundfile as sf
 import zmq
 
-from server import protocol as P
-from server.client import Client, Progress, ServerError, ServerUnavailable
-from server.connection import ConnectionFileError, ConnectionInfo, pid_alive, read_connection_file
+from server.wire import protocol as P
+from server.wire.client import Client, Progress, ServerError, ServerUnavailable
+from server.wire.connection import ConnectionFileError, ConnectionInfo, pid_alive, read_connection_file
 from tests.conftest import sine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ class ServerProc:
         self.conn_path = cfg_dir / "server.json"
         env = dict(os.environ, REAMASTER_CONFIG_DIR=str(cfg_dir), TMPDIR=str(tmp_dir))
         self.log = open(cfg_dir / "server.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "server.server", "--port", "0", *args], cwd=REPO,
+        self.proc = subprocess.Popen([sys.executable, "-m", "server.daemon", "--port", "0", *args], cwd=REPO,
                                      env=env, stdout=self.log, stderr=self.log, start_new_session=True)
         self.info = self._wait_for_file()
 
@@ -398,7 +398,7 @@ def test_a_client_killed_mid_job_has_its_job_cancelled(srv, long_mix, tmp_path, 
     out = tmp_path / "orphan.wav"
     script = textwrap.dedent(f"""
         import sys, time
-        from server.client import Client, Progress
+        from server.wire.client import Client, Progress
         c = Client.connect({str(srv.conn_path)!r})
         job = c.submit("master", {{"path": {str(long_mix)!r}, "output": {str(out)!r},
                                    "project_dir": [{str(long_mix.parent)!r}, {str(tmp_path)!r}]}})
@@ -431,9 +431,9 @@ def test_a_client_killed_mid_job_has_its_job_cancelled(srv, long_mix, tmp_path, 
 
 
 def test_cli_master_via_server_writes_the_same_bytes(srv, tmp_path, capsys):
-    from server.cli import _parser
-    from server.cli import main as cli_main
-    from server.serve_cli import run_master_via_server
+    from server.cli.main import _parser
+    from server.cli.main import main as cli_main
+    from server.cli.remote import run_master_via_server
 
     src = mix_file(tmp_path / "in", seconds=4.0, amp=0.2)
     local, remote = tmp_path / "local.wav", tmp_path / "remote.wav"
@@ -518,12 +518,12 @@ def test_server_killed_and_restarted_while_a_client_waits(tmp_path, long_mix):
 def test_remote_binding_needs_curve_and_a_second_server_is_refused(srv, tmp_path):
     env = dict(os.environ, REAMASTER_CONFIG_DIR=str(tmp_path))
     for extra in ([], ["--allow-remote"]):
-        r = subprocess.run([sys.executable, "-m", "server.server", "--host", "0.0.0.0", "--port", "0", *extra],
+        r = subprocess.run([sys.executable, "-m", "server.daemon", "--host", "0.0.0.0", "--port", "0", *extra],
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
         assert r.returncode == 2
         assert r.stderr.count("\n") == 1 and "--allow-remote and --curve-keys" in r.stderr
     env["REAMASTER_CONFIG_DIR"] = str(srv.cfg_dir)
-    r = subprocess.run([sys.executable, "-m", "server.server", "--port", "0"], cwd=REPO, env=env,
+    r = subprocess.run([sys.executable, "-m", "server.daemon", "--port", "0"], cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "already running" in r.stderr
     assert read_connection_file(srv.conn_path).server_id == srv.info.server_id
@@ -555,7 +555,7 @@ def test_autostart_spawns_a_detached_server(tmp_path, monkeypatch):
     cfg = tmp_path / "cfg"
     monkeypatch.setenv("REAMASTER_CONFIG_DIR", str(cfg))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setenv("REAMASTER_SERVE_CMD", f"{sys.executable} -m server.server --port 0 --workers 1")
+    monkeypatch.setenv("REAMASTER_SERVE_CMD", f"{sys.executable} -m server.daemon --port 0 --workers 1")
     pid = None
     try:
         with Client.connect(autostart=True) as c:
@@ -648,7 +648,7 @@ def test_cancel_stops_an_album_job_and_writes_nothing(srv, long_mix, tmp_path):
 
 @pytest.mark.timeout(90)
 def test_revise_adds_a_version_to_the_session_and_moves_the_loudness(srv, tmp_path):
-    from server.cli import main as cli_main
+    from server.cli.main import main as cli_main
 
     proj = tmp_path / "proj"
     src = mix_file(proj / "in", seconds=3.0, amp=0.1)

@@ -10,6 +10,7 @@ import pyebur128
 import pytest
 import scipy.signal as ss
 import soundfile as sf
+from server.cli.main import main as stems_main
 
 from dsp import demo
 from dsp.decide.presets import delivery
@@ -17,7 +18,6 @@ from dsp.decide.stems import conform_stems, master_stems, read_stems, stem_role
 from dsp.errors import ChannelCountError, InputError, SampleRateError
 from dsp.measure.spectrum import band_energy_db, third_octave_spectrum
 from dsp.process.chain import Chain, render
-from server.stems_cli import main as stems_main
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -24,6 +24,7 @@ import math
 import os
 import secrets
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -111,7 +112,7 @@ class WriteResult:
 MONO_AS = ("dual", "single")
 
 
-def read_audio(path: str | os.PathLike, *, mono_as: str = "dual") -> tuple[np.ndarray, int]:
+def read_audio(path: str | os.PathLike[str], *, mono_as: str = "dual") -> tuple[np.ndarray, int]:
     """Read a file into float32 ``(channels, samples)`` and its sample rate in Hz.
 
     The sample rate is kept as it comes in (no resampling). A mono file is returned as two
@@ -143,7 +144,7 @@ def read_audio(path: str | os.PathLike, *, mono_as: str = "dual") -> tuple[np.nd
     return x, sample_rate
 
 
-def _riff_chunks(path: str | os.PathLike) -> tuple[int, list[tuple[bytes, int, int]]] | None:
+def _riff_chunks(path: str | os.PathLike[str]) -> tuple[int, list[tuple[bytes, int, int]]] | None:
     """``(file size, [(chunk id, data offset, declared size), ...])`` of a RIFF/WAVE file, else None."""
     import struct
 
@@ -152,7 +153,7 @@ def _riff_chunks(path: str | os.PathLike) -> tuple[int, list[tuple[bytes, int, i
         head = fh.read(12)
         if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
             return None
-        chunks = []
+        chunks: list[tuple[bytes, int, int]] = []
         pos = 12
         while pos + 8 <= size and len(chunks) < 64:
             fh.seek(pos)
@@ -164,7 +165,7 @@ def _riff_chunks(path: str | os.PathLike) -> tuple[int, list[tuple[bytes, int, i
     return size, chunks
 
 
-def _check_not_truncated(path: str | os.PathLike, name: str) -> None:
+def _check_not_truncated(path: str | os.PathLike[str], name: str) -> None:
     """WAV: the data chunk must hold the bytes its header declares (libsndfile quietly reads
     whatever is there). Other containers are checked by the short read in read_audio."""
     try:
@@ -183,7 +184,7 @@ def _check_not_truncated(path: str | os.PathLike, name: str) -> None:
                                f"only {size - offset} are there; export or copy it again")
 
 
-def channel_mask(path: str | os.PathLike) -> int | None:
+def channel_mask(path: str | os.PathLike[str]) -> int | None:
     """The WAVE_FORMAT_EXTENSIBLE speaker mask of a WAV file (None when it has none)."""
     import struct
 
@@ -239,7 +240,7 @@ def _read_frames(f: sf.SoundFile, channels: int, frames: int) -> np.ndarray:
     return out
 
 
-def audio_info(path: str | os.PathLike) -> AudioInfo:
+def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     """Describe a file from its header without reading its samples (no range checks)."""
     name = _check_readable(path)
     try:
@@ -264,7 +265,7 @@ def _supported_list() -> str:
     return ", ".join(SUPPORTED_READ)
 
 
-def _check_readable(path: str | os.PathLike) -> str:
+def _check_readable(path: str | os.PathLike[str]) -> str:
     """Refuse what libsndfile should not even be asked to open; return the display name."""
     try:
         p = os.fspath(path)
@@ -295,7 +296,7 @@ def _check_container(container: str, name: str) -> None:
         )
 
 
-def _open_error(path: str | os.PathLike, name: str, exc: Exception) -> ReaMasterError:
+def _open_error(path: str | os.PathLike[str], name: str, exc: Exception) -> ReaMasterError:
     if not os.path.exists(os.fspath(path)):  # vanished between the checks and the open
         return FileMissingError(f"file not found: {name}")
     detail = getattr(exc, "error_string", None) or str(exc)
@@ -369,7 +370,7 @@ def check_audio(x: np.ndarray, sample_rate: int, *, what: str = "the audio") -> 
 # --- output format -----------------------------------------------------------------------------
 
 def output_format_for(
-    path: str | os.PathLike, bit_depth: int | None = None, *, float_output: bool = False
+    path: str | os.PathLike[str], bit_depth: int | None = None, *, float_output: bool = False
 ) -> str:
     """Pick one of OUTPUT_FORMATS from the extension (.wav/.flac) and an optional bit depth.
 
@@ -396,13 +397,13 @@ def output_format_for(
 # --- writing -----------------------------------------------------------------------------------
 
 def write_audio(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     x: np.ndarray,
     sample_rate: int,
     *,
     fmt: str = "wav24",
     force: bool = False,
-    protect: Iterable[str | os.PathLike] = (),
+    protect: Iterable[str | os.PathLike[str]] = (),
     dither_seed: int | None = 0,
     channel_mask: int | None = None,
 ) -> WriteResult:
@@ -498,7 +499,7 @@ def _write_blocks(f: sf.SoundFile, x: np.ndarray, spec: _OutFormat, dither_seed:
 
 
 def atomic_write_text(
-    path: str | os.PathLike, text: str, *, force: bool = False, protect: Iterable[str | os.PathLike] = ()
+    path: str | os.PathLike[str], text: str, *, force: bool = False, protect: Iterable[str | os.PathLike[str]] = ()
 ) -> None:
     """Write UTF-8 text (JSON reports, chain files) with write_audio's atomic/refusal rules."""
     if not isinstance(text, str):
@@ -517,7 +518,7 @@ def atomic_write_text(
 
 # --- destination safety ------------------------------------------------------------------------
 
-def _fspath_out(path: str | os.PathLike) -> str:
+def _fspath_out(path: str | os.PathLike[str]) -> str:
     try:
         return str(os.fspath(path))
     except TypeError:
@@ -533,7 +534,7 @@ def _same_file(a: str, b: str) -> bool:
     return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
-def _check_destination(dest: str, *, force: bool, protect: Iterable[str | os.PathLike]) -> None:
+def _check_destination(dest: str, *, force: bool, protect: Iterable[str | os.PathLike[str]]) -> None:
     folder = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(folder):
         if os.path.exists(folder):
@@ -552,7 +553,10 @@ def _check_destination(dest: str, *, force: bool, protect: Iterable[str | os.Pat
         raise OutputExistsError(f"{dest} already exists; choose another name or allow overwriting")
 
 
-def _atomic_write(dest: str, force: bool, write: Callable[[int], object]) -> object:
+_T = TypeVar("_T")
+
+
+def _atomic_write(dest: str, force: bool, write: Callable[[int], _T]) -> _T:
     """Run ``write(fd)`` on a temp file next to ``dest``, fsync, then move it into place."""
     folder = os.path.dirname(os.path.abspath(dest))
     base = os.path.basename(dest)

@@ -39,7 +39,8 @@ def kaiser_lowpass(numtaps: int, cutoff: float, *, beta: float = 5.0) -> np.ndar
     """
     m = np.arange(numtaps) - (numtaps - 1) / 2.0
     h = cutoff * np.sinc(cutoff * m) * np.kaiser(numtaps, beta)
-    return h / h.sum()
+    taps: np.ndarray = h / h.sum()
+    return taps
 
 
 @functools.lru_cache(maxsize=8)
@@ -62,7 +63,8 @@ def polyphase_taps(factor: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _envelope_kernel(xp, taps, out, first, stop):  # pragma: no cover - jitted
+def _envelope_kernel(xp: np.ndarray, taps: np.ndarray, out: np.ndarray, first: int,
+                     stop: int) -> None:  # pragma: no cover - jitted
     # xp: (C, B + 47) float32 with 23 samples of past and 24 of future context around the B outputs;
     # computes out[first:stop] (the range lets two threads share one contiguous array).
     n_ch = xp.shape[0]
@@ -224,7 +226,8 @@ def detector_taps(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _detector_kernel(xp, ideal, ebu, out, first, stop):  # pragma: no cover - jitted
+def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, out: np.ndarray, first: int,
+                     stop: int) -> None:  # pragma: no cover - jitted
     # xp: (C, B + 49) float32, 24 samples of past and 25 of future context around B outputs.
     n_ch = xp.shape[0]
     n_id = ideal.shape[0]

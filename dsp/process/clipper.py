@@ -66,8 +66,8 @@ def _filter() -> np.ndarray:
     """Interpolation low-pass at the 4x rate (DC gain 4), length ``4 * _TAPS + 1``."""
     n = OVERSAMPLING * _TAPS + 1
     m = np.arange(n) - (n - 1) / 2.0
-    h = np.sinc(m / OVERSAMPLING) * np.kaiser(n, _BETA)
-    return h / h.sum() * OVERSAMPLING
+    h: np.ndarray = np.sinc(m / OVERSAMPLING) * np.kaiser(n, _BETA)
+    return np.asarray(h / h.sum() * OVERSAMPLING, dtype=np.float64)
 
 
 @dataclasses.dataclass
@@ -79,7 +79,8 @@ class ClipperState:
 
 
 @numba.njit(cache=True, nogil=True)
-def _clip_kernel(xp, h, k, c, out):  # pragma: no cover - jitted
+def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float,
+                 out: np.ndarray) -> tuple[int, float]:  # pragma: no cover - jitted
     """xp: (C, 2T + n) driven input with 2T samples of history; out: (C, n) residual at the base
     rate (output i belongs to input sample i - T). Returns (oversampled samples clipped after the
     history, largest reduction ratio)."""

@@ -10,8 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from server.client import Client, Failure, Result, serve_command
-from server.connection import ConnectionFileError, default_path, pid_alive, read_connection_file
+from server.wire.client import Client, Failure, Result, serve_command
+from server.wire.connection import ConnectionFileError, default_path, pid_alive, read_connection_file
 
 from .host import UserError, log
 
@@ -35,7 +35,7 @@ def _serve_cmd() -> list[str]:
         return shlex.split(env)
     loc = _location()
     if loc.get("python") and os.path.isfile(loc["python"]):
-        return [loc["python"], "-m", "server.server"]
+        return [loc["python"], "-m", "server.daemon"]
     try:
         return serve_command()
     except Exception as exc:  # ServerUnavailable with its own one-line advice

@@ -1,7 +1,7 @@
 """Revise the last master in words: the session beside it, the `revise` job, a new muted track.
 
 The server's `master` job writes no session, so the master flow starts one here from its report
-(the chain it rendered and the delivery), in the format of ``server/session.py`` - stdlib only,
+(the chain it rendered and the delivery), in the format of ``server/service/session.py`` - stdlib only,
 as everything on the REAPER side."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ def start_session(report: dict, mix: str, master: str) -> str:
     """``<master stem>.session/`` with version 1 (never overwritten); returns the folder.
 
     The server's ``master`` job writes no session, so the REAPER side starts it, in the format
-    server.session defines (that module's document builder is standard library only)."""
-    from server.session import new_session_document, session_dir_for
+    server.service.session defines (that module's document builder is standard library only)."""
+    from server.service.session import new_session_document, session_dir_for
 
     folder = str(session_dir_for(master))
     os.makedirs(folder)

@@ -10,7 +10,7 @@ import traceback
 import reapy
 from reapy import reascript_api as RPR
 
-from server.client import Failure, Progress, Result
+from server.wire.client import Failure, Progress, Result
 
 from .host import ID_YES, MB_YESNO, UserError, get_ext, log, message, set_ext
 

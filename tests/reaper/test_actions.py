@@ -34,7 +34,7 @@ def server_cfg(tmp_path_factory):
     cfg = tmp_path_factory.mktemp("rm_cfg")
     env = dict(os.environ, REAMASTER_CONFIG_DIR=str(cfg))
     log = open(cfg / "server.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "server.server", "--port", "0", "--workers", "1"], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "server.daemon", "--port", "0", "--workers", "1"], cwd=REPO,
                             env=env, stdout=log, stderr=log, start_new_session=True)
     end = time.monotonic() + 60
     while not (cfg / "server.json").exists() and time.monotonic() < end and proc.poll() is None:
@@ -283,7 +283,7 @@ def test_reaper_side_imports_no_numpy_or_dsp():
             "        if name.split('.')[0] in ('numpy', 'scipy', 'dsp'): raise ImportError('blocked ' + name)\n"
             "sys.meta_path.insert(0, B())\n"
             f"sys.path[:0] = [{str(SCRIPTS)!r}, {str(REPO)!r}]\n"
-            "import reamaster_reaper.actions, reamaster_reaper.native, server.client\n"
+            "import reamaster_reaper.actions, reamaster_reaper.native, server.wire.client\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy','scipy','dsp')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -57,7 +57,7 @@ def test_reapack_index_matches_headers():
 
 
 def _cli(*argv) -> int:
-    from server.cli import main
+    from server.cli.main import main
     return main(["reaper", *argv])
 
 
