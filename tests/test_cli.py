@@ -235,3 +235,24 @@ def test_profile_build_and_list(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "r.json").read_text())["chain"]["meta"]["style"]["style"] == "mine"
     assert "orchestral" in run("profile", "list").stdout
+
+
+def test_mono_is_delivered_dual_mono_unless_asked_and_layouts_are_kept(mix, tmp_path):
+    from dsp.io.audio_io import channel_mask, write_audio
+
+    stereo, _ = sf.read(mix, dtype="float32", always_2d=True)
+    stereo = stereo[: 4 * SR]  # short: three masters
+    mono = write_float(tmp_path / "mono.wav", stereo.T[:1] * 0.7)
+    assert run("master", str(mono), "-o", str(tmp_path / "dual.wav")).returncode == 0
+    assert run("master", str(mono), "-o", str(tmp_path / "single.wav"), "--mono-as", "single").returncode == 0
+    dual, _ = sf.read(tmp_path / "dual.wav", always_2d=True)
+    single, _ = sf.read(tmp_path / "single.wav", always_2d=True)
+    assert dual.shape[1] == 2 and np.array_equal(dual[:, 0], dual[:, 1]) and single.shape[1] == 1
+    # both land on -14 LUFS as measured (dual-mono counts both speakers): the single file's one channel
+    # is about 3 dB hotter (a little less: it is limited harder), as it would play if a player doubled it
+    rms_db = 20 * np.log10(np.sqrt(np.mean(single ** 2)) / np.sqrt(np.mean(dual[:, :1] ** 2)))
+    assert 1.5 <= rms_db <= 3.2
+    six = np.stack([stereo.T[c % 2] * (0.5 if c > 1 else 0.7) for c in range(6)])
+    write_audio(tmp_path / "six.wav", six, SR, fmt="wav24", channel_mask=0x60F)
+    assert run("master", str(tmp_path / "six.wav"), "-o", str(tmp_path / "six_out.wav")).returncode == 0
+    assert channel_mask(tmp_path / "six_out.wav") == 0x60F

@@ -287,6 +287,8 @@ _CLIP_MIN_NEED_DB = 1.0
 #: is left to clip: a sustained tone stands about 3-4 dB above it (clipping it is plain distortion),
 #: drum-led mixes 8-12 dB (their peaks are short hits)
 _SUSTAINED_PEAK_DB = 6.0
+#: above this much limiting the limiter's slow (sustained) release path is left off, dB
+_SUSTAIN_MAX_NEED_DB = 9.0
 
 
 def plan_peak_stages(a: Analysis, d: Delivery, intent: Intent) -> tuple[list[Stage], list[str]]:
@@ -334,13 +336,20 @@ def plan_peak_stages(a: Analysis, d: Delivery, intent: Intent) -> tuple[list[Sta
     dense = a.lra_lu < 5
     release = (60.0 if dense else 40.0) * scale
     sustain_release = (400.0 if dense else 300.0) * scale
+    # the slow path holds a steady gain through sustained overs, at the price of about half a LU at
+    # heavy limiting; beyond _SUSTAIN_MAX_NEED_DB of needed reduction that price can put the target
+    # out of reach, so the limiter keeps only its hold and fast release there
+    if need - clip_db > _SUSTAIN_MAX_NEED_DB:
+        sustain_release = 0.0
     if intent.loudness:
         why = f"target {d.target_lufs:g} LUFS at {d.ceiling_dbtp:g} dBTP ({d.name})"
     else:
         why = (f"keeps the mix's own loudness ({a.integrated_lufs:.1f} LUFS) and guards the "
                f"{d.ceiling_dbtp:g} dBTP ceiling")
+    slow = (f"and of sustained overs in {sustain_release:.0f} ms" if sustain_release else
+            f"(no slow release: {need - clip_db:.1f} dB of limiting needs every dB of loudness it can get)")
     why += (f"; holds each reduction 10 ms (bass down to 30 Hz keeps a steady gain), lets go of transients "
-            f"in {release:.0f} ms and of sustained overs in {sustain_release:.0f} ms (LRA {a.lra_lu:.1f} LU, "
+            f"in {release:.0f} ms {slow} (LRA {a.lra_lu:.1f} LU, "
             f"{intent.intensity}); reads true peak as libebur128 and an ideal 8x meter do. In REAPER: ReaLimit at "
             f"the same ceiling and threshold with a {release:.0f} ms release comes close (it has no hold or "
             "second release)")

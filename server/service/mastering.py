@@ -41,17 +41,19 @@ def render_and_write(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, 
     """Read, master (rendering ``chain`` as is, or converging ``planned`` / a new plan made from
     ``choices``: style, references and amounts), write the audio and the optional chain and report
     files; returns the result and the report."""
-    from dsp.io.audio_io import atomic_write_text, check_audio, read_audio, write_audio
+    from dsp.io.audio_io import atomic_write_text, channel_mask, check_audio, read_audio, write_audio
 
     from .report import build_report, render_html
 
     _step(progress, "reading", 0.0)
-    x, sr = read_audio(src)
+    x, sr = read_audio(src, mono_as=str((choices or {}).get("mono_as", "dual")))
     check_audio(x, sr, what=src)
     _step(progress, "analysing", 0.0)
     result = decide_and_master(x, sr, d, chain=chain, planned=planned, choices=choices, progress=progress)
     _step(progress, "writing", 1.0)
-    written = write_audio(dst, result.audio, sr, fmt=fmt, force=force, protect=[src])
+    # more than two channels: keep the input's speaker layout (WAVE_FORMAT_EXTENSIBLE mask)
+    mask = channel_mask(src) if result.audio.shape[0] > 2 else None
+    written = write_audio(dst, result.audio, sr, fmt=fmt, force=force, protect=[src], channel_mask=mask)
     doc = build_report(src, dst, d, result, written)
     if save_chain:
         atomic_write_text(save_chain, result.chain.to_json(), force=force, protect=[src])
