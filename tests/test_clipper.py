@@ -32,7 +32,7 @@ def test_clipped_peaks_stay_near_the_ceiling(ceiling_db, knee_db, drive_db):
     x = ss.sosfilt(sos, np.random.default_rng(3).standard_normal((2, 6000)), axis=-1)
     y, _ = process(x, SR, ClipperParams(drive_db=drive_db, ceiling_db=ceiling_db, knee_db=knee_db))
     peak_db = 20 * np.log10(np.abs(y).max())
-    assert peak_db <= ceiling_db + 2.5  # measured worst: +2.04 dB, noise driven 10 dB into a 1 dB knee
+    assert peak_db <= ceiling_db + 3.0  # measured worst: +2.54 dB, noise driven 10-13 dB into a 1 dB knee
     assert peak_db <= 20 * np.log10(np.abs(x).max()) + drive_db + 1e-9  # never louder than its input
 
 
