@@ -2,6 +2,8 @@
 # Benchmark set-up and run (called by ./install/setup.sh bench). Installs, once:
 #   - real mixed music and ffmpeg from Debian (for the independent ebur128 meter),
 #   - the peer, Matchering, in its own venv (.venv-peer) so it cannot change ours.
+# Then runs bench_master.py (speed, memory, meters, the peer) and bench_transparency.py (the peak
+# stage at -14 and -8 LUFS beside a plain clipper and ffmpeg's loudnorm).
 # `benchmarks/run.sh judgement [--tracks N --seconds S]` runs benchmarks/bench_judgement.py instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +27,5 @@ if [ ! -x .venv-peer/bin/python ]; then
     python3 -m venv .venv-peer
     .venv-peer/bin/python -m pip install --quiet matchering==2.0.6
 fi
-exec .venv/bin/python benchmarks/bench_master.py --peer-python .venv-peer/bin/python "$@"
+.venv/bin/python benchmarks/bench_master.py --peer-python .venv-peer/bin/python "$@"
+exec .venv/bin/python benchmarks/bench_transparency.py

@@ -72,9 +72,12 @@ def test_round_trip_every_format_and_rate(tmp_path, fmt, sample_rate, channels):
     assert info.subtype == SUBTYPE[fmt]
     assert info.format == ("FLAC" if fmt.startswith("flac") else "WAV")
 
-    y, sr = read_audio(path)
+    y, sr = read_audio(path, mono_as="single")
     assert sr == sample_rate
     assert y.shape == x.shape and y.dtype == np.float32 and y.flags.c_contiguous
+    if channels == 1:  # by default a mono file is heard, measured and delivered as dual-mono
+        dual, _ = read_audio(path)
+        assert dual.shape == (2, x.shape[1]) and np.array_equal(dual[0], y[0]) and np.array_equal(dual[1], y[0])
     err = y.astype(np.float64) - x.astype(np.float64)
     if fmt == "wav32f":
         assert np.array_equal(y, x)
@@ -558,9 +561,9 @@ def test_mp3_renamed_wav_is_refused(tmp_path):
     expect_read_error(tmp_path / "a.wav", errors.UnsupportedFormatError, match="MP3")
 
 
-def test_header_only_wav_is_empty(tmp_path):
+def test_header_only_wav_is_truncated(tmp_path):
     (tmp_path / "hdr.wav").write_bytes(wav_bytes(tmp_path)[:44])
-    expect_read_error(tmp_path / "hdr.wav", errors.EmptyAudioError, code="empty_audio")
+    expect_read_error(tmp_path / "hdr.wav", errors.CorruptFileError, match="truncated")
 
 
 def test_wav_cut_inside_header_is_corrupt(tmp_path):
@@ -570,23 +573,48 @@ def test_wav_cut_inside_header_is_corrupt(tmp_path):
         expect_read_error(tmp_path / f"cut{cut}.wav", errors.CorruptFileError)
 
 
-def test_truncated_wav_reads_what_is_there(tmp_path):
+@pytest.mark.parametrize("missing_bytes", [1, 6, 30000 * 6])
+def test_truncated_wav_is_refused_not_mastered_quietly(tmp_path, missing_bytes):
     data = wav_bytes(tmp_path, seconds=1.0)
     (tmp_path / "full.wav").write_bytes(data)
-    frames = 30000
-    (tmp_path / "trunc.wav").write_bytes(data[: 44 + frames * 6 + 4])  # plus a partial frame
-    full, _ = read_audio(tmp_path / "full.wav")
-    y, sr = read_audio(tmp_path / "trunc.wav")
-    assert sr == 44100 and y.shape == (2, frames) and y.flags.c_contiguous
-    assert np.array_equal(y, full[:, :frames])
+    (tmp_path / "trunc.wav").write_bytes(data[: len(data) - missing_bytes])
+    assert read_audio(tmp_path / "full.wav")[0].shape == (2, 44100)
+    expect_read_error(tmp_path / "trunc.wav", errors.CorruptFileError, match="truncated")
+
+
+def test_truncated_flac_is_refused(tmp_path):
+    x = music(2, 44100, seed=5)
+    write_audio(tmp_path / "full.flac", x, 44100, fmt="flac24")
+    data = (tmp_path / "full.flac").read_bytes()
+    (tmp_path / "trunc.flac").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises((errors.CorruptFileError,)) as ei:
+        read_audio(tmp_path / "trunc.flac")
+    assert "trunc.flac" in str(ei.value)
+
+
+@pytest.mark.parametrize("channels, mask", [(6, None), (6, 0x60F), (4, 0x33), (8, None)])
+def test_multichannel_layout_survives(tmp_path, channels, mask):
+    from dsp.io.audio_io import DEFAULT_CHANNEL_MASKS, audio_info
+
+    x = np.stack([music(1, 48000, seed=c)[0] for c in range(channels)])
+    write_audio(tmp_path / "in.wav", x, 48000, fmt="wav24", channel_mask=mask)
+    want = mask if mask is not None else DEFAULT_CHANNEL_MASKS[channels]
+    info = audio_info(tmp_path / "in.wav")
+    assert info.channel_mask == want
+    # read, then write with the input's mask: the layout is kept (libsndfile reads it back too)
+    y, sr = read_audio(tmp_path / "in.wav")
+    write_audio(tmp_path / "out.wav", y, sr, fmt="wav24", channel_mask=info.channel_mask)
+    assert audio_info(tmp_path / "out.wav").channel_mask == want
+    assert sf.info(str(tmp_path / "out.wav")).format == "WAVEX"
+    assert np.array_equal(read_audio(tmp_path / "out.wav")[0], y)
 
 
 def test_garbage_after_valid_header_is_read(tmp_path):
-    header = wav_bytes(tmp_path)[:44]
-    garbage = np.random.default_rng(3).integers(0, 256, size=6 * 22050, dtype=np.uint8).tobytes()
-    (tmp_path / "garbage.wav").write_bytes(header + garbage)
+    data = wav_bytes(tmp_path)
+    garbage = np.random.default_rng(3).integers(0, 256, size=len(data) - 44, dtype=np.uint8).tobytes()
+    (tmp_path / "garbage.wav").write_bytes(data[:44] + garbage)  # as long as the header says
     y, sr = read_audio(tmp_path / "garbage.wav")
-    assert sr == 44100 and y.shape == (2, 22050)
+    assert sr == 44100 and y.shape[0] == 2
     assert np.all(np.abs(y) <= 1.0) and np.std(y) > 0.3  # uniform noise, as garbage would be
 
 

@@ -118,3 +118,45 @@ def test_report_numbers_are_json_clean(demo):
     r = master(demo[:, : 8 * SR], SR, delivery())
     json.dumps(r.after.to_dict(series=True), allow_nan=False)
     json.dumps(r.chain.to_dict(), allow_nan=False)
+
+
+# --- the peak stage: clip + limiter, split by measurement --------------------------------------
+
+def _peak_plan(x: np.ndarray, target: float, ceiling: float):
+    from dsp.decide.master import Intent, plan_peak_stages
+    from dsp.decide.presets import Delivery
+
+    return plan_peak_stages(analyze(x, SR), Delivery("t", target, ceiling, 24, ""), Intent())
+
+
+def test_no_clip_stage_for_a_sustained_tone():
+    # A steady bass tone pushed 6 dB into the ceiling: clipping it would be plain distortion.
+    t = np.arange(4 * SR) / SR
+    x = (0.5 * np.sin(2 * np.pi * 50 * t))[None].repeat(2, 0)
+    stages, notes = _peak_plan(x, -3.0, -1.0)
+    assert [s.kind for s in stages] == ["limiter"]
+    assert any("no clip stage" in n and "sustained" in n for n in notes)
+
+
+def test_no_clip_stage_when_the_target_needs_no_peak_reduction(demo):
+    stages, notes = _peak_plan(demo * 0.1, -30.0, -1.0)
+    assert [s.kind for s in stages] == ["limiter"]
+    assert any("no clip stage" in n for n in notes)
+
+
+def test_short_hits_get_a_clip_stage_with_its_reasons():
+    t = np.arange(6 * SR) / SR
+    pad = 0.05 * np.sin(2 * np.pi * 330 * t)
+    hits = np.zeros_like(t)
+    for o in np.arange(0.5, 5.5, 0.5):
+        i = int(o * SR)
+        tt = t[: int(0.1 * SR)]
+        hits[i: i + tt.size] += 0.8 * np.sin(2 * np.pi * 60 * tt) * np.exp(-tt / 0.03)
+    x = (pad + hits)[None].repeat(2, 0)
+    stages, _ = _peak_plan(x, -8.0, -0.5)
+    assert [s.kind for s in stages] == ["clipper", "limiter"]
+    clip = stages[0]
+    a = analyze(x, SR)
+    taken = a.true_peak_dbtp - clip.params.ceiling_db
+    assert 0.5 <= taken <= 4.0  # the first dB of the hits, never more than the cap
+    assert "REAPER" in clip.why and "REAPER" in stages[1].why

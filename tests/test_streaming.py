@@ -281,3 +281,37 @@ def test_streaming_master_memory_does_not_grow_with_length(tmp_path):
     print(f"traced peak: 20 s {short:.1f} MB, 120 s {long:.1f} MB")
     assert long < 30.0, long  # under two thirds of the long file's float32 audio
     assert long - short < 5.0, (short, long)  # holding the audio would add 38 MB
+
+
+def test_source_refuses_what_read_audio_refuses_and_reads_mono_alike(tmp_path):
+    """AudioSource and read_audio agree on truncated files and on mono (dual by default)."""
+    from dsp.errors import CorruptFileError
+
+    rng = np.random.default_rng(11)
+    x = (0.2 * rng.standard_normal((1, 44100))).astype(np.float32)
+    write_audio(tmp_path / "mono.wav", x, 44100, fmt="wav24")
+    for mono_as in ("dual", "single"):
+        whole, _ = read_audio(tmp_path / "mono.wav", mono_as=mono_as)
+        src = AudioSource(tmp_path / "mono.wav", mono_as=mono_as)
+        streamed = np.concatenate(list(src.blocks(4096)), axis=1)
+        assert src.channels == whole.shape[0] == (2 if mono_as == "dual" else 1)
+        assert np.array_equal(streamed, whole)
+    data = (tmp_path / "mono.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) - 3000])
+    with pytest.raises(CorruptFileError, match="truncated"):
+        read_audio(tmp_path / "cut.wav")
+    with pytest.raises(CorruptFileError, match="truncated"):
+        AudioSource(tmp_path / "cut.wav")
+
+
+def test_writer_keeps_a_speaker_layout_like_write_audio(tmp_path):
+    from dsp.io.audio_io import channel_mask
+
+    x = (0.1 * np.random.default_rng(3).standard_normal((6, 30000))).astype(np.float32)
+    write_audio(tmp_path / "whole.wav", x, 48000, fmt="wav24", channel_mask=0x60F)
+    with AudioWriter(tmp_path / "blocks.wav", 48000, 6, fmt="wav24", channel_mask=0x60F) as w:
+        for i in range(0, 30000, 7000):
+            w.write(x[:, i:i + 7000])
+        w.commit()
+    assert channel_mask(tmp_path / "blocks.wav") == channel_mask(tmp_path / "whole.wav") == 0x60F
+    assert (tmp_path / "blocks.wav").read_bytes() == (tmp_path / "whole.wav").read_bytes()

@@ -12,8 +12,10 @@ from tests.conftest import sine
 
 
 def reference_tp_db(x: np.ndarray, factor: int) -> float:
-    """Independent reference: scipy's polyphase resampler, whole signal at once."""
-    return float(20 * np.log10(np.abs(ss.resample_poly(x.astype(np.float64), factor, 1, axis=-1)).max()))
+    """Independent reference: scipy's polyphase resampler with the meter's design (Kaiser 5,
+    24 zero crossings each side), whole signal at once."""
+    h = ss.firwin(48 * factor + 1, 1.0 / factor, window=("kaiser", 5.0))
+    return float(20 * np.log10(np.abs(ss.resample_poly(x.astype(np.float64), factor, 1, axis=-1, window=h)).max()))
 
 
 @pytest.mark.parametrize("factor", [4, 8])
@@ -68,5 +70,82 @@ def test_empty_and_silent():
 def test_interpolator_is_scipys_resample_poly_filter(factor):
     from dsp.measure.truepeak import kaiser_lowpass
 
-    want = ss.firwin(20 * factor + 1, 1.0 / factor, window=("kaiser", 5.0))
-    assert np.allclose(kaiser_lowpass(20 * factor + 1, 1.0 / factor), want, atol=1e-15)
+    want = ss.firwin(48 * factor + 1, 1.0 / factor, window=("kaiser", 5.0))
+    assert np.allclose(kaiser_lowpass(48 * factor + 1, 1.0 / factor), want, atol=1e-15)
+
+
+# --- the limiter's detector against the meters users check with ------------------------------------
+
+def ebur128_tp_db(x: np.ndarray, sr: int) -> float:
+    """libebur128 (through pyebur128): the meter most tools embed."""
+    import pyebur128
+
+    st_ = pyebur128.R128State(x.shape[0], sr, pyebur128.MeasurementMode.MODE_TRUE_PEAK)
+    st_.add_frames(np.ascontiguousarray(x.T, dtype=np.float64).ravel(), x.shape[1])
+    return float(20 * np.log10(max(pyebur128.get_true_peak(st_, c) for c in range(x.shape[0]))))
+
+
+def ideal_tp_db(x: np.ndarray) -> float:
+    """An ideal band-limited reference: 16x with a long filter (Kaiser 8, 64 zero crossings)."""
+    h = ss.firwin(2 * 64 * 16 + 1, 1.0 / 16, window=("kaiser", 8.0))
+    return float(20 * np.log10(np.abs(ss.resample_poly(x.astype(np.float64), 16, 1, axis=-1, window=h)).max()))
+
+
+def adversarial_band_limited(sr: int, seed: int, n: int = 4096) -> dict[str, np.ndarray]:
+    """Treble-heavy and adversarial material, band-limited to 0.9 of Nyquist (the detector's stated range)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    lp = ss.firwin(511, 0.9, window=("kaiser", 10.0))
+    f = rng.uniform(8000, 0.88 * sr / 2)
+    out = {
+        "treble_burst": np.sin(2 * np.pi * f * t / sr + rng.uniform(0, 6.3)) * np.exp(-0.5 * ((t - n / 2) / rng.uniform(3, 40)) ** 2),
+        "hp_noise": np.convolve(ss.sosfilt(ss.butter(8, 6000 / (sr / 2), "high", output="sos"), rng.standard_normal(n)), lp, "same"),
+        "three_sines": sum(np.sin(2 * np.pi * rng.uniform(20, 0.88 * sr / 2) * t / sr + rng.uniform(0, 6.3)) for _ in range(3)),
+        "clipped_noise": np.convolve(np.clip(rng.standard_normal(n) * 3, -1, 1), lp, "same"),
+        "clicks": np.convolve(np.where(rng.random(n) < 0.003, rng.choice([-1.0, 1.0], n), 0.0), lp, "same"),
+    }
+    return {k: (v / np.abs(v).max())[None].repeat(2, 0) * np.array([[1.0], [0.7]]) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("sr", [44100, 48000, 96000])
+def test_detector_never_reads_under_libebur128(sr):
+    from dsp.measure.truepeak import detector_peak_dbtp
+
+    for seed in range(6):
+        for name, x in adversarial_band_limited(sr, seed).items():
+            assert detector_peak_dbtp(x, sr) >= ebur128_tp_db(x, sr) - 1e-4, (name, seed)
+    # also on full-band material (steps, white noise), where meters disagree most
+    x = np.random.default_rng(sr).uniform(-1, 1, (2, 3000))
+    assert detector_peak_dbtp(x, sr) >= ebur128_tp_db(x, sr) - 1e-4
+
+
+@pytest.mark.parametrize("sr", [44100, 48000])
+def test_margin_covers_the_detectors_measured_worst_under_read(sr):
+    """The limiter's margin is derived from this: the worst under-read of an ideal 16x reference on
+    band-limited adversarial material must fit inside it."""
+    from dsp.measure.truepeak import detector_peak_dbtp
+    from dsp.process.limiter import MARGIN_DB
+
+    worst = max(ideal_tp_db(x) - detector_peak_dbtp(x, sr)
+                for seed in range(8) for x in adversarial_band_limited(sr, 100 + seed).values())
+    assert worst <= MARGIN_DB - 0.015  # room left for the gain's slope and rounding
+
+
+def test_detector_reads_at_least_the_meter(rng):
+    from dsp.measure.truepeak import detector_envelope
+
+    x = (rng.standard_normal((2, 20000)) * 0.3).astype(np.float32)
+    assert np.all(detector_envelope(x, 44100) >= true_peak_envelope(x, factor=8) - 1e-6)
+
+
+def test_detector_refines_the_8x_grid():
+    # a short 20 kHz burst at 44.1 kHz: the 8x grid alone can miss the crest by 0.14 dB
+    sr = 44100
+    t = np.arange(2048)
+    worst = 0.0
+    from dsp.measure.truepeak import detector_peak_dbtp
+
+    for ph in np.linspace(0, np.pi, 9):
+        x = (np.sin(2 * np.pi * 19000 * t / sr + ph) * np.exp(-0.5 * ((t - 1024) / 30.0) ** 2))[None]
+        worst = max(worst, ideal_tp_db(x) - detector_peak_dbtp(x, sr))
+    assert worst < 0.02

@@ -2,6 +2,13 @@
 
 * :func:`read_audio` gives ``float32`` ``(channels, samples)`` at the file's own sample
   rate (never resampled) and refuses audio that cannot be mastered (see :func:`check_audio`).
+  A mono file comes back as dual-mono (two identical channels) by default: that is how it is
+  heard on two speakers, so it is measured (BS.1770 counts both channels, +3 dB) and delivered
+  that way; ``mono_as="single"`` keeps one channel. A file whose header promises more audio
+  than it holds (truncated, short read) is refused, never mastered quietly.
+* :func:`audio_info` reports the WAVE_FORMAT_EXTENSIBLE channel mask (5.1 and other layouts);
+  :func:`write_audio` writes files of more than two channels as WAVE_FORMAT_EXTENSIBLE with the
+  given mask (default: the standard layout for the channel count), so the layout survives.
 * :func:`write_audio` writes atomically (temp file in the destination folder, fsync,
   rename), never over an input file, and never over an existing file unless ``force``.
   16-bit output gets TPDF dither; 24-bit and float do not.
@@ -86,6 +93,7 @@ class AudioInfo:
     duration_s: float
     format: str  # libsndfile container, e.g. "WAV", "FLAC"
     subtype: str  # e.g. "PCM_24", "FLOAT", "VORBIS"
+    channel_mask: int | None = None  # WAVE_FORMAT_EXTENSIBLE speaker mask, when the file has one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,13 +109,20 @@ class WriteResult:
 
 # --- reading -----------------------------------------------------------------------------------
 
-def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+MONO_AS = ("dual", "single")
+
+
+def read_audio(path: str | os.PathLike[str], *, mono_as: str = "dual") -> tuple[np.ndarray, int]:
     """Read a file into float32 ``(channels, samples)`` and its sample rate in Hz.
 
-    The sample rate is kept as it comes in (no resampling). The audio must pass
-    :func:`check_audio`; every refusal names the file.
+    The sample rate is kept as it comes in (no resampling). A mono file is returned as two
+    identical channels (``mono_as="dual"``, the default) or as one (``"single"``). The audio
+    must pass :func:`check_audio`; a truncated file is refused; every refusal names the file.
     """
+    if mono_as not in MONO_AS:
+        raise ParameterError(f"mono_as = {mono_as!r} is not one of: {', '.join(MONO_AS)}")
     name = _check_readable(path)
+    _check_not_truncated(path, name)
     try:
         with sf.SoundFile(os.fspath(path)) as f:
             _check_container(f.format, name)
@@ -118,10 +133,103 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
             if frames <= 0:
                 raise EmptyAudioError(f"{name} contains no audio (0 samples)")
             x = _read_frames(f, channels, frames)
+            if x.shape[1] < frames:
+                raise CorruptFileError(f"{name} is truncated: its header promises {frames} samples but only "
+                                       f"{x.shape[1]} could be read; export or copy it again")
     except RuntimeError as exc:  # soundfile.LibsndfileError and other libsndfile failures
         raise _open_error(path, name, exc) from None
     check_audio(x, sample_rate, what=name)
+    if x.shape[0] == 1 and mono_as == "dual":
+        x = np.repeat(x, 2, axis=0)
     return x, sample_rate
+
+
+def _riff_chunks(path: str | os.PathLike[str]) -> tuple[int, list[tuple[bytes, int, int]]] | None:
+    """``(file size, [(chunk id, data offset, declared size), ...])`` of a RIFF/WAVE file, else None."""
+    import struct
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return None
+        chunks: list[tuple[bytes, int, int]] = []
+        pos = 12
+        while pos + 8 <= size and len(chunks) < 64:
+            fh.seek(pos)
+            cid, n = struct.unpack("<4sI", fh.read(8))
+            chunks.append((cid, pos + 8, n))
+            if cid == b"data":
+                break
+            pos += 8 + n + (n & 1)
+    return size, chunks
+
+
+def _check_not_truncated(path: str | os.PathLike[str], name: str) -> None:
+    """WAV: the data chunk must hold the bytes its header declares (libsndfile quietly reads
+    whatever is there). Other containers are checked by the short read in read_audio."""
+    try:
+        info = _riff_chunks(path)
+    except OSError:
+        return
+    if info is None:
+        return
+    size, chunks = info
+    data = [c for c in chunks if c[0] == b"data"]
+    if not data:
+        raise CorruptFileError(f"{name} is truncated or damaged: it has no audio data chunk")
+    _, offset, declared = data[0]
+    if declared not in (0, 0xFFFFFFFF) and offset + declared > size:  # 0/-1: streamed or RF64 headers
+        raise CorruptFileError(f"{name} is truncated: its header promises {declared} bytes of audio but "
+                               f"only {size - offset} are there; export or copy it again")
+
+
+def channel_mask(path: str | os.PathLike[str]) -> int | None:
+    """The WAVE_FORMAT_EXTENSIBLE speaker mask of a WAV file (None when it has none)."""
+    import struct
+
+    try:
+        info = _riff_chunks(path)
+        if info is None:
+            return None
+        for cid, offset, n in info[1]:
+            if cid == b"fmt " and n >= 24:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    fmt = fh.read(24)
+                if struct.unpack("<H", fmt[:2])[0] == 0xFFFE:
+                    return int(struct.unpack("<I", fmt[20:24])[0])
+    except OSError:
+        return None
+    return None
+
+
+#: the standard speaker masks (Microsoft's defaults) by channel count, used when none is given
+DEFAULT_CHANNEL_MASKS = {1: 0x4, 2: 0x3, 3: 0x7, 4: 0x33, 5: 0x37, 6: 0x3F, 7: 0x13F, 8: 0x63F}
+
+
+def _extensible_mask(spec: _OutFormat, channels: int, channel_mask: int | None) -> int | None:
+    """The speaker mask to write, or None when the file is not WAVE_FORMAT_EXTENSIBLE: WAV of more
+    than two channels, or any WAV given a mask (default: the standard mask for the count)."""
+    if channel_mask is not None and (isinstance(channel_mask, bool) or not isinstance(channel_mask, int)
+                                     or not 0 <= channel_mask < 1 << 32):
+        raise ParameterError(f"channel_mask must be a 32-bit speaker mask, got {channel_mask!r}")
+    if spec.container != "WAV" or (channels <= 2 and channel_mask is None):
+        return None
+    return channel_mask if channel_mask is not None else DEFAULT_CHANNEL_MASKS.get(channels, 0)
+
+
+def _set_channel_mask(fd: int, mask: int) -> None:
+    """Patch dwChannelMask in the WAVE_FORMAT_EXTENSIBLE header of an open, written WAV file."""
+    import struct
+
+    os.lseek(fd, 0, os.SEEK_SET)
+    head = os.read(fd, 4096)
+    i = head.find(b"fmt ")
+    if i < 0 or struct.unpack("<H", head[i + 8: i + 10])[0] != 0xFFFE:
+        raise WriteFailedError("could not set the channel layout: the file is not WAVE_FORMAT_EXTENSIBLE")
+    os.lseek(fd, i + 8 + 20, os.SEEK_SET)
+    os.write(fd, struct.pack("<I", mask))
 
 
 def _read_frames(f: sf.SoundFile, channels: int, frames: int) -> np.ndarray:
@@ -139,7 +247,7 @@ def _read_frames(f: sf.SoundFile, channels: int, frames: int) -> np.ndarray:
         out[:, done:done + n] = got.T
         done += n
     if done < frames:
-        out = np.ascontiguousarray(out[:, :done])
+        out = np.ascontiguousarray(out[:, :done])  # the caller refuses the short read
     return out
 
 
@@ -158,6 +266,7 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
                 duration_s=frames / sample_rate if sample_rate > 0 else 0.0,
                 format=f.format,
                 subtype=f.subtype,
+                channel_mask=channel_mask(path) if f.format in ("WAV", "WAVEX") else None,
             )
     except RuntimeError as exc:
         raise _open_error(path, name, exc) from None
@@ -307,8 +416,14 @@ def write_audio(
     force: bool = False,
     protect: Iterable[str | os.PathLike[str]] = (),
     dither_seed: int | None = 0,
+    channel_mask: int | None = None,
 ) -> WriteResult:
     """Write ``(channels, samples)`` float audio atomically as ``fmt`` (see OUTPUT_FORMATS).
+
+    WAV files of more than two channels (or with a ``channel_mask``) are written as
+    WAVE_FORMAT_EXTENSIBLE with ``channel_mask`` (default: the standard mask for the channel
+    count, e.g. 0x3F for 5.1), so players keep the speaker layout. Pass the input's
+    :func:`channel_mask` to keep its layout.
 
     16-bit formats get TPDF dither (+-1 LSB triangular, seeded by ``dither_seed``;
     ``None`` = fresh randomness); 24-bit and float get none. Integer formats clip samples
@@ -329,10 +444,16 @@ def write_audio(
 
     channels, frames = x.shape
     dithered = spec.bits == 16
+    mask = _extensible_mask(spec, channels, channel_mask)
+    extensible = mask is not None
+    container = "WAVEX" if extensible else spec.container
 
     def write(fd: int) -> int:
-        with sf.SoundFile(fd, "w", int(sample_rate), channels, spec.subtype, format=spec.container, closefd=False) as f:
-            return _write_blocks(f, x, spec, dither_seed)
+        with sf.SoundFile(fd, "w", int(sample_rate), channels, spec.subtype, format=container, closefd=False) as f:
+            clipped = _write_blocks(f, x, spec, dither_seed)
+        if mask is not None:
+            _set_channel_mask(fd, mask)
+        return clipped
 
     clipped = _atomic_write(dest, force, write)
     return WriteResult(
@@ -529,9 +650,12 @@ class AudioSource:
     a full pass has counted what the file really holds.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, mono_as: str = "dual") -> None:
+        if mono_as not in MONO_AS:
+            raise ParameterError(f"mono_as = {mono_as!r} is not one of: {', '.join(MONO_AS)}")
         self.name = _check_readable(path)
         self.path = os.fspath(path)
+        _check_not_truncated(path, self.name)
         try:
             with sf.SoundFile(self.path) as f:
                 _check_container(f.format, self.name)
@@ -539,6 +663,9 @@ class AudioSource:
         except RuntimeError as exc:
             raise _open_error(path, self.name, exc) from None
         _check_channels(self.channels, self.name)
+        self.file_channels = self.channels
+        if self.channels == 1 and mono_as == "dual":
+            self.channels = 2  # heard on two speakers: measured and delivered as dual-mono, as read_audio does
         _check_sample_rate(self.sample_rate, self.name)
         if self.frames <= 0:
             raise EmptyAudioError(f"{self.name} contains no audio (0 samples)")
@@ -551,17 +678,17 @@ class AudioSource:
     def blocks(self, block_frames: int = STREAM_BLOCK_FRAMES) -> Iterator[np.ndarray]:
         """Float32 C-contiguous ``(channels, n)`` blocks of ``block_frames`` (the last may be shorter).
 
-        After a complete pass ``frames`` holds the frames actually read (a damaged file may hold
-        fewer than its header says, as :func:`read_audio` keeps what is there). The first complete
-        pass also applies :func:`check_audio`'s refusals (non-finite, too short, silent): they are
-        raised after its last block, so a pass that measures the audio checks it on the way."""
+        A file that holds fewer frames than its header says is refused (CorruptFileError) at the
+        end of the pass, as :func:`read_audio` refuses it. The first complete pass also applies
+        :func:`check_audio`'s refusals (non-finite, too short, silent): they are raised after its
+        last block, so a pass that measures the audio checks it on the way."""
         if block_frames <= 0:
             raise ParameterError(f"block_frames must be positive, got {block_frames}")
         check = not self.checked
         peak, invalid = 0.0, 0
         try:
             with sf.SoundFile(self.path) as f:
-                buf = np.empty((min(block_frames, self.frames), self.channels), dtype=np.float32)
+                buf = np.empty((min(block_frames, self.frames), self.file_channels), dtype=np.float32)
                 done = 0
                 while done < self.frames:
                     want = min(len(buf), self.frames - done)
@@ -570,7 +697,10 @@ class AudioSource:
                     if n == 0:
                         break
                     done += n
-                    block = np.ascontiguousarray(got.T)
+                    # a copy: for one channel got.T is already contiguous, a view of the reused buffer
+                    block = got.T.copy()
+                    if self.channels != self.file_channels:
+                        block = np.repeat(block, self.channels, axis=0)
                     if check:
                         hi, lo = float(block.max()), float(block.min())
                         if math.isfinite(hi) and math.isfinite(lo):
@@ -578,9 +708,11 @@ class AudioSource:
                         else:
                             invalid += block.size - int(np.count_nonzero(np.isfinite(block)))
                     yield block
-                self.frames = done
         except RuntimeError as exc:
             raise _open_error(self.path, self.name, exc) from None
+        if done < self.frames:
+            raise CorruptFileError(f"{self.name} is truncated: its header promises {self.frames} samples but only "
+                                   f"{done} could be read; export or copy it again")
         if check:
             check_audio_summary(done, self.sample_rate, peak=peak, invalid=invalid, channels=self.channels,
                                 what=self.name)
@@ -616,7 +748,7 @@ class AudioWriter:
 
     def __init__(self, path: str | os.PathLike[str], sample_rate: int, channels: int, *, fmt: str = "wav24",
                  force: bool = False, protect: Iterable[str | os.PathLike[str]] = (),
-                 dither_seed: int | None = 0) -> None:
+                 dither_seed: int | None = 0, channel_mask: int | None = None) -> None:
         if fmt not in _OUT:
             raise ParameterError(f"fmt = {fmt!r} is not one of: {', '.join(_OUT_ORDER)}")
         self.spec = spec = _OUT[fmt]
@@ -630,6 +762,7 @@ class AudioWriter:
         _check_channels(channels, "the audio to write")
         _check_sample_rate(sample_rate, "the audio to write")
         _check_destination(dest, force=force, protect=protect)
+        self._mask = _extensible_mask(spec, channels, channel_mask)
         self.sample_rate, self.channels, self.force = int(sample_rate), int(channels), force
         self.frames = 0
         self.clipped = 0
@@ -651,7 +784,7 @@ class AudioWriter:
         self._file: sf.SoundFile | None = None
         try:
             self._file = sf.SoundFile(self._fd, "w", self.sample_rate, channels, spec.subtype,
-                                                           format=spec.container, closefd=False)
+                                      format="WAVEX" if self._mask is not None else spec.container, closefd=False)
         except BaseException:
             self.abort()
             raise
@@ -720,6 +853,8 @@ class AudioWriter:
             self._file.close()
             self._file = None
             if self._fd is not None:
+                if self._mask is not None:
+                    _set_channel_mask(self._fd, self._mask)
                 os.fsync(self._fd)
                 os.close(self._fd)
                 self._fd = None

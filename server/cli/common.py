@@ -21,7 +21,7 @@ from .progress import ProgressBar
 # what `reamaster master` decides with no options (the demo uses the same)
 DEFAULT_CHOICES: dict[str, Any] = {"style": "auto", "references": None, "tone_pct": 100.0, "dynamics_pct": 100.0,
                                    "width_pct": 100.0, "intensity": "balanced", "loudness": True,
-                                   "codec_safe": False}
+                                   "codec_safe": False, "mono_as": "dual"}
 PROGRESS_MIN_SECONDS = 30.0  # files at least this long show a progress bar on a terminal
 
 
@@ -65,7 +65,7 @@ def build_choices(args: argparse.Namespace) -> dict[str, Any]:
         style = os.path.abspath(style)
     choices = {"style": style, "references": refs or None, "tone_pct": args.tone, "dynamics_pct": args.dynamics,
                "width_pct": args.width, "intensity": args.intensity, "loudness": args.loudness,
-               "codec_safe": args.codec_safe}
+               "codec_safe": args.codec_safe, "mono_as": getattr(args, "mono_as", "dual")}
     Intent(tone_pct=args.tone, dynamics_pct=args.dynamics, width_pct=args.width, intensity=args.intensity,
            loudness=args.loudness)
     return choices

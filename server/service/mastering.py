@@ -71,12 +71,25 @@ def _master_in_memory(src: str, dst: str, d: Delivery, *, fmt: str, force: bool,
     from dsp.io.audio_io import check_audio, read_audio, write_audio
 
     _step(progress, "reading", 0.0)
-    x, sr = read_audio(src)
+    x, sr = read_audio(src, mono_as=_mono_as(choices))
     check_audio(x, sr, what=src)
     _step(progress, "analysing", 0.0)
     result = decide_and_master(x, sr, d, chain=chain, planned=planned, choices=choices, progress=progress)
     _step(progress, "writing", 1.0)
-    return result, write_audio(dst, result.audio, sr, fmt=fmt, force=force, protect=[src])
+    return result, write_audio(dst, result.audio, sr, fmt=fmt, force=force, protect=[src],
+                               channel_mask=_layout(src, result.audio.shape[0]))
+
+
+def _mono_as(choices: dict[str, Any] | None) -> str:
+    """How a mono input is mastered: "dual" (two identical channels, as heard) or "single"."""
+    return str((choices or {}).get("mono_as", "dual"))
+
+
+def _layout(src: str, channels: int) -> int | None:
+    """The input's speaker layout, kept for outputs of more than two channels (5.1 and others)."""
+    from dsp.io.audio_io import channel_mask
+
+    return channel_mask(src) if channels > 2 else None
 
 
 def master_file(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progress: ProgressFn | None = None,
@@ -89,7 +102,7 @@ def master_file(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progr
     from dsp.io.audio_io import AudioSource, AudioWriter
     from dsp.measure.analysis import analyze_source
 
-    source = AudioSource(src)
+    source = AudioSource(src, mono_as=_mono_as(choices))
     _step(progress, "analysing", 0.0)
     before = analyze_source(source, resonances=True,
                             progress=(lambda f: progress("analysing", f)) if progress is not None else None)
@@ -102,7 +115,8 @@ def master_file(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progr
         intent = Intent(**amounts, target=target, style_info=info)
 
     def sink() -> AudioWriter:
-        return AudioWriter(dst, source.sample_rate, source.channels, fmt=fmt, force=force, protect=[src])
+        return AudioWriter(dst, source.sample_rate, source.channels, fmt=fmt, force=force, protect=[src],
+                           channel_mask=_layout(src, source.channels))
 
     result, written = master_stream(source.blocks, source.sample_rate, source.channels, source.frames, d, sink,
                                     before=before, chain=chain, planned=planned, intent=intent, progress=progress,

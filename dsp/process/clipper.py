@@ -1,0 +1,202 @@
+"""Oversampled soft clipper: the gentle clip stage that takes the first dB of short transients
+before the true-peak limiter (the mastering engineer's habit; FabFilter Pro-L 2, x42-dpl and
+master_me put a fast peak stage ahead of the brickwall for the same reason).
+
+Curve, on the 4x-oversampled signal ``u`` with ``c`` = ``ceiling_db`` and ``k`` = ``c - knee_db``
+(linear amplitudes)::
+
+    |u| <= k:  y = u                                   (exactly linear: quiet material untouched)
+    |u| >  k:  y = sign(u) * (k + (c - k) * tanh((|u| - k) / (c - k)))
+
+continuous with slope 1 at ``k`` and never above ``c``. Only the *clipping residual*
+``y - u`` goes through the oversampling filters; the clean signal passes as a plain delay, so
+when nothing reaches the knee the stage is a pure delay of :func:`latency_samples`, bit for bit,
+and the residual is band-limited before it returns to the base rate (harmonics above the
+base Nyquist are filtered, not folded). The output's true peak can exceed ``c`` slightly (the
+band-limited residual rings); the limiter after it owns the ceiling.
+
+In REAPER: a JS soft clipper/saturator with REAPER 7's per-FX oversampling at 4x before
+ReaLimit comes close; no stock JS has this exact curve (linear below the knee, tanh above), so
+the clip stage cannot be reproduced exactly there and ReaMaster renders it itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import numba
+import numpy as np
+
+from ..params import Params, check_range
+from .processor import ProcessorSpec
+
+OVERSAMPLING = 4
+_TAPS = 16  # taps per polyphase branch (8 zero crossings each side)
+_BETA = 8.0  # Kaiser beta: images of the base band attenuated by about 80 dB
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipperParams(Params):
+    """Controls of the clip stage.
+
+    drive_db: -24..+24 dB; gain before the clipper.
+    ceiling_db: -30..0 dBFS; the level clipped peaks approach and never pass (before the
+        band-limiting of the residual).
+    knee_db: 0.5..12 dB; the curve bends from ``ceiling_db - knee_db`` up; below it the stage is linear.
+    """
+
+    drive_db: float = 0.0
+    ceiling_db: float = -1.0
+    knee_db: float = 3.0
+
+    def validate(self) -> None:
+        check_range("drive_db", self.drive_db, -24.0, 24.0)
+        check_range("ceiling_db", self.ceiling_db, -30.0, 0.0)
+        check_range("knee_db", self.knee_db, 0.5, 12.0)
+
+
+def latency_samples(params: ClipperParams, sample_rate: int) -> int:
+    return _TAPS
+
+
+@functools.cache
+def _filter() -> np.ndarray:
+    """Interpolation low-pass at the 4x rate (DC gain 4), length ``4 * _TAPS + 1``."""
+    n = OVERSAMPLING * _TAPS + 1
+    m = np.arange(n) - (n - 1) / 2.0
+    h: np.ndarray = np.sinc(m / OVERSAMPLING) * np.kaiser(n, _BETA)
+    return np.asarray(h / h.sum() * OVERSAMPLING, dtype=np.float64)
+
+
+@dataclasses.dataclass
+class ClipperState:
+    x_hist: np.ndarray  # (C, 2 * _TAPS) last input samples (after drive)
+    clipped_samples: int = 0  # oversampled samples that reached the knee
+    total_samples: int = 0
+    max_reduction_db: float = 0.0  # largest |u| / |y| at the 4x rate
+
+
+@numba.njit(cache=True, nogil=True)
+def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float,
+                 out: np.ndarray) -> tuple[int, float]:  # pragma: no cover - jitted
+    """xp: (C, 2T + n) driven input with 2T samples of history; out: (C, n) residual at the base
+    rate (output i belongs to input sample i - T). Returns (oversampled samples clipped after the
+    history, largest reduction ratio)."""
+    n_ch = xp.shape[0]
+    n = out.shape[1]
+    f = 4
+    taps = h.shape[0]  # 4T + 1
+    T = (taps - 1) // f
+    nb = n + T  # up-sample groups: u[4 * (n0 - T + b) + p], b = 0 .. nb - 1
+    # bound on |u| from the samples: the largest L1 norm of a branch times the largest |x|
+    l1 = 0.0
+    for p in range(f):
+        s1 = 0.0
+        j = p
+        while j < taps:
+            s1 += abs(h[j])
+            j += f
+        l1 = max(l1, s1)
+    u = np.empty((f, nb))
+    r = np.zeros((f, nb))
+    width = c - k
+    count = 0
+    worst = 1.0
+    for ch in range(n_ch):
+        big = 0.0
+        for q in range(xp.shape[1]):
+            big = max(big, abs(xp[ch, q]))
+        if big * l1 <= k:  # nothing can reach the knee: residual exactly zero
+            for i in range(n):
+                out[ch, i] = 0.0
+            continue
+        for p in range(f):  # u[4b + p] = sum_a h[p + 4a] x[b - a] (x[b] is xp[b + T])
+            for b in range(nb):
+                u[p, b] = 0.0
+            a = 0
+            while p + f * a < taps:
+                w = h[p + f * a]
+                off = T - a
+                for b in range(nb):
+                    u[p, b] += w * xp[ch, b + off]
+                a += 1
+        any_clip = False
+        for p in range(f):
+            for b in range(nb):
+                v = u[p, b]
+                av = abs(v)
+                if av > k:
+                    y = k + width * math.tanh((av - k) / width)
+                    r[p, b] = (y - av) if v > 0 else (av - y)
+                    any_clip = True
+                    if b >= T:
+                        count += 1
+                    if av / y > worst:
+                        worst = av / y
+                else:
+                    r[p, b] = 0.0
+        if not any_clip:
+            for i in range(n):
+                out[ch, i] = 0.0
+            continue
+        # down: e[i] = 1/4 sum_j h[j] r[4 (i + T) - j]; j = 4a + d -> r[4 (i + T - a) - d]
+        for i in range(n):
+            out[ch, i] = 0.0
+        for j in range(taps):
+            a, d = j // f, j % f
+            w = h[j] / f
+            if d == 0:
+                off = T - a
+                for i in range(n):
+                    out[ch, i] += w * r[0, i + off]
+            else:
+                off = T - a - 1
+                pp = f - d
+                for i in range(n):
+                    out[ch, i] += w * r[pp, i + off]
+    return count, worst
+
+
+def process(
+    x: np.ndarray, sample_rate: int, params: ClipperParams, state: ClipperState | None = None
+) -> tuple[np.ndarray, ClipperState]:
+    """Clip ``(channels, samples)``; the output is delayed by :func:`latency_samples` (16 samples)."""
+    x = np.asarray(x, dtype=np.float64)
+    n_ch, n = x.shape
+    if state is None:
+        state = ClipperState(x_hist=np.zeros((n_ch, 2 * _TAPS)))
+    g = 10.0 ** (params.drive_db / 20.0)
+    xp = np.concatenate((state.x_hist, x * g), axis=1)
+    c = 10.0 ** (params.ceiling_db / 20.0)
+    k = c * 10.0 ** (-params.knee_db / 20.0)
+    resid = np.empty((n_ch, n))
+    if n:
+        count, worst = _clip_kernel(xp, _filter(), k, c, resid)
+    else:
+        count, worst = 0, 1.0
+    # the clean signal, delayed by T: x[i - T] is xp[:, i + T]
+    y = xp[:, _TAPS: _TAPS + n] + resid
+    state.x_hist = xp[:, xp.shape[1] - 2 * _TAPS:]
+    state.clipped_samples += int(count)
+    state.total_samples += n * OVERSAMPLING
+    state.max_reduction_db = max(state.max_reduction_db, 20.0 * math.log10(worst))
+    return y, state
+
+
+def stats(state: object) -> dict[str, float]:
+    """What the clip stage did: share of (4x) samples bent by the curve, largest reduction."""
+    if not isinstance(state, ClipperState) or state.total_samples == 0:
+        return {"clipped_pct": 0.0, "max_reduction_db": 0.0}
+    return {"clipped_pct": round(100.0 * state.clipped_samples / state.total_samples, 3),
+            "max_reduction_db": round(state.max_reduction_db, 2)}
+
+
+SPEC = ProcessorSpec(
+    kind="clipper",
+    params_type=ClipperParams,
+    process=process,
+    latency_samples=latency_samples,
+    native_fx="JS soft clipper with 4x FX oversampling (approximate; the exact curve is ReaMaster's own)",
+)

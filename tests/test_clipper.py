@@ -1,0 +1,88 @@
+"""The oversampled soft clip stage: linear below its knee, bounded, band-limited, streaming."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dsp.errors import ParameterError
+from dsp.process.chain import Chain, Stage, render
+from dsp.process.clipper import ClipperParams, latency_samples, process, stats
+from tests.conftest import sine
+
+SR = 44100
+
+
+def test_below_the_knee_it_is_a_pure_delay(rng):
+    x = rng.standard_normal((2, 5000)) * 0.05  # peaks about -12 dBFS, knee starts at -9
+    p = ClipperParams(ceiling_db=-6.0, knee_db=3.0)
+    y, state = process(x, SR, p)
+    lat = latency_samples(p, SR)
+    assert np.array_equal(y[:, lat:], x[:, :-lat])
+    assert stats(state)["clipped_pct"] == 0.0
+
+
+@given(st.floats(-12, 0), st.floats(0.5, 6), st.floats(0, 18))
+def test_clipped_peaks_stay_near_the_ceiling(ceiling_db, knee_db, drive_db):
+    # The curve never passes the ceiling; band-limiting the residual may ring a little over it
+    # (music-like material: noise with a 12 kHz top).
+    import scipy.signal as ss
+
+    sos = ss.butter(8, 12000, fs=SR, output="sos")
+    x = ss.sosfilt(sos, np.random.default_rng(3).standard_normal((2, 6000)), axis=-1)
+    y, _ = process(x, SR, ClipperParams(drive_db=drive_db, ceiling_db=ceiling_db, knee_db=knee_db))
+    peak_db = 20 * np.log10(np.abs(y).max())
+    assert peak_db <= ceiling_db + 3.0  # measured worst: +2.54 dB, noise driven 10-13 dB into a 1 dB knee
+    assert peak_db <= 20 * np.log10(np.abs(x).max()) + drive_db + 1e-9  # never louder than its input
+
+
+def test_takes_the_top_off_a_hit_and_leaves_the_bed():
+    bed = sine(1000, SR, 1.0, amp=0.1)
+    x = bed.copy()
+    x[:, SR // 2: SR // 2 + 100] += 0.8 * np.hanning(100)
+    p = ClipperParams(ceiling_db=-6.0, knee_db=3.0)
+    y = render(Chain((Stage("clipper", p),)), x, SR)
+    assert np.abs(y[:, SR // 2: SR // 2 + 100]).max() < 0.6  # the hit is held near -6 dBFS (0.5)
+    assert np.array_equal(y[:, : SR // 4], x[:, : SR // 4].astype(np.float32))  # the bed before it is untouched
+
+
+def test_harmonics_are_band_limited_not_folded():
+    # A 5 kHz sine clipped 6 dB: odd harmonics at 15, 25, 35 kHz... fold to 19.1, 9.1, ... kHz when
+    # clipped at the base rate; oversampled, the folded products stay far under the kept harmonic.
+    x = sine(5000, SR, 1.0, amp=1.0)
+    y, _ = process(x, SR, ClipperParams(ceiling_db=-6.0, knee_db=1.0))
+    seg = y[0, 2000: 2000 + 32768]
+    sp = np.abs(np.fft.rfft(seg * np.hanning(len(seg))))
+    f = np.fft.rfftfreq(len(seg), 1 / SR)
+
+    def level(hz):
+        return 20 * np.log10(sp[np.abs(f - hz) < 20].max() / sp.max())
+
+    assert level(15000) > -40  # the kept third harmonic is there
+    assert level(44100 - 25000) < level(15000) - 30  # 25 kHz folded to 19.1 kHz: filtered, not aliased
+    assert level(35000 - 22050) < level(15000) - 30  # 35 kHz folded to 9.1 kHz
+
+
+@given(st.lists(st.integers(0, 6000), min_size=1, max_size=5))
+def test_blockwise_equals_whole(cuts):
+    x = np.random.default_rng(9).standard_normal((2, 6000)) * 0.6
+    p = ClipperParams(ceiling_db=-3.0, knee_db=2.0, drive_db=3.0)
+    whole, st_whole = process(x, SR, p)
+    edges = sorted({0, 6000, *cuts})
+    state, parts = None, []
+    for a, b in zip(edges[:-1], edges[1:]):
+        y, state = process(x[:, a:b], SR, p, state)
+        parts.append(y)
+    assert np.array_equal(np.concatenate(parts, axis=1), whole)
+    assert stats(state) == stats(st_whole)
+
+
+def test_chain_json_round_trip():
+    c = Chain((Stage("clipper", ClipperParams(ceiling_db=-4.5, knee_db=2.0), label="soft clip"),))
+    assert Chain.from_json(c.to_json()) == c
+
+
+@pytest.mark.parametrize("bad", [dict(ceiling_db=1.0), dict(knee_db=0.0), dict(drive_db=30.0)])
+def test_parameter_ranges(bad):
+    with pytest.raises(ParameterError):
+        ClipperParams(**bad)
