@@ -352,8 +352,11 @@ def run_batch(opts: BatchOptions, *, client: Any = None, echo: Callable[[str], N
             dec = client.submit(tasks.decide_album, [specs[k]["rel"] for k in members], an, specs[members[0]],
                                 key=f"decide-{specs[members[0]]['key']}-{run_id}", pure=False)
             keep[name] = [*an, dec]
-            renders_left[name] = len(members)
-            for i, k in enumerate(members):
+            renders_left[name] = sum(1 for old in olds if not old)
+            for i, (k, old) in enumerate(zip(members, olds, strict=True)):
+                if old:  # rendered before with these decisions (same members, hashes, options): keep it
+                    finish(_skip(specs[k], old, run_id), write=False)
+                    continue
                 fut = client.submit(tasks.render_album_track, specs[k], an[i], dec, i,
                                     key=f"render-{k}-{run_id}", pure=False)
                 kinds[fut] = ("track", k)
