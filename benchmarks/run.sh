@@ -16,4 +16,6 @@ if [ ! -x .venv-peer/bin/python ]; then
     python3 -m venv .venv-peer
     .venv-peer/bin/python -m pip install --quiet matchering==2.0.6
 fi
-exec .venv/bin/python benchmarks/bench_master.py --peer-python .venv-peer/bin/python "$@"
+.venv/bin/python benchmarks/bench_master.py --peer-python .venv-peer/bin/python "$@"
+# catalog mastering on Dask: tracks per minute with 1 and 2 workers, scheduler overhead (docs/scale.md)
+exec .venv/bin/python benchmarks/bench_batch.py

@@ -225,7 +225,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(material, client, 
 def test_client_killed_mid_batch_then_resume(material, client, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([str(VENV_BIN / "reamaster"), "batch", str(material["src"]), "-o", str(out),
-                             "--album-by", "folder", "--workers", "2", "--no-progress"],
+                             "--album-by", "folder", "--workers", "1", "--no-progress"],
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = ledger.records_dir(str(out))
     deadline = time.monotonic() + 240

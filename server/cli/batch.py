@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .common import build_choices
 
@@ -15,7 +16,12 @@ def run(args: argparse.Namespace) -> int:
                         ceiling=args.ceiling, bits=args.bits, choices=build_choices(args), scheduler=args.scheduler,
                         workers=args.workers, album_by=args.album_by, resume=args.resume, dry_run=args.dry_run,
                         force=args.force, progress=args.progress)
-    res = run_batch(opts)
+    try:
+        res = run_batch(opts)
+    except KeyboardInterrupt:
+        print(f"reamaster: batch interrupted; finished tracks are recorded in {args.output} - "
+              "run the same command with --resume to continue", file=sys.stderr)
+        return 130
     if args.dry_run:
         return 0
     s = summary(res.rows)
