@@ -68,8 +68,7 @@ def test_album_cli(tmp_path):
         p = tmp_path / f"song{i}.wav"
         sf.write(p, (demo_mix(SR, seconds=6.0, seed=i) * g).T, SR, subtype="FLOAT")
         files.append(str(p))
-    out = tmp_path / "album"
-    out.mkdir()
+    out = tmp_path / "album"  # not there yet: album creates it, as stems does
     r = subprocess.run([REAMASTER, "album", *files, "-o", str(out)], capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr
     doc = json.loads((out / "album.json").read_text())
@@ -78,3 +77,12 @@ def test_album_cli(tmp_path):
     assert sf.info(out / "song1.wav").frames == 6 * SR
     again = subprocess.run([REAMASTER, "album", *files, "-o", str(out)], capture_output=True, text=True, timeout=240)
     assert again.returncode == 2 and "[output_exists]" in again.stderr
+
+
+def test_album_cli_refuses_a_folder_whose_parent_is_missing_before_any_work(tmp_path):
+    p = tmp_path / "song.wav"
+    sf.write(p, demo_mix(SR, seconds=2.0, seed=3).T, SR, subtype="FLOAT")
+    out = tmp_path / "no" / "such" / "album"
+    r = subprocess.run([REAMASTER, "album", str(p), "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "[bad_output]" in r.stderr and "does not exist" in r.stderr
+    assert not (tmp_path / "no").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -166,6 +167,15 @@ def test_demo_command(tmp_path):
     doc = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert abs(doc["after"]["integrated_lufs"] + 14.0) <= 0.2 and doc["after"]["true_peak_dbtp"] <= -1.0
     assert "before" in r.stdout and "after" in r.stdout
+    # the closing hints name the report page and a command the user can run as printed, from here
+    assert str(tmp_path / "demo" / "report.html") in r.stdout and (tmp_path / "demo" / "report.html").exists()
+    hint = next(line for line in r.stdout.splitlines() if line.startswith("revise it in words: "))
+    words = shlex.split(hint.removeprefix("revise it in words: "))
+    assert words[1:3] == ["revise", str(tmp_path / "demo" / "master.session")]
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = "/usr/bin:/bin"  # a shell where the venv is not activated
+    listed = subprocess.run([*words[:3], "--list"], capture_output=True, text=True, timeout=120, env=env)
+    assert listed.returncode == 0 and listed.stdout.startswith("v1: first master"), listed.stderr
 
 
 def test_style_reference_amounts_and_codec_safe(mix, tmp_path):

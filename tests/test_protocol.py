@@ -383,3 +383,9 @@ def test_the_client_library_needs_only_the_standard_library_and_zmq():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'dsp', 'scipy', 'soundfile')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+    # and with numpy out of reach, as in a REAPER whose Python has none, the protocol still checks audio
+    code = ("import sys; sys.modules['numpy'] = None; from server.wire import protocol as P; "
+            "import array; ok = array.array('f', [0.5, -1.0]).tobytes(); bad = array.array('f', [float('nan')]).tobytes(); "
+            "print(P.all_finite([ok]), P.all_finite([ok, bad]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
