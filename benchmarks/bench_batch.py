@@ -90,6 +90,7 @@ def run_config(src: Path, workers: int, out: Path) -> dict:
     return {"workers": workers, "tracks": len(done), "audio_min": audio_min, "wall_s": wall,
             "startup_s": startup, "tracks_per_min": len(done) / wall * 60,
             "audio_min_per_min": audio_min / wall, "task_s_sum": sum(r["seconds"] for r in done),
+            "cpu_s_sum": sum(r["cpu_seconds"] for r in done),
             "resume_s": resume_wall, "rows": done, "ledger_bytes": os.path.getsize(res.ledger_path)}
 
 
@@ -116,11 +117,54 @@ def scheduler_overhead(n_tasks: int) -> dict:
     return {"tasks": n_tasks, "wall_s": wall, "per_task_ms": wall / n_tasks * 1000, "round_trip_ms": rtt * 1000}
 
 
+def ledger_scale(template: dict, work: Path, n_rows: int, n_records: int) -> dict:
+    """The ledger at catalog size: compacting ``n_rows`` rows like ``template`` into Parquet, and
+    writing + loading ``n_records`` record files (what a resume reads)."""
+    from server.batch import ledger
+
+    out = work / "ledger_scale"
+    (out / ledger.STATE_DIR / "records").mkdir(parents=True)
+    import random
+    import re
+
+    rnd = random.Random(0)
+
+    def jitter(text: str) -> str:  # every track's chain differs in its numbers, as real ones do
+        return re.sub(r"-?\d+\.\d+", lambda m: f"{float(m.group()) * (1 + rnd.uniform(-0.2, 0.2)):.4f}", text)
+
+    rows = [dict(template, key=f"{i:020d}", row=i, input=f"{template['input']}.{i}", rel=f"{template['rel']}.{i}",
+                 output=f"{template['output']}.{i}", input_hash=f"{rnd.getrandbits(256):064x}",
+                 output_hash=f"{rnd.getrandbits(256):064x}", chain=jitter(template["chain"]),
+                 **{k: (template[k] or 0.0) + rnd.uniform(-1, 1) for k in (
+                     "before_lufs", "after_lufs", "before_true_peak_dbtp", "after_true_peak_dbtp", "before_lra_lu",
+                     "after_lra_lu", "before_plr_db", "after_plr_db", "seconds", "finished_at")})
+            for i in range(n_rows)]
+    t0 = time.perf_counter()
+    path = ledger.compact(str(out), rows)
+    compact_s = time.perf_counter() - t0
+    size = path.stat().st_size
+    path.unlink()
+    t1 = time.perf_counter()
+    for r in rows[:n_records]:
+        ledger.write_record(str(out), r)
+    write_s = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    loaded = ledger.load(str(out))
+    load_s = time.perf_counter() - t2
+    assert len(loaded) == n_records
+    rec_bytes = sum(p.stat().st_size for p in (out / ledger.STATE_DIR / "records").glob("*.json")) / n_records
+    return {"rows": n_rows, "compact_s": compact_s, "parquet_bytes": size, "records": n_records,
+            "record_write_ms": write_s / n_records * 1000, "record_load_ms": load_s / n_records * 1000,
+            "record_bytes": rec_bytes}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tracks", type=int, default=6)
     ap.add_argument("--music-dir", nargs="+", default=MUSIC_DIRS)
     ap.add_argument("--noop-tasks", type=int, default=2000)
+    ap.add_argument("--ledger-rows", type=int, default=100_000)
+    ap.add_argument("--ledger-records", type=int, default=5_000)
     ap.add_argument("--keep", action="store_true", help="keep the output folders")
     args = ap.parse_args()
     tracks = pick_tracks(args.music_dir, args.tracks)
@@ -145,13 +189,21 @@ def main() -> int:
         print(f"  scaling 1 -> 2 workers: {speedup:.2f}x (efficiency {speedup / 2 * 100:.0f}%)")
         per_track = [row["seconds"] for row in one["rows"]]
         per_audio_min = one["task_s_sum"] / one["audio_min"]
+        cpu_audio_min = [r["cpu_s_sum"] / r["audio_min"] for r in results]
         out_bytes = sum(os.path.getsize(row["output"]) for row in one["rows"])
         print(f"  per track (1 worker): {min(per_track):.1f}-{max(per_track):.1f} s, "
               f"{per_audio_min:.2f} worker-s per minute of audio; "
-              f"mean track {one['audio_min'] / one['tracks']:.2f} min")
+              f"mean track {one['audio_min'] / one['tracks']:.2f} min; CPU per minute of audio "
+              f"{cpu_audio_min[0]:.2f} s (1 worker), {cpu_audio_min[1]:.2f} s (2 workers) - the cost a quiet "
+              f"machine would show as wall time")
         print(f"  storage per track: read {in_bytes / len(tracks) / 1e6:.1f} MB (OGG input) + hash read, "
               f"write {out_bytes / len(tracks) / 1e6:.1f} MB (24-bit WAV); "
               f"ledger {one['ledger_bytes'] / one['tracks'] / 1e3:.1f} kB per row (Parquet, zstd, {one['tracks']} rows)")
+        ls = ledger_scale(one["rows"][0], work, args.ledger_rows, args.ledger_records)
+        print(f"  ledger at scale: {ls['rows']} rows compacted in {ls['compact_s']:.1f} s to "
+              f"{ls['parquet_bytes'] / 1e6:.1f} MB; a record file is {ls['record_bytes'] / 1e3:.1f} kB, written "
+              f"(atomic, fsync) in {ls['record_write_ms']:.2f} ms and loaded in {ls['record_load_ms']:.3f} ms "
+              f"({ls['records']} files)")
         o = scheduler_overhead(args.noop_tasks)
         print(f"  scheduler overhead: {o['tasks']} no-op tasks on 2 workers in {o['wall_s']:.2f} s = "
               f"{o['per_task_ms']:.2f} ms per task; one task at a time {o['round_trip_ms']:.1f} ms round trip")

@@ -7,8 +7,9 @@ Layout under OUT:
   died for good, and for duplicate rows). A kill at any moment leaves either no record (the track
   is redone: its output name is fixed, so redoing it replaces, never duplicates) or a complete one.
 * ``ledger.parquet`` - the compaction of all records of this batch (written atomically by the
-  client every few seconds and at the end). It is a view: the records are the truth, so a client
-  killed while compacting loses nothing.
+  client now and then while it runs, and at the end). While a batch runs it is a view: the records
+  are the truth, so a client killed while compacting loses nothing. After the final compaction the
+  records it holds are deleted, and the Parquet file is the truth for those rows.
 
 Columns are :data:`COLUMNS`; hashes are BLAKE2b-256 of the file bytes.
 """
@@ -37,7 +38,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("limiter_max_reduction_db", "float64"), ("limiter_active_pct", "float64"), ("max_eq_gain_db", "float64"),
     ("tonal_distance_before_db", "float64"), ("tonal_distance_after_db", "float64"), ("tonal_target", "string"),
     ("chain", "string"), ("album_shapes", "string"),
-    ("worker", "string"), ("seconds", "float64"), ("seconds_analyse", "float64"),
+    ("worker", "string"), ("seconds", "float64"), ("cpu_seconds", "float64"), ("seconds_analyse", "float64"),
     ("finished_at", "float64"), ("mastered_at", "float64"), ("run_id", "string"),
 )
 #: a resumed row that did no work keeps these from the row that did it
@@ -99,6 +100,21 @@ def compact(out: str, rows: list[dict[str, Any]]) -> Path:
         os.fsync(f.fileno())
     os.replace(tmp, dest)
     return dest
+
+
+def prune_records(out: str, keys: list[str]) -> int:
+    """After a compaction that holds them, drop the record files of ``keys`` (a resume then reads one
+    Parquet file instead of one small file per track). Killed before or during this, both remain and
+    :func:`load` merges them."""
+    n = 0
+    rd = records_dir(out)
+    for k in keys:
+        try:
+            (rd / f"{k}.json").unlink()
+            n += 1
+        except FileNotFoundError:
+            pass
+    return n
 
 
 def read_ledger(path: str) -> list[dict[str, Any]]:

@@ -287,6 +287,7 @@ def run_batch(opts: BatchOptions, *, client: Any = None, echo: Callable[[str], N
     from . import tasks
 
     last_compact = time.monotonic()
+    compact_cost = 0.0
     try:
         # rows that need no cluster: duplicates and rows refused while listing
         scans = {}
@@ -407,9 +408,13 @@ def run_batch(opts: BatchOptions, *, client: Any = None, echo: Callable[[str], N
                     renders_left[album] -= 1
                     if renders_left[album] == 0:
                         del keep[album]  # releases the analyses held on the workers
-            if time.monotonic() - last_compact > opts.compact_every_s:
+            if time.monotonic() - last_compact > max(opts.compact_every_s, 20 * compact_cost):
+                # a view for the curious while it runs (the records are the truth); its cost grows with
+                # the rows, so it runs at most 1/20 of the time
+                t_c = time.monotonic()
                 ledger.compact(opts.out, _ordered(items, results))
                 last_compact = time.monotonic()
+                compact_cost = last_compact - t_c
     finally:
         bar.close()
         if own_client:
@@ -418,6 +423,7 @@ def run_batch(opts: BatchOptions, *, client: Any = None, echo: Callable[[str], N
                 cluster.close()
     rows = _ordered(items, results)
     lp = ledger.compact(opts.out, rows)
+    ledger.prune_records(opts.out, [r["key"] for r in rows])
     from .report import write_report
 
     rp = write_report(opts.out, rows, opts)

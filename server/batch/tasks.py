@@ -101,7 +101,7 @@ def _album_tag(path: str) -> str | None:
 def master_track(spec: dict[str, Any]) -> dict[str, Any]:
     """Master one file exactly as ``reamaster master IN -o OUT [options] --no-session`` does
     (:func:`server.service.mastering.render_and_write`), then write its record."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rec = _base_record(spec)
     try:
         from dsp.decide.presets import delivery
@@ -122,6 +122,7 @@ def master_track(spec: dict[str, Any]) -> dict[str, Any]:
         rec["status"] = "failed"
         rec["error_code"], rec["error"] = _error(exc)
     rec["seconds"] = round(time.perf_counter() - t0, 3)
+    rec["cpu_seconds"] = round(time.process_time() - c0, 3)
     return finish_record(spec, rec)
 
 
@@ -130,7 +131,7 @@ def master_track(spec: dict[str, Any]) -> dict[str, Any]:
 def analyse_track(spec: dict[str, Any]) -> dict[str, Any]:
     """Phase 1: read and analyse one album track (as ``reamaster album`` does). Returns
     ``{"ok": True, "analysis": Analysis, "seconds": s}`` or ``{"ok": False, code, error}``."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         from dsp.io.audio_io import check_audio, read_audio
         from dsp.measure.analysis import analyze
@@ -138,10 +139,12 @@ def analyse_track(spec: dict[str, Any]) -> dict[str, Any]:
         x, sr = read_audio(spec["input"])
         check_audio(x, sr, what=spec["input"])
         a = analyze(x, sr, resonances=True)
-        return {"ok": True, "analysis": a, "seconds": time.perf_counter() - t0}
+        return {"ok": True, "analysis": a, "seconds": time.perf_counter() - t0,
+                "cpu_seconds": time.process_time() - c0}
     except Exception as exc:  # noqa: BLE001
         code, msg = _error(exc)
-        return {"ok": False, "error_code": code, "error": msg, "seconds": time.perf_counter() - t0}
+        return {"ok": False, "error_code": code, "error": msg, "seconds": time.perf_counter() - t0,
+                "cpu_seconds": time.process_time() - c0}
 
 
 def decide_album(names: list[str], analysed: list[dict[str, Any]], spec: dict[str, Any]) -> dict[str, Any]:
@@ -172,7 +175,7 @@ def render_album_track(spec: dict[str, Any], analysed: dict[str, Any], decided: 
                        index: int) -> dict[str, Any]:
     """Phase 3: master album track ``index`` with its planned chain and loudness target, write it
     (the same calls as ``reamaster album``) and its record."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rec = _base_record(spec)
     try:
         if not analysed["ok"]:
@@ -212,6 +215,7 @@ def render_album_track(spec: dict[str, Any], analysed: dict[str, Any], decided: 
         rec["status"] = "failed"
         rec["error_code"], rec["error"] = _error(exc)
     rec["seconds"] = round(time.perf_counter() - t0 + analysed.get("seconds", 0.0), 3)
+    rec["cpu_seconds"] = round(time.process_time() - c0 + analysed.get("cpu_seconds", 0.0), 3)
     return finish_record(spec, rec)
 
 
