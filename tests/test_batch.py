@@ -299,3 +299,23 @@ def test_dry_run_writes_nothing(material, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "5 row(s)" in text and "album/t1.wav" in text and "album album" in text
     assert not out.exists()
+
+
+def test_album_by_tag_groups_tagged_files_with_the_album_rules(material, client, tmp_path):
+    src = tmp_path / "tagged"
+    src.mkdir()
+    for name, tag in (("album/t1", "Record"), ("album/t2", "Record"), ("one/s1", None)):
+        x, sr = sf.read(material["src"] / f"{name}.wav", always_2d=True)
+        with sf.SoundFile(src / f"{Path(name).name}.wav", "w", sr, x.shape[1], "PCM_24") as f:
+            if tag:
+                f.album = tag
+            f.write(x)  # the same samples, now with an album tag
+    out = tmp_path / "out"
+    res = run_batch(BatchOptions(source=str(src), out=str(out), album_by="tag", progress=False), client=client,
+                    echo=lambda s: None)
+    rows = {r["rel"]: r for r in res.rows}
+    assert rows["t1.wav"]["album"] == rows["t2.wav"]["album"] == "Record"
+    assert rows["s1.wav"]["album"] is None
+    assert (out / "t1.wav").read_bytes() == _reference(material, "album/t1.wav").read_bytes()
+    assert (out / "t2.wav").read_bytes() == _reference(material, "album/t2.wav").read_bytes()
+    assert (out / "s1.wav").read_bytes() == _reference(material, "one/s1.wav").read_bytes()
