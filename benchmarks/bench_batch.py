@@ -66,7 +66,7 @@ def run_config(src: Path, workers: int, out: Path) -> dict:
 
     t0 = time.perf_counter()
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, memory_limit="3GiB", silence_logs=logging.ERROR)
+                           dashboard_address=":0", memory_limit="3GiB", silence_logs=logging.ERROR)
     client = Client(cluster)
     client.wait_for_workers(workers)
     client.run(_warm)
@@ -98,7 +98,7 @@ def scheduler_overhead(n_tasks: int) -> dict:
     from distributed import Client, LocalCluster, wait
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=":0", silence_logs=logging.ERROR)
     client = Client(cluster)
     client.wait_for_workers(2)
     try:

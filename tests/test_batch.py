@@ -72,7 +72,7 @@ def client():
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, memory_limit="2GiB")
+                           dashboard_address=":0", memory_limit="2GiB")
     c = Client(cluster)
     yield c
     c.close()
@@ -263,7 +263,8 @@ def test_client_killed_mid_batch_then_resume(material, client, tmp_path):
 def test_separately_started_scheduler_and_worker(material, tmp_path):
     sched_file = tmp_path / "scheduler.json"
     procs = [subprocess.Popen([str(VENV_BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard", "--scheduler-file", str(sched_file)],
+                               "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                               "--scheduler-file", str(sched_file)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
     try:
         deadline = time.monotonic() + 60
@@ -272,7 +273,8 @@ def test_separately_started_scheduler_and_worker(material, tmp_path):
         address = json.loads(sched_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
         procs.append(subprocess.Popen([str(VENV_BIN / "dask"), "worker", address, "--nthreads", "1",
-                                       "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1",
+                                       "--nworkers", "1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                                       "--host", "127.0.0.1",
                                        "--memory-limit", "2GiB"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         out = tmp_path / "out"

@@ -161,7 +161,7 @@ def start_cluster(opts: BatchOptions, echo: Callable[[str], None]) -> tuple[Any,
     else:
         n, mem = local_cluster_size(opts.workers)
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, memory_limit=mem,
-                               host="127.0.0.1", dashboard_address=":0" if has_bokeh else None,
+                               host="127.0.0.1", dashboard_address=":0",
                                silence_logs=logging.ERROR)
         client = Client(cluster)
         echo(f"batch: local Dask cluster, {n} worker process(es), 1 thread and {mem / GIB:.1f} GiB each")
