@@ -21,6 +21,7 @@ Everything is deterministic for a given ``(sample_rate, seconds, seed)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from scipy import signal
@@ -140,6 +141,7 @@ def demo_mix(
         _add(send, at(bar, 0), pads_mono[chord], 0.5 * lv["pad"])
 
         root = _BASS_ROOTS[chord]
+        bass_notes: tuple[tuple[int, float, int], ...]  # (step, length in steps, MIDI note)
         if section == "intro":
             bass_notes = ((0, 16, root),)
         elif section == "verse":
@@ -206,7 +208,8 @@ def _add(buf: np.ndarray, start: int, seg: np.ndarray, gain: float) -> None:
 
 
 def _midi_hz(midi: float) -> float:
-    return 440.0 * 2.0 ** ((midi - 69) / 12.0)
+    hz: float = 440.0 * 2.0 ** ((midi - 69) / 12.0)
+    return hz
 
 
 def _pan(p: float) -> tuple[float, float]:
@@ -215,7 +218,7 @@ def _pan(p: float) -> tuple[float, float]:
     return math.cos(a), math.sin(a)
 
 
-def _wavetable(f0_hz: float, sr: int, amp_of_harmonic) -> np.ndarray:
+def _wavetable(f0_hz: float, sr: int, amp_of_harmonic: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
     """One period of a harmonic waveform, band-limited below 0.45*sr, with a wrap sample."""
     k_max = max(1, min(int(0.45 * sr / f0_hz), _TABLE_SIZE // 2 - 1))
     k = np.arange(1, k_max + 1, dtype=np.float64)
@@ -232,7 +235,8 @@ def _read(table: np.ndarray, phase_cycles: np.ndarray) -> np.ndarray:
     frac = idx - i
     i &= _TABLE_SIZE - 1  # wrap; the table carries one extra sample for i + 1
     lo = table[i]
-    return lo + frac * (table[i + 1] - lo)
+    out: np.ndarray = lo + frac * (table[i + 1] - lo)
+    return out
 
 
 def _lowpass_mag(f_hz: np.ndarray, fc_hz: float, order: int = 2) -> np.ndarray:
@@ -352,7 +356,8 @@ class _Kit:
         common, left, right = noise
         env = _perc_envelope(n, sr, 0.015, 0.0005)
         gl, gr = _pan(0.35)
-        return 0.05 * env * np.stack([gl * common + 0.6 * left, gr * common + 0.6 * right])
+        out: np.ndarray = 0.05 * env * np.stack([gl * common + 0.6 * left, gr * common + 0.6 * right])
+        return out
 
 
 def _reverb(x: np.ndarray, sr: int) -> np.ndarray:

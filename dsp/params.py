@@ -17,7 +17,7 @@ from typing import Any, Self
 from .errors import ChainError, ParameterError
 
 
-def check_range(name: str, value: float, lo: float, hi: float) -> None:
+def check_range(name: str, value: object, lo: float, hi: float) -> None:
     """Raise ParameterError unless ``lo <= value <= hi`` (NaN is always refused)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
         raise ParameterError(f"{name} must be a number, got {value!r}")

@@ -15,16 +15,17 @@ as a player's album mode hears them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from ..errors import ParameterError
 from ..measure.analysis import Analysis, analyze
 from ..measure.loudness import gated_loudness_of_hops
-from ..process.chain import Chain
-from .master import Intent, MasterResult, TonalTarget, master, plan_chain, style_target
+from ..process.chain import Chain, Stage
+from ..process.compressor import CompressorParams
+from ..process.limiter import LimiterParams
+from .master import Intent, MasterResult, ProgressFn, TonalTarget, master, plan_chain, style_target
 from .presets import Delivery
 
 SPREAD_KEPT = 0.75
@@ -78,7 +79,8 @@ def _shape(a: Analysis, freqs: np.ndarray) -> np.ndarray:
     lv = np.interp(np.log2(freqs), np.log2(np.asarray(a.spectrum.centers_hz, dtype=float)),
                    np.asarray(a.spectrum.level_db, dtype=float))
     sel = (freqs >= 40) & (freqs <= 16000)
-    return lv - float(np.mean(lv[sel]))
+    shape_db: np.ndarray = lv - float(np.mean(lv[sel]))
+    return shape_db
 
 
 def distance_to_target_db(a: Analysis, target: TonalTarget) -> float:
@@ -139,21 +141,23 @@ def plan_album(names: list[str], analyses: list[Analysis], delivery: Delivery, *
     # one chain style: the limiter release and compressor timing decided on the most dynamic track
     dynamic = max(range(len(analyses)), key=lambda i: analyses[i].plr_db)
     template = plan_chain(analyses[dynamic], delivery, shared_intent)
-    release = template.find("limiter").params.release_ms
+    # plan_chain always ends in a limiter
+    release = cast(LimiterParams, cast(Stage, template.find("limiter")).params).release_ms
     targets = album_targets([a.integrated_lufs for a in analyses], delivery.target_lufs)
     plans = []
     for a, target in zip(analyses, targets, strict=True):
         d = dataclasses.replace(delivery, target_lufs=target)
         plan = plan_chain(a, d, shared_intent)
-        lim = plan.find("limiter")
+        lim = cast(Stage, plan.find("limiter"))
         plan = plan.replace_stage("limiter", dataclasses.replace(
-            lim, params=dataclasses.replace(lim.params, release_ms=release),
+            lim, params=dataclasses.replace(cast(LimiterParams, lim.params), release_ms=release),
             why=lim.why + f"; album: {target:.1f} LUFS keeps this track's place against the loudest"))
         comp = plan.find("compressor")
         tmpl_comp = template.find("compressor")
         if comp is not None and tmpl_comp is not None:
+            tmpl_params = cast(CompressorParams, tmpl_comp.params)
             plan = plan.replace_stage("compressor", dataclasses.replace(comp, params=dataclasses.replace(
-                comp.params, attack_ms=tmpl_comp.params.attack_ms, release_ms=tmpl_comp.params.release_ms)))
+                cast(CompressorParams, comp.params), attack_ms=tmpl_params.attack_ms, release_ms=tmpl_params.release_ms)))
         plans.append(plan)
     return AlbumPlan(tuple(names), tuple(targets), tuple(plans), shared, style_info)
 
@@ -164,7 +168,7 @@ def master_album(
     *,
     style: str | None = None,
     intent: Intent | None = None,
-    progress: Callable[[str, float], Any] | None = None,
+    progress: ProgressFn | None = None,
 ) -> AlbumResult:
     """Master ``(name, audio, sample_rate)`` tracks as an album; see the module docstring."""
     if len(tracks) < 2:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import cast
 
 import numpy as np
 
@@ -42,7 +43,8 @@ def band_response_db(params: EqParams, sample_rate: int, centers_hz: np.ndarray)
     f = np.asarray(centers_hz, dtype=float)[:, None] * 2.0 ** _BAND_EDGE_POINTS[None, :]
     f = np.minimum(f, 0.499 * sample_rate)
     mag_db = eq_response_db(params, sample_rate, f)
-    return 10.0 * np.log10(np.mean(10.0 ** (mag_db / 10.0), axis=1))
+    band_db: np.ndarray = 10.0 * np.log10(np.mean(10.0 ** (mag_db / 10.0), axis=1))
+    return band_db
 
 
 def _bands_from_vector(v: np.ndarray, kinds: list[str]) -> tuple[EqBand, ...]:
@@ -129,7 +131,7 @@ def fit_eq(
 
     bands = [b for b in _bands_from_vector(np.array(x0), kinds) if abs(b.gain_db) >= _MIN_GAIN_DB]
     bands = [dataclasses.replace(b, freq_hz=float(round(b.freq_hz)), gain_db=round(b.gain_db, 1),
-                                 bw_oct=round(b.bw_oct, 2)) for b in bands]
+                                 bw_oct=round(cast(float, b.bw_oct), 2)) for b in bands]
     bands.sort(key=lambda b: b.freq_hz)
     eq = EqParams(bands=tuple(bands))
     err = band_response_db(eq, sample_rate, f) - t
@@ -189,7 +191,7 @@ REAEQ_BAND_MAX_GAIN_DB = 12.0  # one ReaEQ band reaches +12.04 dB
 
 def _graphic(f: np.ndarray, active: np.ndarray, gains: np.ndarray, bw_oct: float) -> EqParams:
     """Bells at the band centres; a gain one ReaEQ band cannot carry becomes two equal bands."""
-    bands = []
+    bands: list[EqBand] = []
     for i, g in zip(active, gains):
         if abs(g) < 0.05:
             continue

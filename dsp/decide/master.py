@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -35,12 +35,15 @@ from ..process.utility import DcParams, HighPassParams
 from .eqfit import fit_eq
 from .presets import Delivery
 
+if TYPE_CHECKING:  # codec_safe imports this module
+    from .codec_safe import CodecCheck
+
 LOUDNESS_TOLERANCE_LU = 0.2  # the promise
 _AIM_LU = 0.05  # what the convergence aims for, inside the promise
 _MAX_LIMITING_DB = 24.0  # more peak reduction than this is not mastering any more
 _MODEL_DECIMATION = 32
 
-ProgressFn = Callable[[str, float], Any]
+ProgressFn = Callable[[str, float], bool | None]  # (stage, fraction 0..1); False cancels
 
 # A generic balanced-master tonal shape: 1/3-octave band level relative to the 1 kHz region,
 # dB, as (frequency, level) points; flat-ish lows, about -3.5 dB/oct through the top.
@@ -50,7 +53,8 @@ _BALANCED_SHAPE = ((31.5, 2.0), (63, 4.0), (125, 3.5), (250, 1.5), (500, 0.5), (
 
 def balanced_shape_db(freqs_hz: np.ndarray) -> np.ndarray:
     f, v = np.array(_BALANCED_SHAPE).T
-    return np.interp(np.log2(freqs_hz), np.log2(f), v)
+    shape_db: np.ndarray = np.interp(np.log2(freqs_hz), np.log2(f), v)
+    return shape_db
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +65,7 @@ class MasterResult:
     after: Analysis
     limiter: dict[str, Any]
     iterations: int
-    codec_checks: tuple[Any, ...] = ()  # dsp.decide.codec_safe.CodecCheck of the delivered audio, when checked
+    codec_checks: tuple[CodecCheck, ...] = ()  # of the delivered audio, when checked
 
 
 def _region_deviation(dev: np.ndarray, freqs: np.ndarray, lo: float, hi: float) -> float:
@@ -281,14 +285,16 @@ def tonal_deviation_db(freqs: np.ndarray, levels_db: np.ndarray, target_db: np.n
     """Band level minus target, with the mean over 40 Hz-16 kHz removed (level does not count)."""
     dev = np.asarray(levels_db, dtype=float) - target_db
     sel = (freqs >= 40) & (freqs <= 16000)
-    return dev - float(np.mean(dev[sel]))
+    out: np.ndarray = dev - float(np.mean(dev[sel]))
+    return out
 
 
 def generic_tolerance_db(freqs: np.ndarray) -> np.ndarray:
     """How far a band may sit from the target before it is a problem: songs differ most in the
     deep lows (kick and bass notes) and the extreme top, least in the mids."""
     f = np.asarray(freqs, dtype=float)
-    return np.interp(np.log2(f), np.log2([50, 100, 6000, 14000]), [3.0, 1.5, 1.5, 2.5])
+    tol_db: np.ndarray = np.interp(np.log2(f), np.log2([50, 100, 6000, 14000]), [3.0, 1.5, 1.5, 2.5])
+    return tol_db
 
 
 def eq_weights(freqs: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -414,7 +420,7 @@ def converge_limiter(
     *,
     progress: ProgressFn | None = None,
     remake_pre: Callable[[], np.ndarray] | None = None,
-) -> tuple[np.ndarray, lim.LimiterParams, LoudnessResult, list[Any], int]:
+) -> tuple[np.ndarray, lim.LimiterParams, LoudnessResult, list[object], int]:
     """Find the limiter threshold that lands on ``target_lufs``; returns the rendered master,
     its settings, its measured loudness, the limiter's final state and the renders it took.
 
@@ -441,7 +447,7 @@ def converge_limiter(
     measured = math.nan
     for iteration in range(1, 5):
         p = dataclasses.replace(params, threshold_db=float(np.clip(thr, -60.0, 12.0)))
-        states: list[Any] = []
+        states: list[object] = []
         if iteration > 1 and remake_pre is not None:
             pre = remake_pre()
         out = render(Chain((Stage("limiter", p),)), pre, sample_rate, states=states,
@@ -489,7 +495,7 @@ def master(
     if intent is not None and not intent.loudness:
         delivery = dataclasses.replace(delivery, target_lufs=float(before.integrated_lufs))
     if chain is not None:
-        states: list[Any] = []
+        states: list[object] = []
         out = render(chain, x, sample_rate, states=states,
                      progress=(lambda f: progress("rendering", f)) if progress else None)
         final_chain = chain
@@ -505,7 +511,7 @@ def master(
                           progress=(lambda f: progress("processing", f)) if progress else None)
 
         out, lim_params, loud, states, iterations = converge_limiter(
-            make_pre(), sample_rate, lim_stage.params, delivery.target_lufs, progress=progress,
+            make_pre(), sample_rate, cast(lim.LimiterParams, lim_stage.params), delivery.target_lufs, progress=progress,
             remake_pre=make_pre)
         final_chain = planned.replace_stage("limiter", dataclasses.replace(lim_stage, params=lim_params))
     limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)

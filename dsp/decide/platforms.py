@@ -120,7 +120,7 @@ def predict(p: Platform, integrated_lufs: float, true_peak_dbtp: float) -> Playb
                            f"peaks reach {-p.peak_headroom_db:g} dBTP")
     heard_peak = peak + gain
     limited = p.limiter_db is not None and heard_peak > p.limiter_db
-    if limited:
+    if limited and p.limiter_db is not None:  # (limited implies a limiter; this tells the type checker)
         why.append(f"the playback limiter takes about {heard_peak - p.limiter_db:.1f} dB off the peaks "
                    f"(and a little loudness)")
         heard_peak = p.limiter_db

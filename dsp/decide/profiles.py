@@ -30,11 +30,17 @@ import math
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from ..errors import EmptyAudioError, FileMissingError, InputError, ParameterError, ProfileError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+    from ..measure.analysis import Analysis
+    from ..measure.spectrum import SpectrumResult
 
 FORMAT = "reamaster-profile"
 VERSION = 1
@@ -101,7 +107,7 @@ def tonal_shape_db(centers_hz: np.ndarray, level_db: np.ndarray) -> np.ndarray:
     return lv - float(np.mean(lv[tonal_band_mask(centers_hz)]))
 
 
-def _common_bands(analysis, profile: Profile) -> int:
+def _common_bands(analysis: Analysis, profile: Profile) -> int:
     f = np.asarray(analysis.spectrum.centers_hz, dtype=np.float64)
     n = min(len(f), len(profile.centers_hz))
     if n == 0 or not np.allclose(f[:n], profile.centers_hz[:n], rtol=1e-3):
@@ -109,7 +115,7 @@ def _common_bands(analysis, profile: Profile) -> int:
     return n
 
 
-def profile_deviation_db(analysis, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
+def profile_deviation_db(analysis: Analysis, profile: Profile) -> tuple[np.ndarray, np.ndarray]:
     """(centers_hz, deviation_db) of the mix's shape from the profile, level removed (40 Hz-16 kHz mean 0)."""
     n = _common_bands(analysis, profile)
     f = profile.centers_hz[:n]
@@ -117,7 +123,7 @@ def profile_deviation_db(analysis, profile: Profile) -> tuple[np.ndarray, np.nda
     return f, dev - float(np.mean(dev[tonal_band_mask(f)]))
 
 
-def profile_distance_db(analysis, profile: Profile) -> float:
+def profile_distance_db(analysis: Analysis, profile: Profile) -> float:
     """Mean absolute tonal deviation (dB) over the bands 40 Hz-16 kHz, level removed.
 
     The same measure as :func:`dsp.decide.reference.tonal_error_db` with the profile as the target.
@@ -128,7 +134,7 @@ def profile_distance_db(analysis, profile: Profile) -> float:
 
 # --- per-track measurements ----------------------------------------------------------------------
 
-def side_mid_db(spectrum) -> float:
+def side_mid_db(spectrum: SpectrumResult) -> float:
     """Side power over mid power summed over the bands 40 Hz-16 kHz, dB (-120 for mono)."""
     sel = (spectrum.centers_hz >= WIDTH_BAND_LO_HZ) & (spectrum.centers_hz <= WIDTH_BAND_HI_HZ)
     side = float(np.sum(10.0 ** (np.asarray(spectrum.side_db)[sel] / 10.0)))
@@ -138,7 +144,7 @@ def side_mid_db(spectrum) -> float:
     return float(np.clip(10.0 * math.log10(side / mid), -120.0, 120.0))
 
 
-def track_measurement(analysis) -> dict[str, Any]:
+def track_measurement(analysis: Analysis) -> dict[str, Any]:
     """What a profile is built from, for one track (JSON-ready, rounded)."""
     s = analysis.spectrum
     f = np.asarray(s.centers_hz, dtype=np.float64)
@@ -190,7 +196,7 @@ def profile_from_measurements(name: str, centers_hz: np.ndarray, measurements: l
     )
 
 
-def build_profile_from_folder(folder: str | os.PathLike, *, name: str | None = None) -> Profile:
+def build_profile_from_folder(folder: str | os.PathLike[str], *, name: str | None = None) -> Profile:
     """Learn a profile from the reference tracks in ``folder`` (WAV/FLAC/AIFF/OGG, not recursive).
 
     Every file is read with :func:`dsp.io.audio_io.read_audio` and measured with
@@ -205,8 +211,8 @@ def build_profile_from_folder(folder: str | os.PathLike, *, name: str | None = N
     files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUPPORTED_READ)
     if not files:
         raise EmptyAudioError(f"{p} holds no audio files ({', '.join(SUPPORTED_READ)})")
-    measurements = []
-    centers = None
+    measurements: list[dict[str, Any]] = []
+    centers: np.ndarray | None = None
     for f in files:
         x, sr = read_audio(f)
         a = analyze(x, sr)
@@ -217,17 +223,17 @@ def build_profile_from_folder(folder: str | os.PathLike, *, name: str | None = N
             centers = np.asarray(a.spectrum.centers_hz, dtype=np.float64)
     n = len(measurements)
     return profile_from_measurements(
-        name or p.name, centers, measurements,
+        name or p.name, cast(np.ndarray, centers), measurements,  # files is not empty, so centers is set
         source=f"measured: {n} track{'s' if n != 1 else ''} in {p.name}",
         description=f"learnt from {', '.join(f.name for f in files[:5])}{' ...' if n > 5 else ''}")
 
 
 # --- files ---------------------------------------------------------------------------------------
 
-_REQUIRED = {"format": str, "version": int, "name": str, "source": str, "n_tracks": int,
+_REQUIRED: dict[str, type | tuple[type, ...]] = {"format": str, "version": int, "name": str, "source": str, "n_tracks": int,
              "centers_hz": list, "level_db": list, "tolerance_db": list, "lra_lu": (int, float),
              "plr_db": (int, float), "side_mid_db": (int, float), "correlation": (int, float)}
-_OPTIONAL = {"description": str, "normalisation": str}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {"description": str, "normalisation": str}
 _RANGES = {"lra_lu": (0.0, 60.0), "plr_db": (0.0, 60.0), "side_mid_db": (-120.0, 40.0),
            "correlation": (-1.0, 1.0)}
 
@@ -293,7 +299,7 @@ def profile_from_json(text: str, *, what: str = "the profile") -> Profile:
     return profile_from_dict(doc, what=what)
 
 
-def load_profile(path: str | os.PathLike) -> Profile:
+def load_profile(path: str | os.PathLike[str]) -> Profile:
     """Read and strictly validate a profile file."""
     p = Path(path)
     if not p.is_file():
@@ -305,7 +311,7 @@ def load_profile(path: str | os.PathLike) -> Profile:
     return profile_from_json(text, what=p.name)
 
 
-def save_profile(profile: Profile, path: str | os.PathLike, *, force: bool = False) -> None:
+def save_profile(profile: Profile, path: str | os.PathLike[str], *, force: bool = False) -> None:
     """Write a profile atomically (refuses to overwrite unless ``force``)."""
     from ..io.audio_io import atomic_write_text
 
@@ -315,7 +321,7 @@ def save_profile(profile: Profile, path: str | os.PathLike, *, force: bool = Fal
 
 # --- built-ins -----------------------------------------------------------------------------------
 
-def _builtin_dir():
+def _builtin_dir() -> Traversable:
     return resources.files("dsp") / "data" / "profiles"
 
 

@@ -13,8 +13,6 @@ its tonal error against the reference measured, and the fit refined on what is l
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -22,7 +20,7 @@ from ..errors import ParameterError
 from ..measure.analysis import Analysis, analyze
 from ..process.chain import Chain, Stage
 from .eqfit import fit_graphic_eq
-from .master import Intent, MasterResult, master, plan_chain, tonal_deviation_db
+from .master import Intent, MasterResult, ProgressFn, master, plan_chain, tonal_deviation_db
 from .presets import Delivery
 
 TONAL_BAND_LO_HZ, TONAL_BAND_HI_HZ = 40.0, 16000.0
@@ -71,7 +69,7 @@ def master_to_reference(
     match_loudness: bool = True,
     refine_steps: int = 2,
     before: Analysis | None = None,
-    progress: Callable[[str, float], Any] | None = None,
+    progress: ProgressFn | None = None,
     intent: Intent | None = None,
 ) -> tuple[MasterResult, float]:
     """Master ``x`` toward the reference; returns the result and its tonal error (dB).

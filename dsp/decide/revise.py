@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from typing import Any, cast
 
 from ..errors import ParameterError
 from ..process.chain import Chain, Stage
@@ -22,7 +23,8 @@ MAX_EQ_GAIN_DB = 6.0
 MAX_LOUDNESS_CHANGE_LU = 6.0
 
 # word -> list of moves. A move is (what, *arguments); "eq" moves are (type, freq_hz, gain_db, bw_oct or None).
-VOCABULARY: dict[str, list[tuple]] = {
+# (heterogeneous tuples, told apart by their first item)
+VOCABULARY: dict[str, list[tuple[Any, ...]]] = {
     "brighter": [("eq", "high_shelf", 6000.0, 1.5, None)],
     "darker": [("eq", "high_shelf", 6000.0, -1.5, None)],
     "more air": [("eq", "high_shelf", 12000.0, 1.5, None)],
@@ -101,7 +103,8 @@ def _with_stage(chain: Chain, index: int, stage: Stage, *, insert: bool) -> Chai
 def _move_eq(chain: Chain, kind: str, freq: float, gain: float, bw: float | None) -> tuple[Chain, str]:
     index, stage = _eq_stage(chain)
     insert = stage not in chain.stages
-    bands = list(stage.params.bands)
+    eq_params = cast(EqParams, stage.params)  # an "eq" stage
+    bands = list(eq_params.bands)
     for j, b in enumerate(bands):
         if b.type == kind and abs(math.log2(b.freq_hz / freq)) <= 0.5:
             new = float(max(-MAX_EQ_GAIN_DB, min(MAX_EQ_GAIN_DB, b.gain_db + gain)))
@@ -115,14 +118,14 @@ def _move_eq(chain: Chain, kind: str, freq: float, gain: float, bw: float | None
     if abs(new - gain) > 1e-9 and "->" not in note:
         note += f" (held at the {MAX_EQ_GAIN_DB:g} dB limit)"
     bands.sort(key=lambda b: b.freq_hz)
-    stage = dataclasses.replace(stage, params=dataclasses.replace(stage.params, bands=tuple(bands)))
+    stage = dataclasses.replace(stage, params=dataclasses.replace(eq_params, bands=tuple(bands)))
     return _with_stage(chain, index, stage, insert=insert), note
 
 
 def _move_comp(chain: Chain, field: str, delta: float) -> tuple[Chain, str]:
     for i, s in enumerate(chain.stages):
         if s.kind == "compressor" and s.enabled:
-            p: CompressorParams = s.params
+            p = cast(CompressorParams, s.params)
             bounds = {"threshold_db": (-50.0, 0.0), "ratio": (1.1, 8.0), "attack_ms": (1.0, 100.0)}[field]
             old = getattr(p, field)
             new = round(max(bounds[0], min(bounds[1], old + delta)), 2)
@@ -140,7 +143,7 @@ def _move_comp(chain: Chain, field: str, delta: float) -> tuple[Chain, str]:
 def _move_width(chain: Chain, delta_pct: float) -> tuple[Chain, str]:
     for i, s in enumerate(chain.stages):
         if s.kind == "stereo" and s.enabled:
-            p: StereoParams = s.params
+            p = cast(StereoParams, s.params)
             if p.crossovers_hz:
                 widths = list(p.width_pct)
                 widths[-1] = max(50.0, min(150.0, widths[-1] + delta_pct))

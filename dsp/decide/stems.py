@@ -46,7 +46,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -94,7 +94,7 @@ BASS_SLACK_LU = (3.0, 3.0)
 SILENT_DBFS = -90.0
 LINEAR_KINDS = ("dc", "high_pass", "eq", "stereo", "gain")  # kinds whose stages are linear & time-invariant
 
-ProgressFn = Callable[[str, float], Any]
+ProgressFn = Callable[[str, float], bool | None]  # (stage, fraction 0..1); False cancels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,7 +226,7 @@ def conform_stems(stems: Mapping[str, np.ndarray], sample_rate: int) -> tuple[di
     return out, notes
 
 
-def read_stems(paths: Mapping[str, str | os.PathLike]) -> tuple[dict[str, np.ndarray], int]:
+def read_stems(paths: Mapping[str, str | os.PathLike[str]]) -> tuple[dict[str, np.ndarray], int]:
     """Read named stem files; all must have the same sample rate. Silent files are allowed
     (a stem may be empty in this song); every other refusal is :func:`dsp.io.audio_io.read_audio`'s."""
     import soundfile as sf
@@ -478,7 +478,7 @@ def _tick(progress: ProgressFn | None, what: str, fraction: float) -> None:
         raise CancelledError("stem mastering was cancelled")
 
 
-def _part(progress: ProgressFn | None, what: str, i: int, n: int) -> Callable[[float], Any] | None:
+def _part(progress: ProgressFn | None, what: str, i: int, n: int) -> Callable[[float], bool | None] | None:
     """A render progress callback reporting stem ``i`` of ``n`` as part of ``what``."""
     if progress is None:
         return None
@@ -488,8 +488,8 @@ def _part(progress: ProgressFn | None, what: str, i: int, n: int) -> Callable[[f
 def _sum(stems: Mapping[str, np.ndarray], block: int = 1 << 16) -> np.ndarray:
     """float32 sum of the stems, added in float64 block by block (cache-sized, no big temporaries)."""
     arrays = list(stems.values())
-    out = np.empty(arrays[0].shape, dtype=np.float32)
-    acc = np.empty((arrays[0].shape[0], block), dtype=np.float64)
+    out: np.ndarray = np.empty(arrays[0].shape, dtype=np.float32)
+    acc: np.ndarray = np.empty((arrays[0].shape[0], block), dtype=np.float64)
     for i in range(0, out.shape[1], block):
         a = acc[:, : min(block, out.shape[1] - i)]
         a[:] = arrays[0][:, i:i + block]
@@ -586,10 +586,10 @@ def master_stems(
     bus = _sum(processed)
 
     # the limiter on the exact sum, converged onto the target
-    lim_stage = plan.find("limiter")
+    lim_stage = cast(Stage, plan.find("limiter"))  # plan_chain always ends in a limiter
     result = master(bus, sample_rate, delivery, planned=Chain((lim_stage,)), before=before, intent=intent,
                     progress=progress)
-    converged = result.chain.find("limiter")
+    converged = cast(Stage, result.chain.find("limiter"))  # master keeps the planned limiter
     meta = {k: v for k, v in plan.meta.items() if k != "left_alone"}
     meta.update(left_alone=bus_alone, stems=names,
                 folded_into_stems=[s.label for s in folded],
@@ -602,8 +602,10 @@ def master_stems(
                        result.limiter, result.iterations)
 
 
-def _report(names, roles, measures, found, chains, alone, processed, mid_loud, mix_lufs, bus, balance, notes,
-            sample_rate) -> dict[str, Any]:
+def _report(names: list[str], roles: dict[str, str], measures: dict[str, StemMeasure], found: dict[str, dict[str, Any]],
+            chains: dict[str, Chain], alone: dict[str, list[str]], processed: dict[str, np.ndarray],
+            mid_loud: dict[str, float], mix_lufs: float, bus: np.ndarray, balance: dict[str, Any], notes: list[str],
+            sample_rate: int) -> dict[str, Any]:
     after_loud = {n: (measure_loudness(processed[n], sample_rate).integrated_lufs if not measures[n].silent
                       else -math.inf) for n in names}
     bus_lufs = measure_loudness(bus, sample_rate).integrated_lufs

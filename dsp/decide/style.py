@@ -26,11 +26,15 @@ import functools
 import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .profiles import Profile, ProfileError, builtin_profiles
+from ..errors import ProfileError
+from .profiles import Profile, builtin_profiles
+
+if TYPE_CHECKING:
+    from ..measure.analysis import Analysis
 
 MODEL_FORMAT = "reamaster-style-model"
 MODEL_VERSION = 1
@@ -64,7 +68,7 @@ class StyleModel:
 
 # --- features ------------------------------------------------------------------------------------
 
-def features_from_measurements(centers_hz: Sequence[float], level_db: Sequence[float], *, lra_lu: float,
+def features_from_measurements(centers_hz: Sequence[float] | np.ndarray, level_db: Sequence[float] | np.ndarray, *, lra_lu: float,
                                plr_db: float, side_mid_db: float, correlation: float) -> np.ndarray:
     """The feature vector from a band-level array (any normalisation) and the dynamics figures."""
     f = np.asarray(centers_hz, dtype=np.float64)
@@ -86,7 +90,7 @@ def features_from_measurements(centers_hz: Sequence[float], level_db: Sequence[f
     return out
 
 
-def style_features(analysis) -> np.ndarray:
+def style_features(analysis: Analysis) -> np.ndarray:
     """The 13 style features of an :class:`dsp.measure.analysis.Analysis`; see the module docstring."""
     from .profiles import side_mid_db
 
@@ -128,14 +132,16 @@ def squared_distances(model: StyleModel, features: np.ndarray) -> np.ndarray:
     """(n, n_classes) squared standardised distances of feature rows to every centroid."""
     x = np.atleast_2d(np.asarray(features, dtype=np.float64))
     z = (x[:, None, :] - model.centroids[None, :, :]) / model.scale
-    return np.sum(z * z, axis=-1)
+    d2: np.ndarray = np.sum(z * z, axis=-1)
+    return d2
 
 
 def probabilities_from_distances(d: np.ndarray, temperature: float) -> np.ndarray:
     logits = -0.5 * np.asarray(d, dtype=np.float64) / temperature
     logits -= logits.max(axis=-1, keepdims=True)
     p = np.exp(logits)
-    return p / p.sum(axis=-1, keepdims=True)
+    prob: np.ndarray = p / p.sum(axis=-1, keepdims=True)
+    return prob
 
 
 def leave_one_out_distances(features: np.ndarray, labels: Sequence[str],
@@ -185,7 +191,8 @@ def model_from_dict(doc: Any) -> StyleModel:
 
 def model_document() -> dict[str, Any]:
     """The shipped model file, parsed (includes the training features and the LOO accuracy)."""
-    return json.loads((resources.files("dsp") / "data" / "style_model.json").read_text(encoding="utf-8"))
+    doc: dict[str, Any] = json.loads((resources.files("dsp") / "data" / "style_model.json").read_text(encoding="utf-8"))
+    return doc
 
 
 @functools.lru_cache(maxsize=1)
@@ -202,7 +209,7 @@ def classify_features(features: np.ndarray, model: StyleModel | None = None) -> 
     return StyleGuess(m.classes[best], float(p[best]), {c: float(v) for c, v in zip(m.classes, p)})
 
 
-def classify(analysis, model: StyleModel | None = None) -> StyleGuess:
+def classify(analysis: Analysis, model: StyleModel | None = None) -> StyleGuess:
     """The style the mix is closest to, its probability and every style's probability."""
     return classify_features(style_features(analysis), model)
 

@@ -17,6 +17,7 @@ import math
 import os
 import secrets
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -100,7 +101,7 @@ class WriteResult:
 
 # --- reading -----------------------------------------------------------------------------------
 
-def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     """Read a file into float32 ``(channels, samples)`` and its sample rate in Hz.
 
     The sample rate is kept as it comes in (no resampling). The audio must pass
@@ -142,7 +143,7 @@ def _read_frames(f: sf.SoundFile, channels: int, frames: int) -> np.ndarray:
     return out
 
 
-def audio_info(path: str | os.PathLike) -> AudioInfo:
+def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     """Describe a file from its header without reading its samples (no range checks)."""
     name = _check_readable(path)
     try:
@@ -166,7 +167,7 @@ def _supported_list() -> str:
     return ", ".join(SUPPORTED_READ)
 
 
-def _check_readable(path: str | os.PathLike) -> str:
+def _check_readable(path: str | os.PathLike[str]) -> str:
     """Refuse what libsndfile should not even be asked to open; return the display name."""
     try:
         p = os.fspath(path)
@@ -197,7 +198,7 @@ def _check_container(container: str, name: str) -> None:
         )
 
 
-def _open_error(path: str | os.PathLike, name: str, exc: Exception) -> ReaMasterError:
+def _open_error(path: str | os.PathLike[str], name: str, exc: Exception) -> ReaMasterError:
     if not os.path.exists(os.fspath(path)):  # vanished between the checks and the open
         return FileMissingError(f"file not found: {name}")
     detail = getattr(exc, "error_string", None) or str(exc)
@@ -271,7 +272,7 @@ def check_audio(x: np.ndarray, sample_rate: int, *, what: str = "the audio") -> 
 # --- output format -----------------------------------------------------------------------------
 
 def output_format_for(
-    path: str | os.PathLike, bit_depth: int | None = None, *, float_output: bool = False
+    path: str | os.PathLike[str], bit_depth: int | None = None, *, float_output: bool = False
 ) -> str:
     """Pick one of OUTPUT_FORMATS from the extension (.wav/.flac) and an optional bit depth.
 
@@ -298,13 +299,13 @@ def output_format_for(
 # --- writing -----------------------------------------------------------------------------------
 
 def write_audio(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     x: np.ndarray,
     sample_rate: int,
     *,
     fmt: str = "wav24",
     force: bool = False,
-    protect: Iterable[str | os.PathLike] = (),
+    protect: Iterable[str | os.PathLike[str]] = (),
     dither_seed: int | None = 0,
 ) -> WriteResult:
     """Write ``(channels, samples)`` float audio atomically as ``fmt`` (see OUTPUT_FORMATS).
@@ -385,7 +386,7 @@ def _write_blocks(f: sf.SoundFile, x: np.ndarray, spec: _OutFormat, dither_seed:
 
 
 def atomic_write_text(
-    path: str | os.PathLike, text: str, *, force: bool = False, protect: Iterable[str | os.PathLike] = ()
+    path: str | os.PathLike[str], text: str, *, force: bool = False, protect: Iterable[str | os.PathLike[str]] = ()
 ) -> None:
     """Write UTF-8 text (JSON reports, chain files) with write_audio's atomic/refusal rules."""
     if not isinstance(text, str):
@@ -404,7 +405,7 @@ def atomic_write_text(
 
 # --- destination safety ------------------------------------------------------------------------
 
-def _fspath_out(path: str | os.PathLike) -> str:
+def _fspath_out(path: str | os.PathLike[str]) -> str:
     try:
         return str(os.fspath(path))
     except TypeError:
@@ -420,7 +421,7 @@ def _same_file(a: str, b: str) -> bool:
     return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
-def _check_destination(dest: str, *, force: bool, protect: Iterable[str | os.PathLike]) -> None:
+def _check_destination(dest: str, *, force: bool, protect: Iterable[str | os.PathLike[str]]) -> None:
     folder = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(folder):
         if os.path.exists(folder):
@@ -439,7 +440,10 @@ def _check_destination(dest: str, *, force: bool, protect: Iterable[str | os.Pat
         raise OutputExistsError(f"{dest} already exists; choose another name or allow overwriting")
 
 
-def _atomic_write(dest: str, force: bool, write: Callable[[int], object]) -> object:
+_T = TypeVar("_T")
+
+
+def _atomic_write(dest: str, force: bool, write: Callable[[int], _T]) -> _T:
     """Run ``write(fd)`` on a temp file next to ``dest``, fsync, then move it into place."""
     folder = os.path.dirname(os.path.abspath(dest))
     base = os.path.basename(dest)

@@ -89,7 +89,8 @@ def resample(x: np.ndarray, sample_rate: int, rate: int) -> np.ndarray:
     from scipy.signal import resample_poly  # slow to import; only needed off the native rates
 
     ratio = Fraction(rate, sample_rate)
-    return resample_poly(x, ratio.numerator, ratio.denominator, axis=1).astype(np.float32)
+    y: np.ndarray = resample_poly(x, ratio.numerator, ratio.denominator, axis=1).astype(np.float32)
+    return y
 
 
 def encode_decode(x: np.ndarray, rate: int, spec: CodecSpec) -> tuple[np.ndarray, bytes]:

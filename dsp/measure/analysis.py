@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
@@ -21,6 +21,9 @@ import numpy as np
 from .loudness import LoudnessResult, measure_loudness
 from .spectrum import SpectrumResult, third_octave_spectrum
 from .truepeak import to_db, true_peak_dbtp
+
+if TYPE_CHECKING:  # imported where looked for: scipy.ndimage is slow to load
+    from .resonance import Resonance
 
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (about -0.009 dBFS)
 CLIP_RUN = 3  # this many consecutive clipped samples make a run (one hot sample is not clipping)
@@ -50,7 +53,7 @@ class Analysis:
     silent_pct: float
     spectrum: SpectrumResult
     loudness: LoudnessResult
-    resonances: tuple[Any, ...] = ()  # dsp.measure.resonance.Resonance, when looked for
+    resonances: tuple[Resonance, ...] = ()  # when looked for
 
     def to_dict(self, *, series: bool = False) -> dict[str, Any]:
         """Plain JSON-ready dict; ``series`` adds the momentary/short-term loudness series."""
@@ -91,7 +94,8 @@ def _json_number(v: Any) -> Any:
 
 
 @numba.njit(cache=True, nogil=True)
-def _sample_stats(x, clip_level, min_run, hop, hop_peak):  # pragma: no cover - jitted
+def _sample_stats(x: np.ndarray, clip_level: float, min_run: int, hop: int, hop_peak: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, float, int, int]:  # pragma: no cover - jitted
     """One pass: per-channel sum and sum of squares, the peak, clipped runs and the peak of each hop."""
     n_ch, n = x.shape
     sums = np.zeros(n_ch)
@@ -187,7 +191,7 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
         loud = loudness if loudness is not None else measure_loudness(x, sample_rate)
         tp = true_peak_dbtp(x, factor=true_peak_factor)
         spec, st = spec_job.result(), stats_job.result()
-    found: tuple[Any, ...] = ()
+    found: tuple[Resonance, ...] = ()
     if resonances:
         from .resonance import find_resonances
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import overload
 
 import numba
 import numpy as np
@@ -75,14 +76,22 @@ def hop_samples(sample_rate: int) -> int:
     return (_check_sample_rate(sample_rate) + 5) // 10
 
 
-def power_to_lufs(power):
+@overload
+def power_to_lufs(power: float) -> float: ...
+@overload
+def power_to_lufs(power: np.ndarray) -> np.ndarray: ...
+def power_to_lufs(power: float | np.ndarray) -> float | np.ndarray:
     """``-0.691 + 10 log10(power)``; 0 -> -inf. Scalar in, float out; array in, array out."""
     with np.errstate(divide="ignore"):
         out = LUFS_OFFSET_DB + 10.0 * np.log10(np.asarray(power, dtype=np.float64))
     return float(out) if np.ndim(out) == 0 else out
 
 
-def lufs_to_power(lufs):
+@overload
+def lufs_to_power(lufs: float) -> float: ...
+@overload
+def lufs_to_power(lufs: np.ndarray) -> np.ndarray: ...
+def lufs_to_power(lufs: float | np.ndarray) -> float | np.ndarray:
     """Inverse of :func:`power_to_lufs`."""
     out = 10.0 ** ((np.asarray(lufs, dtype=np.float64) - LUFS_OFFSET_DB) / 10.0)
     return float(out) if np.ndim(out) == 0 else out
@@ -154,7 +163,8 @@ def channel_weights(channels: int) -> np.ndarray:
 # which makes this ~2.5x faster than scipy.signal.sosfilt plus a separate squaring pass.
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _kw_hop_sums(x, sos, zi, hop, n_hops):  # pragma: no cover - compiled
+def _kw_hop_sums(x: np.ndarray, sos: np.ndarray, zi: np.ndarray, hop: int,
+                 n_hops: int) -> np.ndarray:  # pragma: no cover - compiled
     ch = x.shape[0]
     out = np.zeros((ch, n_hops))
     b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
@@ -191,7 +201,8 @@ def _kw_hop_sums(x, sos, zi, hop, n_hops):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _kw_power(x, sos, zi, weights, out):  # pragma: no cover - compiled
+def _kw_power(x: np.ndarray, sos: np.ndarray, zi: np.ndarray, weights: np.ndarray,
+              out: np.ndarray) -> None:  # pragma: no cover - compiled
     ch, n = x.shape
     b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
     b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
@@ -257,7 +268,7 @@ def hop_energies(x: np.ndarray, sample_rate: int) -> np.ndarray:
     n_hops = a.shape[1] // hop
     zi = np.zeros((2, a.shape[0], 2))
     sums = _kw_hop_sums(a, _k_weighting_sos_cached(sr), zi, hop, n_hops)
-    energy = channel_weights(a.shape[0]) @ sums / hop
+    energy: np.ndarray = channel_weights(a.shape[0]) @ sums / hop
     if not np.all(np.isfinite(energy)):
         raise NonFiniteAudioError("the audio contains NaN or infinite samples")
     return energy
@@ -279,8 +290,10 @@ def _window_means(hop_energy: np.ndarray, width: int) -> np.ndarray:
         return np.zeros(0)
     if width == 4:  # the hot path of gated_loudness_of_hops
         h = hop_energy
-        return (h[:-3] + h[1:-2] + h[2:-1] + h[3:]) * 0.25
-    return np.lib.stride_tricks.sliding_window_view(hop_energy, width).mean(axis=-1)
+        means: np.ndarray = (h[:-3] + h[1:-2] + h[2:-1] + h[3:]) * 0.25
+        return means
+    means = np.lib.stride_tricks.sliding_window_view(hop_energy, width).mean(axis=-1)
+    return means
 
 
 def gated_loudness_of_blocks(block_energy: np.ndarray) -> float:
@@ -289,7 +302,7 @@ def gated_loudness_of_blocks(block_energy: np.ndarray) -> float:
     if z.size == 0:
         return float("-inf")
     z = z[z >= z.mean() * 10.0 ** (RELATIVE_GATE_LU / 10.0)]
-    return power_to_lufs(z.mean())
+    return power_to_lufs(float(z.mean()))
 
 
 def gated_loudness_of_hops(hop_energy: np.ndarray, *, hop_s: float = HOP_S) -> float:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import overload
 
 import numba
 import numpy as np
@@ -108,7 +109,8 @@ def _band_weights(sample_rate: int, nfft: int) -> tuple[np.ndarray, int]:
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _accumulate_stereo(xl, xr, pl, pr, cr):  # pragma: no cover - compiled
+def _accumulate_stereo(xl: np.ndarray, xr: np.ndarray, pl: np.ndarray, pr: np.ndarray,
+                       cr: np.ndarray) -> None:  # pragma: no cover - compiled
     frames, bins = xl.shape
     for i in range(frames):
         for j in range(bins):
@@ -120,7 +122,7 @@ def _accumulate_stereo(xl, xr, pl, pr, cr):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _accumulate_mono(x, p):  # pragma: no cover - compiled
+def _accumulate_mono(x: np.ndarray, p: np.ndarray) -> None:  # pragma: no cover - compiled
     frames, bins = x.shape
     for i in range(frames):
         for j in range(bins):
@@ -160,7 +162,12 @@ def _overall_correlation(a: np.ndarray) -> float:
     return _correlation(lr, ll, rr)
 
 
-def _correlation(cross, pl, pr):
+@overload
+def _correlation(cross: float, pl: float, pr: float) -> float: ...
+@overload
+def _correlation(cross: np.ndarray, pl: np.ndarray, pr: np.ndarray) -> np.ndarray: ...
+def _correlation(cross: float | np.ndarray, pl: float | np.ndarray,
+                 pr: float | np.ndarray) -> float | np.ndarray:
     cross, pl, pr = (np.asarray(v, dtype=np.float64) for v in (cross, pl, pr))
     denom = np.sqrt(pl * pr)
     out = np.where(denom > 0.0, cross / np.where(denom > 0.0, denom, 1.0), 0.0)
@@ -171,7 +178,8 @@ def _correlation(cross, pl, pr):
 
 def _db(power: np.ndarray) -> np.ndarray:
     """dB re full-scale sine (mean square 0.5), floored."""
-    return 10.0 * np.log10(np.maximum(2.0 * power, _POWER_FLOOR))
+    db: np.ndarray = 10.0 * np.log10(np.maximum(2.0 * power, _POWER_FLOOR))
+    return db
 
 
 def periodic_hann(n: int) -> np.ndarray:

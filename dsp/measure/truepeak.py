@@ -35,7 +35,8 @@ def kaiser_lowpass(numtaps: int, cutoff: float, *, beta: float = 5.0) -> np.ndar
     """
     m = np.arange(numtaps) - (numtaps - 1) / 2.0
     h = cutoff * np.sinc(cutoff * m) * np.kaiser(numtaps, beta)
-    return h / h.sum()
+    taps: np.ndarray = h / h.sum()
+    return taps
 
 
 @functools.lru_cache(maxsize=8)
@@ -58,7 +59,8 @@ def polyphase_taps(factor: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _envelope_kernel(xp, taps, out, first, stop):  # pragma: no cover - jitted
+def _envelope_kernel(xp: np.ndarray, taps: np.ndarray, out: np.ndarray, first: int,
+                     stop: int) -> None:  # pragma: no cover - jitted
     # xp: (C, B + 19) float32 with 9 samples of past and 10 of future context around the B outputs;
     # computes out[first:stop] (the range lets two threads share one contiguous array).
     n_ch = xp.shape[0]

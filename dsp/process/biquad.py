@@ -157,7 +157,7 @@ def sos_response(sos: np.ndarray, sample_rate: float, freqs_hz: np.ndarray) -> n
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _cascade_kernel(x, sos, zi, out):  # pragma: no cover - compiled
+def _cascade_kernel(x: np.ndarray, sos: np.ndarray, zi: np.ndarray, out: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     # Same arithmetic as scipy.signal.sosfilt (direct form II transposed, no FMA contraction), but
     # with the channels interleaved inside the sample loop: their recursions are independent, so
     # the CPU overlaps them (about twice as fast as sosfilt for 1-2 sections on stereo).

@@ -42,7 +42,7 @@ _MODULES = {
     "limiter": "dsp.process.limiter",
 }
 
-ProgressFn = Callable[[float], Any]
+ProgressFn = Callable[[float], bool | None]  # fraction 0..1; False cancels
 
 
 def processor_spec(kind: str) -> ProcessorSpec:
@@ -51,7 +51,7 @@ def processor_spec(kind: str) -> ProcessorSpec:
     if module_name is None:
         raise ChainError(f"unknown processor kind {kind!r} (known: {', '.join(sorted(_MODULES))})")
     module = importlib.import_module(module_name)
-    specs = getattr(module, "SPECS", None) or (module.SPEC,)
+    specs: tuple[ProcessorSpec, ...] = getattr(module, "SPECS", None) or (module.SPEC,)
     for spec in specs:
         if spec.kind == kind:
             return spec
@@ -161,7 +161,7 @@ def render(
     *,
     block_size: int = BLOCK_SIZE,
     progress: ProgressFn | None = None,
-    states: list[Any] | None = None,
+    states: list[object] | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Process ``(channels, samples)`` through the chain; float32 output aligned with the input.
@@ -183,7 +183,7 @@ def render(
         out = np.empty((n_ch, n), dtype=np.float32)
     elif out.shape != (n_ch, n) or out.dtype != np.float32:
         raise ParameterError("render: out must be a float32 array shaped like the audio")
-    stage_states: list[Any] = [None] * len(active)
+    stage_states: list[object] = [None] * len(active)
     written = 0  # output samples produced so far, including the latency to discard
     total = n + lat
     pos = 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Protocol
 
 import numpy as np
 
@@ -78,7 +79,26 @@ class CompressorParams(Params):
         check_range("mix_pct", self.mix_pct, *MIX_RANGE_PCT)
 
 
-def side_chain(params, sample_rate: int) -> envelope.SideChain:
+class SideChainParams(Protocol):
+    """The compressor's side-chain fields, shared by CompressorParams and the multiband's BandCompParams."""
+
+    @property
+    def threshold_db(self) -> float: ...
+    @property
+    def ratio(self) -> float: ...
+    @property
+    def attack_ms(self) -> float: ...
+    @property
+    def release_ms(self) -> float: ...
+    @property
+    def knee_db(self) -> float: ...
+    @property
+    def rms_ms(self) -> float: ...
+    @property
+    def makeup_db(self) -> float: ...
+
+
+def side_chain(params: SideChainParams, sample_rate: int) -> envelope.SideChain:
     """Kernel constants for any params with the compressor's side-chain fields."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise ParameterError(f"sample_rate must be a positive integer, got {sample_rate!r}")
@@ -93,7 +113,7 @@ def side_chain(params, sample_rate: int) -> envelope.SideChain:
     )
 
 
-def static_gain_db(level_db, params) -> np.ndarray:
+def static_gain_db(level_db: float | np.ndarray, params: SideChainParams) -> np.ndarray:
     """Static gain reduction (dB, <= 0) for detector levels ``level_db``; no make-up."""
     return envelope.static_gain_db(
         level_db,
@@ -103,7 +123,7 @@ def static_gain_db(level_db, params) -> np.ndarray:
     )
 
 
-def total_makeup_db(params) -> float:
+def total_makeup_db(params: SideChainParams) -> float:
     """``makeup_db`` plus, with ``auto_makeup``, the gain reduction at a 0 dBFS detector level."""
     auto = -float(static_gain_db(0.0, params)) if getattr(params, "auto_makeup", False) else 0.0
     return float(params.makeup_db) + auto
@@ -130,7 +150,7 @@ def gain_reduction_db(x: np.ndarray, sample_rate: int, params: CompressorParams)
     return g
 
 
-def static_curve_db(level_db, params: CompressorParams) -> np.ndarray:
+def static_curve_db(level_db: float | np.ndarray, params: CompressorParams) -> np.ndarray:
     """Steady-state output level (dB) for a detector level ``level_db`` (dB), make-up and mix included.
 
     Dry and wet are the same signal scaled, so the parallel mix adds in amplitude.

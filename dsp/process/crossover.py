@@ -89,17 +89,20 @@ def _coefficients(crossovers_hz: tuple[float, ...], sample_rate: int) -> tuple[n
 
 
 @numba.njit(inline="always")
-def _lp(g, p, r, x, x1, x2, y1, y2):  # pragma: no cover - compiled
+def _lp(g: float, p: float, r: float, x: float, x1: float, x2: float, y1: float,
+        y2: float) -> float:  # pragma: no cover - compiled
     return g * (x + 2.0 * x1 + x2) - p * y1 - r * y2
 
 
 @numba.njit(inline="always")
-def _ap(u, w, x, x1, x2, y1, y2):  # pragma: no cover - compiled
+def _ap(u: float, w: float, x: float, x1: float, x2: float, y1: float,
+        y2: float) -> float:  # pragma: no cover - compiled
     return w * (x - y2) + u * (x1 - y1) + x2
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _kernel_any(x, lp, ap, z, out, c0, c1):  # pragma: no cover - compiled
+def _kernel_any(x: np.ndarray, lp: np.ndarray, ap: np.ndarray, z: np.ndarray, out: np.ndarray, c0: int,
+                c1: int) -> None:  # pragma: no cover - compiled
     # Same arithmetic as the unrolled kernels, for any number of crossovers. Signal layout per
     # crossover k (base index b): b = h, b+1 = a, b+2 = l, b+3 = m, b+4.. = compensation outputs.
     n = lp.shape[0]
@@ -132,7 +135,8 @@ def _kernel_any(x, lp, ap, z, out, c0, c1):  # pragma: no cover - compiled
 
 # Unrolled copies of _kernel_any for 1, 2 and 3 crossovers (generated; same arithmetic).
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _kernel1(x, lp, ap, z, out, c0, c1):  # pragma: no cover - compiled
+def _kernel1(x: np.ndarray, lp: np.ndarray, ap: np.ndarray, z: np.ndarray, out: np.ndarray, c0: int,
+             c1: int) -> None:  # pragma: no cover - compiled
     for ch in range(c0, c1):
         g0, p0, r0 = lp[0, 0], lp[0, 1], lp[0, 2]
         u0, w0 = ap[0, 0], ap[0, 1]
@@ -159,7 +163,8 @@ def _kernel1(x, lp, ap, z, out, c0, c1):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _kernel2(x, lp, ap, z, out, c0, c1):  # pragma: no cover - compiled
+def _kernel2(x: np.ndarray, lp: np.ndarray, ap: np.ndarray, z: np.ndarray, out: np.ndarray, c0: int,
+             c1: int) -> None:  # pragma: no cover - compiled
     for ch in range(c0, c1):
         g0, p0, r0 = lp[0, 0], lp[0, 1], lp[0, 2]
         u0, w0 = ap[0, 0], ap[0, 1]
@@ -209,7 +214,8 @@ def _kernel2(x, lp, ap, z, out, c0, c1):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _kernel3(x, lp, ap, z, out, c0, c1):  # pragma: no cover - compiled
+def _kernel3(x: np.ndarray, lp: np.ndarray, ap: np.ndarray, z: np.ndarray, out: np.ndarray, c0: int,
+             c1: int) -> None:  # pragma: no cover - compiled
     for ch in range(c0, c1):
         g0, p0, r0 = lp[0, 0], lp[0, 1], lp[0, 2]
         u0, w0 = ap[0, 0], ap[0, 1]

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
+from typing import Any, Literal, TypedDict
 
 import numba
 import numpy as np
@@ -47,8 +49,17 @@ _N_SCALARS = 5
 # per-sample maths runs as plain vectorisable loops between the two serial ones.
 _BLOCK = 2048
 
+
+
+class _JitOptions(TypedDict):
+    cache: bool
+    nogil: bool
+    fastmath: bool
+    error_model: Literal["python", "numpy"]
+
+
 # error_model="numpy": no ZeroDivisionError checks, which would stop vectorisation.
-_JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+_JIT: _JitOptions = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +106,7 @@ def effective_knee_db(knee_db: float) -> float:
     return float(knee_db) if knee_db >= MIN_KNEE_DB else 0.0
 
 
-def static_gain_db(level_db, *, threshold_db: float, ratio: float, knee_db: float) -> np.ndarray:
+def static_gain_db(level_db: float | np.ndarray, *, threshold_db: float, ratio: float, knee_db: float) -> np.ndarray:
     """Static gain (dB, <= 0) of the gain computer for detector levels ``level_db`` (dB).
 
     ``ratio`` >= 1 (``inf`` = limiting); ``knee_db`` >= 0 is the full knee width,
@@ -117,41 +128,46 @@ def static_gain_db(level_db, *, threshold_db: float, ratio: float, knee_db: floa
 # bit-level versions are accurate to ~1e-15 relative and vectorise.
 
 @intrinsic
-def _f64_bits(typingctx, x):  # pragma: no cover - compiled
-    def codegen(context, builder, signature, args):
+def _f64_bits(typingctx: object,
+        x: object) -> tuple[object, Callable[..., object]]:  # pragma: no cover - compiled
+    def codegen(context: Any, builder: Any, signature: object, args: Any) -> object:
         return builder.bitcast(args[0], context.get_value_type(types.int64))
 
     return types.int64(types.float64), codegen
 
 
 @intrinsic
-def _bits_f64(typingctx, x):  # pragma: no cover - compiled
-    def codegen(context, builder, signature, args):
+def _bits_f64(typingctx: object,
+        x: object) -> tuple[object, Callable[..., object]]:  # pragma: no cover - compiled
+    def codegen(context: Any, builder: Any, signature: object, args: Any) -> object:
         return builder.bitcast(args[0], context.get_value_type(types.float64))
 
     return types.float64(types.int64), codegen
 
 
 @intrinsic
-def _ashr52(typingctx, x):  # pragma: no cover - compiled
+def _ashr52(typingctx: object,
+        x: object) -> tuple[object, Callable[..., object]]:  # pragma: no cover - compiled
     # plain LLVM shift: numba's ">>" guards against shift counts >= 64, which blocks vectorisation
-    def codegen(context, builder, signature, args):
+    def codegen(context: Any, builder: Any, signature: object, args: Any) -> object:
         return builder.ashr(args[0], context.get_constant(types.int64, 52))
 
     return types.int64(types.int64), codegen
 
 
 @intrinsic
-def _shl52(typingctx, x):  # pragma: no cover - compiled
-    def codegen(context, builder, signature, args):
+def _shl52(typingctx: object,
+        x: object) -> tuple[object, Callable[..., object]]:  # pragma: no cover - compiled
+    def codegen(context: Any, builder: Any, signature: object, args: Any) -> object:
         return builder.shl(args[0], context.get_constant(types.int64, 52))
 
     return types.int64(types.int64), codegen
 
 
 @intrinsic
-def _mantissa_bits(typingctx, x):  # pragma: no cover - compiled
-    def codegen(context, builder, signature, args):
+def _mantissa_bits(typingctx: object,
+        x: object) -> tuple[object, Callable[..., object]]:  # pragma: no cover - compiled
+    def codegen(context: Any, builder: Any, signature: object, args: Any) -> object:
         return builder.and_(args[0], context.get_constant(types.int64, 0x000FFFFFFFFFFFFF))
 
     return types.int64(types.int64), codegen
@@ -166,10 +182,11 @@ _ROUND_MAGIC = 6755399441055744.0
 
 
 @numba.njit(inline="always", **_JIT)
-def _fast_ln(v):  # pragma: no cover - compiled
+def _fast_ln(v: float) -> float:  # pragma: no cover - compiled
     """Natural log of a positive normal float64 (abs. error < 4e-15)."""
     # v = 2**e * m, m in [sqrt(0.5), sqrt(2)); ln m = 2 atanh(z), z = (m-1)/(m+1), |z| < 0.172
-    ix = _f64_bits(v) - _SQRT_HALF_BITS
+    # numba's stub types an intrinsic's call with the typing context first; compiled code passes only x
+    ix = _f64_bits(v) - _SQRT_HALF_BITS  # type: ignore[call-arg]
     e = _bits_f64(_ROUND_MAGIC_BITS + _ashr52(ix)) - _ROUND_MAGIC
     m = _bits_f64(_mantissa_bits(ix) + _SQRT_HALF_BITS)
     z = (m - 1.0) / (m + 1.0)
@@ -187,7 +204,7 @@ def _fast_ln(v):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always", **_JIT)
-def _fast_exp2(y):  # pragma: no cover - compiled
+def _fast_exp2(y: float) -> float:  # pragma: no cover - compiled
     """2**y for -1000 <= y <= 1000 (rel. error < 1e-14); exactly 1.0 for y == 0."""
     n = math.floor(y + 0.5)
     t = (y - n) * _LN2  # |t| <= 0.347
@@ -203,14 +220,15 @@ def _fast_exp2(y):  # pragma: no cover - compiled
     p = p * t + 0.5
     p = p * t + 1.0
     p = p * t + 1.0
-    return p * _bits_f64(_shl52(np.int64(n) + 1023))
+    return p * _bits_f64(_shl52(np.int64(n) + 1023))  # type: ignore[call-arg]  # as in _fast_ln
 
 
 # --- kernels ------------------------------------------------------------------------------------
 
 @numba.njit(**_JIT)
-def _side_chain_block(x, start, stop, ring, scal, p_lo, thr_db, knee_db, slope, a_att, a_rel,
-                      buf, g):  # pragma: no cover - compiled
+def _side_chain_block(x: np.ndarray, start: int, stop: int, ring: np.ndarray, scal: np.ndarray, p_lo: float,
+                      thr_db: float, knee_db: float, slope: float, a_att: float, a_rel: float,
+                      buf: np.ndarray, g: np.ndarray) -> None:  # pragma: no cover - compiled
     """Gain (dB) for samples start..stop of x into g[0:stop-start]; state in ring/scal."""
     n_ch = x.shape[0]
     m = stop - start
@@ -285,7 +303,8 @@ def _side_chain_block(x, start, stop, ring, scal, p_lo, thr_db, knee_db, slope, 
 
 
 @numba.njit(**_JIT)
-def _apply_block(x, start, stop, g, wet, dry, y, accumulate):  # pragma: no cover - compiled
+def _apply_block(x: np.ndarray, start: int, stop: int, g: np.ndarray, wet: float, dry: float, y: np.ndarray,
+                 accumulate: bool) -> None:  # pragma: no cover - compiled
     m = stop - start
     for k in range(m):
         # g >= -6000 dB keeps 2**y in the normal float range; such a gain is silence anyway
@@ -300,8 +319,9 @@ def _apply_block(x, start, stop, g, wet, dry, y, accumulate):  # pragma: no cove
 
 
 @numba.njit(**_JIT)
-def _kernel(x, ring, scal, p_lo, thr_db, knee_db, slope, a_att, a_rel, g_out, wet, dry, y,
-            mode):  # pragma: no cover - compiled
+def _kernel(x: np.ndarray, ring: np.ndarray, scal: np.ndarray, p_lo: float, thr_db: float, knee_db: float,
+            slope: float, a_att: float, a_rel: float, g_out: np.ndarray, wet: float, dry: float, y: np.ndarray,
+            mode: int) -> None:  # pragma: no cover - compiled
     """mode 0: gain in dB into g_out (full length); 1: y = gain*x; 2: y += gain*x."""
     n = x.shape[1]
     buf = np.empty(_BLOCK, dtype=np.float64)
@@ -363,7 +383,8 @@ def initial_state(sc: SideChain) -> EnvelopeState:
                          scalars=np.zeros(_N_SCALARS, dtype=np.float64))
 
 
-def _prepare(x: np.ndarray, sc: SideChain, state: EnvelopeState | None):
+def _prepare(x: np.ndarray, sc: SideChain,
+             state: EnvelopeState | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if x.ndim != 2:
         raise ParameterError(f"signal must be 2-D (channels, samples), got shape {x.shape}")
     if x.dtype != np.float32 and x.dtype != np.float64:

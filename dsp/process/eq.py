@@ -28,6 +28,7 @@ Parameter conventions follow ReaEQ (REAPER_API.md section 4.2) so a chain maps o
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import numpy as np
 
@@ -85,7 +86,7 @@ class EqBand(Params):
         if not self.enabled or (self.gain_db == 0.0 and self.type in ("band", "low_shelf", "high_shelf")):
             return np.zeros((0, 6))
         f = min(float(self.freq_hz), MAX_FREQ_FRACTION * sample_rate)
-        bw = float(self.bw_oct)
+        bw = float(cast(float, self.bw_oct))  # validate() refused None
         t = self.type
         if t == "band":
             row = biquad.peaking(f, self.gain_db, bw, sample_rate)
@@ -137,10 +138,12 @@ def eq_response_db(params: EqParams, sample_rate: int, freqs_hz: np.ndarray) -> 
     Exact zeros (a notch at its centre) are floored at -300 dB.
     """
     h = biquad.sos_response(eq_sos(params, sample_rate), sample_rate, freqs_hz)
-    return 20.0 * np.log10(np.maximum(np.abs(h), 1e-15)) + params.gain_db
+    db: np.ndarray = 20.0 * np.log10(np.maximum(np.abs(h), 1e-15)) + params.gain_db
+    return db
 
 
-def process(x: np.ndarray, sample_rate: int, params: EqParams, state: np.ndarray | None = None):
+def process(x: np.ndarray, sample_rate: int, params: EqParams,
+            state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Apply the EQ to ``x`` (channels, samples). ``state`` is the sos filter memory (or None)."""
     x = np.asarray(x, dtype=np.float64)
     y, state = biquad.sosfilt_block(eq_sos(params, sample_rate), x, state)

@@ -118,7 +118,9 @@ def new_gain_state(lookahead: int, hold: int) -> GainState:
 
 
 @numba.njit(cache=True, nogil=True)
-def _reduction_kernel(env, over_lin, rel_mult, lookahead, hold, red, red_hist, hold_hist, out):  # pragma: no cover
+def _reduction_kernel(env: np.ndarray, over_lin: float, rel_mult: float, lookahead: int, hold: int, red: float,
+                      red_hist: np.ndarray, hold_hist: np.ndarray,
+                      out: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:  # pragma: no cover
     n = env.shape[0]
     window = lookahead + 2 * hold
     total = window - 1 + n
@@ -158,7 +160,8 @@ def _reduction_kernel(env, over_lin, rel_mult, lookahead, hold, red, red_hist, h
 
 
 @numba.njit(cache=True, nogil=True)
-def _apply_gain(ext, red, drive_db, out):  # pragma: no cover - jitted
+def _apply_gain(ext: np.ndarray, red: np.ndarray, drive_db: float,
+                out: np.ndarray) -> tuple[float, int]:  # pragma: no cover - jitted
     """out = ext[:, :n] * 10**((drive - red) / 20); returns (max reduction, samples over 0.1 dB)."""
     n = red.shape[0]
     drive = 10.0 ** (drive_db / 20.0)
@@ -258,7 +261,7 @@ def limit(x: np.ndarray, sample_rate: int, params: LimiterParams) -> np.ndarray:
     return np.concatenate((y, tail), axis=1)[:, lat:]
 
 
-def stats(state: Any) -> dict[str, Any]:
+def stats(state: object) -> dict[str, Any]:
     """What the limiter did, for reports: peak reduction, share of time limiting, and the
     gain-reduction trace (largest reduction in each 100 ms, dB)."""
     if not isinstance(state, LimiterState) or state.total_samples == 0:

@@ -112,7 +112,8 @@ def _band_setup(band: BandCompParams, sample_rate: int) -> tuple[envelope.SideCh
     return comp.side_chain(band, sample_rate), 10.0 ** (comp.total_makeup_db(band) / 20.0)
 
 
-def _compress_bands(parts, params: MultibandParams, setups, band_states) -> np.ndarray:
+def _compress_bands(parts: list[np.ndarray], params: MultibandParams, setups: list[tuple[envelope.SideChain, float]],
+                    band_states: list[envelope.EnvelopeState | None]) -> np.ndarray:
     acc = np.zeros(parts[0].shape, dtype=np.float64)
     for k, (band, p) in enumerate(zip(parts, params.bands, strict=True)):
         if p.enabled:
@@ -141,7 +142,7 @@ def process(
     y = np.empty(x.shape, dtype=np.float64)
     starts = range(0, max(n, 1), _CHUNK)
 
-    def split(a, xo_state):
+    def split(a: int, xo_state: crossover.CrossoverState | None) -> tuple[list[np.ndarray], crossover.CrossoverState]:
         return crossover.split_bands(x[:, a:a + _CHUNK], sample_rate, params.crossovers_hz, xo_state)
 
     if len(starts) == 1:

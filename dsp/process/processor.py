@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..params import Params
+
 ProcessFn = Callable[[np.ndarray, int, Any, Any], tuple[np.ndarray, Any]]
 
 
@@ -31,7 +33,7 @@ def _no_latency(params: Any, sample_rate: int) -> int:
 @dataclasses.dataclass(frozen=True)
 class ProcessorSpec:
     kind: str  # the name used in chain JSON, e.g. "eq", "compressor", "limiter"
-    params_type: type  # a dsp.params.Params subclass
+    params_type: type[Params]
     process: ProcessFn
     latency_samples: Callable[[Any, int], int] = _no_latency
     native_fx: str = ""  # the REAPER FX this maps onto, e.g. "ReaEQ (Cockos)"

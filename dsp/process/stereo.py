@@ -108,7 +108,8 @@ def _side_sos(params: StereoParams, sample_rate: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _ms_kernel(x, side_in, width, cm, cs, zm, zs, out):  # pragma: no cover - compiled
+def _ms_kernel(x: np.ndarray, side_in: np.ndarray, width: float, cm: np.ndarray, cs: np.ndarray, zm: np.ndarray,
+               zs: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     # One pass: M/S from x (or the given side), mid and side filter cascades (direct form II
     # transposed, rows b0 b1 b2 a1 a2), then back to L/R. The two cascades overlap in the CPU.
     n = x.shape[1]
@@ -133,7 +134,8 @@ def _ms_kernel(x, side_in, width, cm, cs, zm, zs, out):  # pragma: no cover - co
         out[1, i] = m - s
 
 
-def process(x: np.ndarray, sample_rate: int, params: StereoParams, state: StereoState | None = None):
+def process(x: np.ndarray, sample_rate: int, params: StereoParams,
+            state: StereoState | None = None) -> tuple[np.ndarray, StereoState | None]:
     """Apply width/mono bass to stereo ``x`` (2, samples); other channel counts pass unchanged."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:

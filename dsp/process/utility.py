@@ -47,7 +47,8 @@ class GainParams(Params):
         check_range("gain_db", self.gain_db, *GAIN_RANGE_DB)
 
 
-def process_gain(x: np.ndarray, sample_rate: int, params: GainParams, state: None = None):
+def process_gain(x: np.ndarray, sample_rate: int, params: GainParams,
+                 state: None = None) -> tuple[np.ndarray, None]:
     """``x * 10^(gain_db/20)``; stateless (state stays None)."""
     x = _as_2d(x)
     if params.gain_db == 0.0:
@@ -70,7 +71,8 @@ def dc_sos(sample_rate: int) -> np.ndarray:
     return np.array([[g, -g, 0.0, 1.0, -r, 0.0]])
 
 
-def process_dc(x: np.ndarray, sample_rate: int, params: DcParams, state: np.ndarray | None = None):
+def process_dc(x: np.ndarray, sample_rate: int, params: DcParams,
+               state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Remove DC from ``x`` (channels, samples); ``state`` is the filter memory."""
     return biquad.sosfilt_block(dc_sos(sample_rate), _as_2d(x), state)
 
@@ -107,7 +109,7 @@ def high_pass_sos(params: HighPassParams, sample_rate: int) -> np.ndarray:
 
 def process_high_pass(
     x: np.ndarray, sample_rate: int, params: HighPassParams, state: np.ndarray | None = None
-):
+) -> tuple[np.ndarray, np.ndarray]:
     """High-pass ``x`` (channels, samples); ``state`` is the filter memory."""
     return biquad.sosfilt_block(high_pass_sos(params, sample_rate), _as_2d(x), state)
 

@@ -20,11 +20,18 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..wire import protocol as P
+
+if TYPE_CHECKING:  # dsp is imported where used: the server starts before numpy loads
+    from multiprocessing.synchronize import Event
+
+    from dsp.decide.master import MasterResult
+    from dsp.decide.presets import Delivery
+    from dsp.process.chain import Chain
 
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress events a second per job
 PARENT_CHECK_S = 1.0
@@ -96,7 +103,7 @@ def check_path(path: Any, roots: list[str], *, output: bool = False, audio: bool
     if output:
         if os.path.islink(path):
             raise JobError(P.PATH_NOT_ALLOWED, f"{path} is a symbolic link; results are not written through links")
-        real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        real: str = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
     else:
         real = os.path.realpath(path)
     _check_inside(real, path, roots)
@@ -120,7 +127,7 @@ def check_folder(path: Any, roots: list[str], *, create: bool = False) -> str:
     """The resolved folder if it lies inside one of ``roots`` and exists (or, with ``create``, its
     parent exists: the job makes it); JobError(path_not_allowed / bad_output) if not."""
     _check_plain_absolute(path, "a folder path")
-    real = os.path.realpath(path)
+    real: str = os.path.realpath(path)
     _check_inside(real, path, roots)
     if os.path.isdir(real):
         return real
@@ -137,7 +144,7 @@ def _outputs(folder: str, names: list[str], roots: list[str]) -> list[str]:
 
 
 def prepare(kind: str, msg: P.Message, roots: list[str],
-            upload: Callable[[str], tuple[Any, dict[str, Any]]]) -> tuple[dict[str, Any], list[Any]]:
+            upload: Callable[[str], tuple[memoryview, dict[str, Any]]]) -> tuple[dict[str, Any], list[Any]]:
     """Check an ``album`` / ``revise`` / ``master_stems`` request in the server loop (cheap: paths
     and names only, no audio is read) and resolve every path; returns (request for the worker,
     binary parts). ``upload(upload_id)`` gives (buffer, descriptor) of a complete upload of the
@@ -215,7 +222,7 @@ def prepare(kind: str, msg: P.Message, roots: list[str],
 
 # --- one job --------------------------------------------------------------------------------------
 
-ProgressFn = Callable[[str, float], Any]
+ProgressFn = Callable[[str, float], bool | None]  # (stage, fraction 0..1); False cancels
 
 
 def native_fx(chain_dict: dict[str, Any]) -> list[dict[str, Any]]:
@@ -256,8 +263,8 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
         what = "the audio"
     else:
         checkpoint("reading")
-        x, sr = read_audio(src)
-        what = src
+        x, sr = read_audio(cast(str, src))  # the server resolved a path when no audio came
+        what = cast(str, src)
     check_audio(x, sr, what=what)
     if kind == "analyze":
         from dsp.measure.analysis import analyze
@@ -275,8 +282,8 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
 
         checkpoint("analysing")
         a = analyze(x, sr)
-        chain = plan_chain(a, d).to_dict()
-        return {"chain": chain, "native_fx": native_fx(chain), "analysis": a.to_dict(), "delivery": deliv}, []
+        chain_doc = plan_chain(a, d).to_dict()
+        return {"chain": chain_doc, "native_fx": native_fx(chain_doc), "analysis": a.to_dict(), "delivery": deliv}, []
 
     if kind != "master":  # pragma: no cover - the server only dispatches job types
         raise JobError(P.UNKNOWN_TYPE, f"unknown job kind {kind!r}")
@@ -299,7 +306,7 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
     result = decide_and_master(x, sr, d, chain=chain, choices=req.get("choices") or None, progress=progress)
     if out_path:
         checkpoint("writing")
-        written = write_audio(out_path, result.audio, sr, fmt=fmt, force=False, protect=[src] if src else [])
+        written = write_audio(out_path, result.audio, sr, fmt=cast(str, fmt), force=False, protect=[src] if src else [])
         return {"report": build_report(src or "<audio>", out_path, d, result, written), "output": out_path}, []
 
     out = np.ascontiguousarray(result.audio, dtype="<f4")
@@ -317,7 +324,7 @@ def _checkpoint(progress: ProgressFn, stage: str, fraction: float = 0.0) -> None
         raise CancelledError(f"cancelled while {stage}")
 
 
-def _delivery(req: dict[str, Any]) -> Any:
+def _delivery(req: dict[str, Any]) -> Delivery:
     from dsp.decide.presets import delivery
 
     return delivery(req.get("preset"), target_lufs=req.get("lufs"), ceiling_dbtp=req.get("ceiling"))
@@ -325,7 +332,7 @@ def _delivery(req: dict[str, Any]) -> Any:
 
 
 
-def _album(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes: int) -> tuple[dict[str, Any], list]:
+def _album(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes: int) -> tuple[dict[str, Any], list[memoryview]]:
     import json
 
     from dsp.decide.album import master_album
@@ -354,14 +361,14 @@ def _album(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes
     return {"album": doc, "outputs": outputs, "album_json": req["album_json"]}, []
 
 
-def _render_to_file(src: str, dst: str, d: Any, fmt: str, progress: ProgressFn, *, chain: Any = None,
-                    planned: Any = None) -> tuple[Any, dict[str, Any]]:
+def _render_to_file(src: str, dst: str, d: Delivery, fmt: str, progress: ProgressFn, *, chain: Chain | None = None,
+                    planned: Chain | None = None) -> tuple[MasterResult, dict[str, Any]]:
     from ..service.mastering import render_and_write
 
     return render_and_write(src, dst, d, fmt=fmt, force=False, progress=progress, chain=chain, planned=planned)
 
 
-def _revise(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes: int) -> tuple[dict[str, Any], list]:
+def _revise(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes: int) -> tuple[dict[str, Any], list[memoryview]]:
     from dsp.decide.presets import delivery
     from dsp.decide.revise import revise_chain
     from dsp.errors import ParameterError
@@ -387,14 +394,14 @@ def _revise(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_byte
         _, report = _render_to_file(src, dst, d, fmt, progress, chain=sess.load_chain(folder, entry))
         return {"report": report, "output": dst, "session": folder, "rendered_version": entry["version"]}, []
     base = sess.version(doc, req.get("from_version"))
-    revision = revise_chain(sess.load_chain(folder, base), words)
+    revision = revise_chain(sess.load_chain(folder, base), cast(str, words))  # words, since render is None
     n = max(v["version"] for v in doc["versions"]) + 1
     dst = req.get("output") or str(first_out.with_name(f"{first_out.stem}.v{n}{first_out.suffix}"))
     dst = check_path(dst, roots, output=True)
     target = base["target_lufs"] + revision.loudness_change_lu
     d = delivery(dlv["preset"], target_lufs=target, ceiling_dbtp=dlv["ceiling_dbtp"])
     result, report = _render_to_file(src, dst, d, fmt, progress, planned=revision.chain)
-    n = sess.add_version(folder, doc, chain_json=result.chain.to_json(), output=dst, words=words,
+    n = sess.add_version(folder, doc, chain_json=result.chain.to_json(), output=dst, words=cast(str, words),
                          changes=list(revision.changes), after=report["after"], target_lufs=target,
                          parent=base["version"])
     return {"report": report, "output": dst, "session": folder, "version": n, "parent": base["version"],
@@ -409,7 +416,7 @@ class _ByValue:  # what build_report needs from a WriteResult when nothing is wr
 
 
 def _master_stems(req: dict[str, Any], audio: Any, progress: ProgressFn,
-                  max_part_bytes: int) -> tuple[dict[str, Any], list]:
+                  max_part_bytes: int) -> tuple[dict[str, Any], list[memoryview]]:
     import time as _time
 
     import numpy as np
@@ -450,7 +457,7 @@ def _master_stems(req: dict[str, Any], audio: Any, progress: ProgressFn,
     stems = {name: np.frombuffer(buf, dtype="<f4").reshape(desc["shape"]) for name, desc, buf in audio}
     result = master_stems(stems, sr, d, progress=progress)
     del stems
-    parts: list[Any] = []
+    parts: list[memoryview] = []
     entries = []
     for name, x in [*result.stems.items(), ("master", result.master)]:  # "master" is never a stem name
         x = np.ascontiguousarray(x, dtype="<f4")
@@ -489,7 +496,7 @@ def _parent_alive(parent_pid: int) -> bool:
     return pid_alive(parent_pid)
 
 
-def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Any, parent_pid: int,
+def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Event, parent_pid: int,
                 max_part_bytes: int) -> None:
     """Serve jobs from the server's backend until told to stop or the server is gone."""
     import zmq
@@ -508,7 +515,7 @@ def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Any,
     sock.linger = 1000
     sock.connect(endpoint)
 
-    def send(msg_type: str, content: dict[str, Any], buffers: list[Any] = ()) -> None:
+    def send(msg_type: str, content: dict[str, Any], buffers: Sequence[Any] = ()) -> None:
         sock.send_multipart(P.encode(msg_type, content, key=key, sender=sender, buffers=buffers), copy=False)
 
     try:

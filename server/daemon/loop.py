@@ -25,8 +25,9 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import zmq
 
@@ -43,6 +44,11 @@ from ..wire.connection import (
     write_connection_file,
 )
 from . import jobs as J
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
+
+    from zmq.auth.thread import ThreadAuthenticator
 
 log = logging.getLogger("reamaster.server")
 
@@ -83,8 +89,8 @@ class ServerConfig:
 class _Worker:
     index: int
     gen: int
-    process: Any
-    event: Any
+    process: Any  # a spawned multiprocessing Process; None only while _spawn_worker builds it
+    event: Event
     ready: bool = False
     job: _Job | None = None
     started: float = 0.0
@@ -108,6 +114,7 @@ class _Job:
     submitted: float = 0.0
     cancel_deadline: float | None = None
     cancel_reason: str = ""
+    cancel_code: str = P.CANCELLED
     stage: str = ""
     stage_started: float = 0.0
     fraction: float = 0.0
@@ -174,11 +181,11 @@ class Server:
         self.stop_requested = False
         self.stopping_deadline: float | None = None
         self.mp = multiprocessing.get_context("spawn")
-        self.ctx: zmq.Context | None = None
-        self.front: zmq.Socket | None = None
-        self.back: zmq.Socket | None = None
+        self.ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+        self.front: zmq.Socket[bytes] | None = None
+        self.back: zmq.Socket[bytes] | None = None
         self.endpoint = ""
-        self.auth: Any = None
+        self.auth: ThreadAuthenticator | None = None
         self.curve_public: str | None = None
 
     # --- start and stop ---------------------------------------------------------------------------
@@ -248,13 +255,13 @@ class Server:
                                    "use --port N or --port 0 for a free one") from None
             raise StartupError(f"cannot listen on {self.cfg.host}:{self.cfg.port}: {exc}") from None
         self.front = front
-        self.endpoint = front.last_endpoint.decode("ascii")
+        self.endpoint = cast(bytes, front.last_endpoint).decode("ascii")  # pyzmq types options loosely
         back = self.ctx.socket(zmq.ROUTER)
         back.router_mandatory = 1
         back.linger = 1000
         back.bind("tcp://127.0.0.1:*")
         self.back = back
-        self.back_endpoint = back.last_endpoint.decode("ascii")
+        self.back_endpoint = cast(bytes, back.last_endpoint).decode("ascii")
         for i in range(self.n_workers):
             self._spawn_worker(i, 0)
         write_connection_file(ConnectionInfo(endpoint=self.endpoint, key=self.key, server_id=self.server_id,
@@ -292,7 +299,7 @@ class Server:
         self.dying.append((w.process, time.monotonic()))
         self._spawn_worker(w.index, w.gen + 1)
 
-    def request_stop(self, *_: Any) -> None:
+    def request_stop(self, *_: object) -> None:
         self.stop_requested = True
 
     def serve_forever(self) -> None:
@@ -312,7 +319,7 @@ class Server:
         finally:
             self._shutdown_now()
 
-    def _drain(self, sock: zmq.Socket, handler: Any) -> None:
+    def _drain(self, sock: zmq.Socket[bytes], handler: Callable[[list[zmq.Frame]], None]) -> None:
         for _ in range(MAX_BATCH):
             try:
                 frames = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
@@ -359,7 +366,7 @@ class Server:
         return False  # the client is gone; a retry finds the reply in the cache
 
     def _reply(self, route: bytes, client: str | None, ref: str | None, msg_type: str, content: dict[str, Any],
-               buffers: list[Any] = (), *, cache: bool = True) -> None:
+               buffers: Sequence[Any] = (), *, cache: bool = True) -> None:
         frames = P.encode(msg_type, content, key=self.key_bytes, sender=self.server_id, ref=ref, buffers=buffers)
         if cache and client is not None and ref is not None and msg_type in ("ok", "error"):
             self._cache_put((client, ref), frames)
@@ -381,7 +388,7 @@ class Server:
             _, (_, s) = self.cache.popitem(last=False)
             self.cache_bytes -= s
 
-    def _send_worker(self, w: _Worker, msg_type: str, content: dict[str, Any], buffers: list[Any] = ()) -> bool:
+    def _send_worker(self, w: _Worker, msg_type: str, content: dict[str, Any], buffers: Sequence[Any] = ()) -> bool:
         assert self.back is not None
         frames = P.encode(msg_type, content, key=self.worker_key_bytes, sender="server", buffers=buffers)
         try:
@@ -512,7 +519,7 @@ class Server:
         if j.cancel_deadline is None:
             j.cancel_deadline = time.monotonic() + self.cfg.cancel_grace_s
             j.cancel_reason = reason
-            j.cancel_code = code  # type: ignore[attr-defined]
+            j.cancel_code = code
             assert j.worker is not None
             j.worker.event.set()
         return "cancelling"
@@ -544,7 +551,7 @@ class Server:
             content["choices"] = choices = {**choices, "references": [J.check_path(r, roots) for r in refs]}
         style = (choices or {}).get("style") if msg.type == "master" else None
         if isinstance(style, str) and os.path.isabs(style):  # a style profile file, not a built-in name
-            content["choices"] = {**choices, "style": J.check_path(style, roots, audio=False)}
+            content["choices"] = {**(choices or {}), "style": J.check_path(style, roots, audio=False)}
         return content, buffers, audio
 
     def _submit(self, route: bytes, c: _Client, msg: P.Message) -> None:
@@ -569,8 +576,8 @@ class Server:
 
     _rq_analyze = _rq_suggest = _rq_master = _submit
 
-    def _upload_for(self, c: _Client) -> Any:
-        def get(upload_id: str) -> tuple[Any, dict[str, Any]]:
+    def _upload_for(self, c: _Client) -> Callable[[str], tuple[memoryview, dict[str, Any]]]:
+        def get(upload_id: str) -> tuple[memoryview, dict[str, Any]]:
             up = self.uploads.get(upload_id)
             if up is None or up.client != c.id:
                 raise J.JobError(P.NOT_FOUND, f"no upload {upload_id} (expired, freed or never begun)")
@@ -663,7 +670,7 @@ class Server:
             j.state, j.worker, w.job = "running", w, j
             j.stage_started = time.monotonic()
 
-    def _finish(self, j: _Job, status: str, content: dict[str, Any], buffers: list[Any] = ()) -> None:
+    def _finish(self, j: _Job, status: str, content: dict[str, Any], buffers: Sequence[Any] = ()) -> None:
         self.jobs.pop(j.id, None)
         if j.worker is not None and j.worker.job is j:
             j.worker.job = None

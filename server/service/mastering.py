@@ -10,23 +10,34 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .report import html_path_for
+
+if TYPE_CHECKING:  # imported where used: the command line starts without numpy and dsp
+    import numpy as np
+
+    from dsp.decide.album import AlbumResult
+    from dsp.decide.master import MasterResult, ProgressFn
+    from dsp.decide.presets import Delivery
+    from dsp.io.audio_io import WriteResult
+    from dsp.process.chain import Chain, Stage
+    from dsp.process.limiter import LimiterParams
 
 _ALBUM_KEYS = ("integrated_lufs", "true_peak_dbtp", "lra_lu", "plr_db")
 
 
-def _step(progress: Any, stage: str, fraction: float) -> None:
+def _step(progress: ProgressFn | None, stage: str, fraction: float) -> None:
     if progress is not None and progress(stage, fraction) is False:
         from dsp.errors import CancelledError
 
         raise CancelledError(f"cancelled while {stage}")
 
 
-def render_and_write(src: str, dst: str, d: Any, *, fmt: str, force: bool, progress: Any = None,
-                     chain: Any = None, planned: Any = None, save_chain: str | None = None,
-                     report: str | None = None, choices: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+def render_and_write(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progress: ProgressFn | None = None,
+                     chain: Chain | None = None, planned: Chain | None = None, save_chain: str | None = None,
+                     report: str | None = None,
+                     choices: dict[str, Any] | None = None) -> tuple[MasterResult, dict[str, Any]]:
     """Read, master (rendering ``chain`` as is, or converging ``planned`` / a new plan made from
     ``choices``: style, references and amounts), write the audio and the optional chain and report
     files; returns the result and the report."""
@@ -50,8 +61,8 @@ def render_and_write(src: str, dst: str, d: Any, *, fmt: str, force: bool, progr
     return result, doc
 
 
-def decide_and_master(x: Any, sr: int, d: Any, *, chain: Any = None, planned: Any = None,
-                      choices: dict[str, Any] | None = None, progress: Any = None) -> Any:
+def decide_and_master(x: np.ndarray, sr: int, d: Delivery, *, chain: Chain | None = None, planned: Chain | None = None,
+                      choices: dict[str, Any] | None = None, progress: ProgressFn | None = None) -> MasterResult:
     """The decision path shared by the CLI and the server: style or references, amounts, master."""
     from dsp.decide.master import master
 
@@ -61,7 +72,8 @@ def decide_and_master(x: Any, sr: int, d: Any, *, chain: Any = None, planned: An
     return make_codec_safe(x, sr, d, result, progress) if choices.get("codec_safe") else result
 
 
-def make_codec_safe(x: Any, sr: int, d: Any, result: Any, progress: Any = None) -> Any:
+def make_codec_safe(x: np.ndarray, sr: int, d: Delivery, result: MasterResult,
+                    progress: ProgressFn | None = None) -> MasterResult:
     """Lower the limiter's ceiling until MP3/Vorbis/Opus decodes stay <= -0.5 dBTP; keep the checks."""
     import dataclasses
 
@@ -70,11 +82,11 @@ def make_codec_safe(x: Any, sr: int, d: Any, result: Any, progress: Any = None) 
 
     results = {d.ceiling_dbtp: result}
 
-    def render(ceiling: float) -> Any:
+    def render(ceiling: float) -> np.ndarray:
         if ceiling not in results:
-            lim = result.chain.find("limiter")
+            lim = cast("Stage", result.chain.find("limiter"))  # every master ends in a limiter
             chain = result.chain.replace_stage("limiter", dataclasses.replace(
-                lim, params=dataclasses.replace(lim.params, ceiling_dbtp=ceiling),
+                lim, params=dataclasses.replace(cast("LimiterParams", lim.params), ceiling_dbtp=ceiling),
                 why=lim.why + f"; ceiling lowered to {ceiling:.2f} dBTP so lossy decodes stay under -0.5 dBTP"))
             results[ceiling] = master(x, sr, dataclasses.replace(d, ceiling_dbtp=ceiling), planned=chain,
                                       before=result.before, progress=progress)
@@ -84,7 +96,7 @@ def make_codec_safe(x: Any, sr: int, d: Any, result: Any, progress: Any = None) 
     return dataclasses.replace(results[used], codec_checks=tuple(checks))
 
 
-def _decide(x: Any, sr: int, d: Any, choices: dict[str, Any], progress: Any) -> Any:
+def _decide(x: np.ndarray, sr: int, d: Delivery, choices: dict[str, Any], progress: ProgressFn | None) -> MasterResult:
     from dsp.decide.master import Intent, master, style_target
     from dsp.measure.analysis import analyze
 
@@ -100,8 +112,8 @@ def _decide(x: Any, sr: int, d: Any, choices: dict[str, Any], progress: Any) -> 
         for p in choices["references"]:
             rx, rsr = read_audio(p)
             refs.append(analyze(rx, rsr))
-        target = reference_target(refs, tuple(Path(p).name for p in choices["references"]))
-        result, _ = master_to_reference(x, sr, target, d, tone_pct=amounts["tone_pct"],
+        ref_target = reference_target(refs, tuple(Path(p).name for p in choices["references"]))
+        result, _ = master_to_reference(x, sr, ref_target, d, tone_pct=amounts["tone_pct"],
                                         match_loudness=amounts["loudness"], before=a, progress=progress,
                                         intent=Intent(**{**amounts, "loudness": True}))
         return result
@@ -109,10 +121,11 @@ def _decide(x: Any, sr: int, d: Any, choices: dict[str, Any], progress: Any) -> 
     return master(x, sr, d, before=a, progress=progress, intent=Intent(**amounts, target=target, style_info=info))
 
 
-def album_document(d: Any, result: Any, inputs: list[str], outputs: list[str], written: list[Any]) -> dict[str, Any]:
+def album_document(d: Delivery, result: AlbumResult, inputs: list[str], outputs: list[str],
+                   written: list[WriteResult]) -> dict[str, Any]:
     """The album report (``album.json``): delivery, album loudness and tonal spread before/after,
     and per track its target, before/after, tonal distance, limiter and chain.
-    ``result`` is a :class:`dsp.decide.album.AlbumResult`; ``written`` the WriteResults in track order.
+    ``written``: the WriteResults in track order.
     (Shared with ``reamaster album``, whose document this is.)"""
     rows = []
     for t, dst, src, w in zip(result.tracks, outputs, inputs, written, strict=True):

@@ -10,12 +10,33 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, overload
+
+if TYPE_CHECKING:
+    from dsp.decide.master import MasterResult
+    from dsp.decide.presets import Delivery
 
 REPORT_FORMAT = "reamaster.report"
 REPORT_VERSION = 1
 
 
+class WrittenAudio(Protocol):
+    """What the report needs of the written file: a :class:`dsp.io.audio_io.WriteResult`, or the
+    server's stand-in when the audio goes back over the wire instead."""
+
+    @property
+    def fmt(self) -> str: ...
+    @property
+    def dithered(self) -> bool: ...
+    @property
+    def clipped_samples(self) -> int: ...
+
+
+
+@overload
+def html_path_for(report: str) -> str: ...
+@overload
+def html_path_for(report: None) -> None: ...
 def html_path_for(report: str | None) -> str | None:
     """The HTML page written beside a JSON report: ``r.json`` -> ``r.html``."""
     if report is None:
@@ -33,7 +54,8 @@ def tonal_distance_db(analysis: dict[str, Any], target_db: list[float]) -> float
     if not pairs:
         return None
     mean = sum(pairs) / len(pairs)
-    return sum(abs(p - mean) for p in pairs) / len(pairs)
+    distance_db: float = sum(abs(p - mean) for p in pairs) / len(pairs)
+    return distance_db
 
 
 def loudness_matched_check(before: dict[str, Any], after: dict[str, Any], chain: dict[str, Any]) -> dict[str, Any]:
@@ -61,8 +83,8 @@ def loudness_matched_check(before: dict[str, Any], after: dict[str, Any], chain:
     return out
 
 
-def build_report(src: str, dst: str, d: Any, result: Any, written: Any) -> dict[str, Any]:
-    """The JSON report of a mastering run (``result`` is a dsp.decide.master.MasterResult)."""
+def build_report(src: str, dst: str, d: Delivery, result: MasterResult, written: WrittenAudio) -> dict[str, Any]:
+    """The JSON report of a mastering run."""
     from dsp.decide.platforms import platform_preview
 
     before = result.before.to_dict(series=True)

@@ -13,13 +13,16 @@ import datetime
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dsp.process.chain import Chain
 
 SESSION_FORMAT = "reamaster.session"
 SESSION_VERSION = 1
 
 
-def session_dir_for(output: str | os.PathLike) -> Path:
+def session_dir_for(output: str | os.PathLike[str]) -> Path:
     p = Path(output)
     return p.with_name(p.stem + ".session")
 
@@ -64,7 +67,7 @@ def _entry(n: int, output: str, words: str | None, changes: list[str], after: di
             "integrated_lufs": after.get("integrated_lufs"), "true_peak_dbtp": after.get("true_peak_dbtp")}
 
 
-def load(folder: str | os.PathLike) -> dict[str, Any]:
+def load(folder: str | os.PathLike[str]) -> dict[str, Any]:
     from dsp.errors import ChainError, FileMissingError
 
     path = Path(folder) / "session.json"
@@ -84,16 +87,17 @@ def load(folder: str | os.PathLike) -> dict[str, Any]:
 def version(doc: dict[str, Any], n: int | None) -> dict[str, Any]:
     from dsp.errors import ParameterError
 
+    versions: list[dict[str, Any]] = doc["versions"]
     if n is None:
-        return doc["versions"][-1]
-    for v in doc["versions"]:
+        return versions[-1]
+    for v in versions:
         if v["version"] == n:
             return v
     have = ", ".join(str(v["version"]) for v in doc["versions"])
     raise ParameterError(f"the session has no version {n} (it has {have})")
 
 
-def load_chain(folder: str | os.PathLike, entry: dict[str, Any]):
+def load_chain(folder: str | os.PathLike[str], entry: dict[str, Any]) -> Chain:
     from dsp.errors import FileMissingError
     from dsp.process.chain import Chain
 
@@ -103,11 +107,11 @@ def load_chain(folder: str | os.PathLike, entry: dict[str, Any]):
     return Chain.from_json(path.read_text(encoding="utf-8"))
 
 
-def add_version(folder: str | os.PathLike, doc: dict[str, Any], *, chain_json: str, output: str, words: str,
+def add_version(folder: str | os.PathLike[str], doc: dict[str, Any], *, chain_json: str, output: str, words: str,
                 changes: list[str], after: dict[str, Any], target_lufs: float, parent: int) -> int:
     from dsp.io.audio_io import atomic_write_text
 
-    n = max(v["version"] for v in doc["versions"]) + 1
+    n: int = max(v["version"] for v in doc["versions"]) + 1
     folder = Path(folder)
     atomic_write_text(folder / f"chain-v{n}.json", chain_json, force=False)
     doc["versions"].append(_entry(n, str(Path(output).resolve()), words, changes, after, target_lufs, parent))

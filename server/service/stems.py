@@ -14,7 +14,7 @@ from dsp.decide.presets import Delivery
 from dsp.decide.stems import StemsResult
 from dsp.io.audio_io import WriteResult, atomic_write_text, write_audio
 
-from .report import build_report
+from .report import WrittenAudio, build_report
 
 STEMS_REPORT_FORMAT = "reamaster.stems"
 STEMS_REPORT_VERSION = 1
@@ -48,7 +48,7 @@ def written_sum_error(stems: dict[str, np.ndarray], bus: np.ndarray, fmt: str, b
     return worst
 
 
-def bus_report(src: str, dst: str, d: Delivery, result: StemsResult, written: Any) -> dict[str, Any]:
+def bus_report(src: str, dst: str, d: Delivery, result: StemsResult, written: WrittenAudio) -> dict[str, Any]:
     """The mastering report of the bus with each stem's decisions. ``written`` is the master's
     :class:`WriteResult` (or an object with its ``fmt``, ``dithered`` and ``clipped_samples``)."""
     report = build_report(src, dst, d, result.as_master_result(), written)

@@ -161,7 +161,7 @@ class Job:
             self.client.submit("cancel", {"target": self.msg_id})
 
 
-def f32_bytes(samples: array.array) -> bytes:
+def f32_bytes(samples: array.array[float]) -> bytes:
     """array('f') (planar, channel after channel) -> little-endian float32 bytes."""
     if samples.typecode != "f":
         raise TypeError("expected array('f')")
@@ -171,7 +171,7 @@ def f32_bytes(samples: array.array) -> bytes:
     return samples.tobytes()
 
 
-def f32_array(data: Any) -> array.array:
+def f32_array(data: Any) -> array.array[float]:
     """Little-endian float32 bytes -> array('f')."""
     a = array.array("f")
     a.frombytes(bytes(data))
@@ -183,7 +183,7 @@ def f32_array(data: Any) -> array.array:
 class Client:
     """A connection to one ReaMaster server. Not thread-safe: one Client per thread."""
 
-    def __init__(self, endpoint: str, key: str, *, conn_file: str | os.PathLike | None = None,
+    def __init__(self, endpoint: str, key: str, *, conn_file: str | os.PathLike[str] | None = None,
                  timeout: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES,
                  project_dir: str | list[str] | None = None, client_name: str = "python",
                  curve_server_key: str | None = None, curve_keypair: tuple[bytes, bytes] | None = None) -> None:
@@ -201,7 +201,7 @@ class Client:
         self.info: dict[str, Any] = {}
         self._pending: dict[str, Job] = {}
         self._ctx = zmq.Context()
-        self._sock: zmq.Socket | None = None
+        self._sock: zmq.Socket[bytes] | None = None
         self._last_activity = time.monotonic()
         self._last_ping = 0.0
         self._attempts = 0
@@ -211,8 +211,8 @@ class Client:
     # --- connecting ---------------------------------------------------------------------------
 
     @classmethod
-    def connect(cls, target: str | os.PathLike | None = None, *, key: str | None = None,
-                key_file: str | os.PathLike | None = None, autostart: bool = False,
+    def connect(cls, target: str | os.PathLike[str] | None = None, *, key: str | None = None,
+                key_file: str | os.PathLike[str] | None = None, autostart: bool = False,
                 timeout: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES,
                 project_dir: str | list[str] | None = None, client_name: str = "python",
                 hello: bool = True, **kw: Any) -> Client:
@@ -293,7 +293,7 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- the message pump -------------------------------------------------------------------------
@@ -356,9 +356,9 @@ class Client:
         if self.server_id is not None and msg.sender != self.server_id:
             # a new server: it knows nothing of our pending requests; send them again
             self.server_id = msg.sender
-            for job in list(self._pending.values()):
-                if job.msg_id != msg.ref:
-                    self._send(job)
+            for pending in list(self._pending.values()):
+                if pending.msg_id != msg.ref:
+                    self._send(pending)
         self.server_id = msg.sender
         job = self._pending.get(msg.ref or "")
         if job is None:
@@ -423,13 +423,17 @@ class Client:
     def _options(preset: str | None, lufs: float | None, ceiling: float | None) -> dict[str, Any]:
         return {k: v for k, v in (("preset", preset), ("lufs", lufs), ("ceiling", ceiling)) if v is not None}
 
-    def analyze_path(self, path: str | os.PathLike, *, series: bool = False) -> dict[str, Any]:
-        return self.call("analyze", {"path": os.path.abspath(path), "series": series}).content["analysis"]
+    def analyze_path(self, path: str | os.PathLike[str], *, series: bool = False) -> dict[str, Any]:
+        reply = self.call("analyze", {"path": os.path.abspath(path), "series": series})
+        analysis: dict[str, Any] = reply.content["analysis"]
+        return analysis
 
     def analyze_audio(self, data: Any, channels: int, frames: int, sample_rate: int) -> dict[str, Any]:
-        return self._with_audio("analyze", {}, data, channels, frames, sample_rate).content["analysis"]
+        reply = self._with_audio("analyze", {}, data, channels, frames, sample_rate)
+        analysis: dict[str, Any] = reply.content["analysis"]
+        return analysis
 
-    def suggest_path(self, path: str | os.PathLike, *, preset: str | None = None, lufs: float | None = None,
+    def suggest_path(self, path: str | os.PathLike[str], *, preset: str | None = None, lufs: float | None = None,
                      ceiling: float | None = None) -> dict[str, Any]:
         return self.call("suggest", {"path": os.path.abspath(path), **self._options(preset, lufs, ceiling)}).content
 
@@ -438,7 +442,7 @@ class Client:
         return self._with_audio("suggest", self._options(preset, lufs, ceiling), data, channels, frames,
                                 sample_rate).content
 
-    def master_path(self, src: str | os.PathLike, dst: str | os.PathLike, *, preset: str | None = None,
+    def master_path(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], *, preset: str | None = None,
                     lufs: float | None = None, ceiling: float | None = None, bits: int | None = None,
                     chain: dict[str, Any] | None = None) -> dict[str, Any]:
         """Master a file into a new file (both inside the allowed folders); returns the report."""
@@ -448,7 +452,8 @@ class Client:
             content["bits"] = bits
         if chain is not None:
             content["chain"] = chain
-        return self.call("master", content).content["report"]
+        report: dict[str, Any] = self.call("master", content).content["report"]
+        return report
 
     def master_audio(self, data: Any, channels: int, frames: int, sample_rate: int, *, preset: str | None = None,
                      lufs: float | None = None, ceiling: float | None = None,
@@ -465,7 +470,7 @@ class Client:
         job = self.submit(msg_type, content, buffers)
         return job.wait().content if wait else job
 
-    def album_paths(self, paths: Sequence[str | os.PathLike], output: str | os.PathLike, *,
+    def album_paths(self, paths: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
                     preset: str | None = None, lufs: float | None = None, ceiling: float | None = None,
                     style: str | None = None, bits: int | None = None, wait: bool = True) -> Any:
         """Master files as one album into the (existing) folder ``output``: one ``<name>.wav`` per
@@ -476,9 +481,9 @@ class Client:
         content.update({k: v for k, v in (("style", style), ("bits", bits)) if v is not None})
         return self._run("album", content, wait)
 
-    def revise_session(self, session: str | os.PathLike, words: str | None = None, *,
+    def revise_session(self, session: str | os.PathLike[str], words: str | None = None, *,
                        from_version: int | None = None, render: int | None = None,
-                       output: str | os.PathLike | None = None, wait: bool = True) -> Any:
+                       output: str | os.PathLike[str] | None = None, wait: bool = True) -> Any:
         """A new version of a mastering session from ``words`` (or ``render=N``: version N again).
         Returns the reply content (``report``, ``output``, ``version``, ``changes``...), or the Job."""
         content: dict[str, Any] = {"session": os.path.abspath(session)}
@@ -489,7 +494,7 @@ class Client:
             content["output"] = os.path.abspath(output)
         return self._run("revise", content, wait)
 
-    def master_stems_paths(self, stems: dict[str, str | os.PathLike], output: str | os.PathLike, *,
+    def master_stems_paths(self, stems: dict[str, str | os.PathLike[str]], output: str | os.PathLike[str], *,
                            preset: str | None = None, lufs: float | None = None, ceiling: float | None = None,
                            bits: int | None = None, stem_bits: int | None = None, wait: bool = True) -> Any:
         """Master named stem files into the folder ``output`` (``<name>.wav`` per processed stem,
@@ -575,6 +580,7 @@ class Client:
         mv = memoryview(data).cast("B")
         begin = self.call("upload_begin", {"dtype": P.DTYPE, "shape": [channels, frames],
                                            "sample_rate": sample_rate}).content
+        uid: str
         uid, chunk, credits = begin["upload_id"], int(begin["chunk_bytes"]), max(1, int(begin["credits"]))
         offsets = iter(range(0, mv.nbytes, chunk))
         outstanding: list[Job] = []
@@ -613,7 +619,7 @@ def serve_command() -> list[str]:
                             "(e.g. '/path/to/.venv/bin/reamaster serve')")
 
 
-_STARTED: list[subprocess.Popen] = []
+_STARTED: list[subprocess.Popen[bytes]] = []
 
 
 def start_server(conn_path: Path | None = None, *, wait_s: float = AUTOSTART_WAIT_S) -> ConnectionInfo:
@@ -629,7 +635,7 @@ def start_server(conn_path: Path | None = None, *, wait_s: float = AUTOSTART_WAI
     kw: dict[str, Any] = {}
     if os.name == "posix":
         kw["start_new_session"] = True
-    else:  # pragma: no cover - Windows
+    elif sys.platform == "win32":  # pragma: no cover - Windows (os.name "nt")
         kw["creationflags"] = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,

@@ -91,7 +91,7 @@ def new_key() -> str:
     return secrets.token_hex(32)
 
 
-def write_connection_file(info: ConnectionInfo, path: str | os.PathLike | None = None) -> Path:
+def write_connection_file(info: ConnectionInfo, path: str | os.PathLike[str] | None = None) -> Path:
     """Write ``info`` atomically with mode 0600 (the folder is made 0700 if it is new)."""
     dest = Path(path) if path is not None else default_path()
     dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ def write_connection_file(info: ConnectionInfo, path: str | os.PathLike | None =
     return dest
 
 
-def read_connection_file(path: str | os.PathLike | None = None) -> ConnectionInfo:
+def read_connection_file(path: str | os.PathLike[str] | None = None) -> ConnectionInfo:
     p = Path(path) if path is not None else default_path()
     try:
         text = p.read_text(encoding="utf-8")
@@ -130,7 +130,7 @@ def read_connection_file(path: str | os.PathLike | None = None) -> ConnectionInf
     return ConnectionInfo.from_dict(data, str(p))
 
 
-def remove_connection_file(server_id: str, path: str | os.PathLike | None = None) -> bool:
+def remove_connection_file(server_id: str, path: str | os.PathLike[str] | None = None) -> bool:
     """Remove the file if it still belongs to ``server_id`` (a newer server may have replaced it)."""
     p = Path(path) if path is not None else default_path()
     try:
@@ -165,7 +165,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def read_key_file(path: str | os.PathLike) -> str:
+def read_key_file(path: str | os.PathLike[str]) -> str:
     """A key from a connection file or from a file holding just the 64 hex digits."""
     p = Path(path)
     try:

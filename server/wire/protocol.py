@@ -358,11 +358,11 @@ def all_finite(buffers: Iterable[Any]) -> bool:
         import array
 
         for b in buffers:
-            a = array.array("f")
-            a.frombytes(bytes(b))
+            samples = array.array("f")
+            samples.frombytes(bytes(b))
             if sys.byteorder == "big":
-                a.byteswap()
-            if not all(math.isfinite(v) for v in a):
+                samples.byteswap()
+            if not all(math.isfinite(v) for v in samples):
                 return False
         return True
     step = 1 << 20
