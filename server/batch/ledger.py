@@ -121,4 +121,5 @@ def read_ledger(path: str) -> list[dict[str, Any]]:
     """The rows of a ledger file (for tests, the report and users' own tools)."""
     import pyarrow.parquet as pq
 
-    return pq.read_table(path).to_pylist()
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    return rows

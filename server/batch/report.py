@@ -127,7 +127,9 @@ def render(rows: list[dict[str, Any]], *, source: str = "") -> str:
            or r["after_true_peak_dbtp"] > r["ceiling_dbtp"] + 1e-9]
     deltas = [dict(r, loudness_error_lu=r["after_lufs"] - r["target_lufs"]) for r in ok]
     al = albums(rows)
-    pct = (lambda n: f"{100.0 * n / s['mastered']:.1f}%") if s["mastered"] else (lambda n: "-")
+
+    def pct(n: int) -> str:
+        return f"{100.0 * n / s['mastered']:.1f}%" if s["mastered"] else "-"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>ReaMaster catalog report</title>",
         "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"

@@ -137,9 +137,7 @@ def bokeh_available() -> bool:
 
 def local_cluster_size(workers: int | None) -> tuple[int, int]:
     """(workers, memory limit per worker in bytes): one per core, fewer if memory is short."""
-    import psutil
-
-    total = psutil.virtual_memory().total
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     cores = os.cpu_count() or 1
     n = workers or max(1, min(cores, total // WORKER_MEMORY_MIN_BYTES))
     return int(n), int(total * 0.9 // n)
@@ -152,7 +150,7 @@ def start_cluster(opts: BatchOptions, echo: Callable[[str], None]) -> tuple[Any,
     has_bokeh = bokeh_available()
     if opts.scheduler:
         try:
-            client = Client(opts.scheduler, timeout=30)
+            client = Client(opts.scheduler, timeout=30)  # type: ignore[no-untyped-call]
         except (OSError, TimeoutError) as exc:
             raise SchedulerError(f"cannot reach the Dask scheduler at {opts.scheduler}: {exc}") from None
         cluster = None
@@ -160,10 +158,10 @@ def start_cluster(opts: BatchOptions, echo: Callable[[str], None]) -> tuple[Any,
         echo(f"batch: scheduler {opts.scheduler} with {n} worker(s)")
     else:
         n, mem = local_cluster_size(opts.workers)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, memory_limit=mem,
-                               host="127.0.0.1", dashboard_address=":0",
-                               silence_logs=logging.ERROR)
-        client = Client(cluster)
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=n, threads_per_worker=1, processes=True, memory_limit=mem, host="127.0.0.1",
+            dashboard_address=":0", silence_logs=logging.ERROR)
+        client = Client(cluster)  # type: ignore[no-untyped-call]
         echo(f"batch: local Dask cluster, {n} worker process(es), 1 thread and {mem / GIB:.1f} GiB each")
     link = client.dashboard_link if has_bokeh else None
     if link:
@@ -307,7 +305,7 @@ def run_batch(opts: BatchOptions, *, client: Any = None, echo: Callable[[str], N
                              "prior_output_hash": old.get("output_hash") if old.get("status") in ("done", "skipped")
                              else None}
                 scans[client.submit(tasks.scan, scan_spec, key=f"scan-{it.key}-{run_id}", pure=False)] = it.key
-        ac = as_completed(list(scans))
+        ac = as_completed(list(scans))  # type: ignore[no-untyped-call]
         kinds: dict[Any, tuple[str, Any]] = {f: ("scan", k) for f, k in scans.items()}
         pending_albums: dict[str, list[str]] = {}
         album_size: dict[str, int] = {}
@@ -330,7 +328,7 @@ def run_batch(opts: BatchOptions, *, client: Any = None, echo: Callable[[str], N
             sp = specs[key]
             fut = client.submit(tasks.master_track, sp, key=f"master-{key}-{run_id}", pure=False)
             kinds[fut] = ("track", key)
-            ac.add(fut)
+            ac.add(fut)  # type: ignore[no-untyped-call]
 
         def start_album(name: str, keys: list[str]) -> None:
             members = sorted(keys, key=lambda k: specs[k]["row"])
@@ -346,7 +344,8 @@ def run_batch(opts: BatchOptions, *, client: Any = None, echo: Callable[[str], N
             olds = [valid_prior(k, scanned[k], specs[k]) for k in members]
             if all(olds):
                 for k, old in zip(members, olds, strict=True):
-                    finish(_skip(specs[k], old, run_id), write=False)
+                    if old is not None:
+                        finish(_skip(specs[k], old, run_id), write=False)
                 return
             an = [client.submit(tasks.analyse_track, specs[k], key=f"analyse-{k}-{run_id}", pure=False)
                   for k in members]
@@ -355,13 +354,13 @@ def run_batch(opts: BatchOptions, *, client: Any = None, echo: Callable[[str], N
             keep[name] = [*an, dec]
             renders_left[name] = sum(1 for old in olds if not old)
             for i, (k, old) in enumerate(zip(members, olds, strict=True)):
-                if old:  # rendered before with these decisions (same members, hashes, options): keep it
+                if old is not None:  # rendered before with these decisions (same members, hashes, options): keep it
                     finish(_skip(specs[k], old, run_id), write=False)
                     continue
                 fut = client.submit(tasks.render_album_track, specs[k], an[i], dec, i,
                                     key=f"render-{k}-{run_id}", pure=False)
                 kinds[fut] = ("track", k)
-                ac.add(fut)
+                ac.add(fut)  # type: ignore[no-untyped-call]
 
         def start_single(key: str) -> None:
             old = valid_prior(key, scanned[key], specs[key])
