@@ -266,10 +266,13 @@ def test_separately_started_scheduler_and_worker(material, tmp_path):
                                "--scheduler-file", str(sched_file)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
     try:
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
+        deadline = time.monotonic() + 120
+        address = ""
+        while not address and time.monotonic() < deadline:  # dask writes the file in place: wait for all of it
+            try:
+                address = json.loads(sched_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
         assert address.startswith("tcp://127.0.0.1:")
         procs.append(subprocess.Popen([str(VENV_BIN / "dask"), "worker", address, "--nthreads", "1",
                                        "--nworkers", "1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
