@@ -2,21 +2,28 @@
 
     ./install/setup.sh bench              # installs what it needs, then runs this
     .venv/bin/python benchmarks/bench_master.py [--files A.wav B.wav ...] [--peer-python PY]
+                                                [--sweep 1,10,60,120] [--no-server]
 
-For every track (real mixed music from Debian's game-music packages, converted once to
-44.1 kHz 24-bit WAV under bench_data/) it runs, each in a fresh process:
-  * ours: `reamaster master` (streaming preset) - whole-process wall time, in-process time
-    (read + analyse + decide + converge + write, imports excluded) and peak RSS;
-  * ours: `analyze` alone;
+For every track (real mixed music from Debian's game-music packages, converted once to 24-bit
+WAV under bench_data/) it runs, each in a fresh process:
+  * ours, whole process: exactly `reamaster master FILE -o OUT` (the console script), wall time
+    and peak RSS (VmHWM of that process);
+  * ours in-process: the same streaming master timed without imports, and `analyze` alone;
   * the peer Matchering 2.0.6 on the same file, with the next track as its reference;
-then measures our master with independent meters (libebur128 via pyebur128, ffmpeg's
-ebur128 filter) and prints seconds per minute of audio, peak RSS and the ratios.
+then measures our master with independent meters (libebur128 via pyebur128, ffmpeg's ebur128
+filter) and prints seconds per minute of audio, peak RSS and the ratios. Also: import time of the
+master command (`python -X importtime`, and `reamaster --help` whole process), a warm server's
+time per minute (a real `reamaster serve` daemon, master by path, after one warm-up job), and a
+length sweep (tracks resampled to 48 kHz and concatenated to 1, 10, 60 and 120 minutes): wall
+time, time per minute and peak RSS of `reamaster master` per length.
+The machine is shared: compare figures from the same run (the ratio), not across runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -41,44 +48,40 @@ def peak_rss_mb():
 OURS = PEAK + r"""
 import json, sys, time
 t0 = time.perf_counter()
-from dsp.io.audio_io import read_audio, write_audio, check_audio
-from dsp.decide.master import master
-from dsp.measure.analysis import analyze
+from dsp.io.audio_io import AudioSource, read_audio, write_audio, check_audio
+from dsp.measure.analysis import analyze, analyze_source
 from dsp.decide.presets import delivery
+from server.service.mastering import master_file
 t1 = time.perf_counter()
 src, dst, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-x, sr = read_audio(src)
-check_audio(x, sr)
 if mode == "reference":
     from dsp.decide.reference import master_to_reference, reference_target
+    x, sr = read_audio(src)
     r, rsr = read_audio(sys.argv[4])
     res, err = master_to_reference(x, sr, reference_target([analyze(r, rsr)]), delivery("streaming"))
     write_audio(dst, res.audio, sr, fmt="wav24", force=True)
     out = {"integrated_lufs": res.after.integrated_lufs, "true_peak_dbtp": res.after.true_peak_dbtp,
-           "tonal_error_db": err}
-elif mode == "analyze":
-    a = analyze(x, sr)
-    out = {"integrated_lufs": a.integrated_lufs, "true_peak_dbtp": a.true_peak_dbtp, "lra_lu": a.lra_lu}
-else:
-    # exactly what `reamaster master FILE -o OUT` decides by default (auto style), timed in steps
-    from dsp.decide.master import Intent, plan_chain, style_target
-    from dsp.measure.resonance import find_resonances
-    import dataclasses
-    d = delivery("streaming")
-    ta = time.perf_counter()
-    a = analyze(x, sr)
-    tb = time.perf_counter()
-    a = dataclasses.replace(a, resonances=tuple(find_resonances(x[:2], sr)))
-    target, info = style_target(a, "auto")
-    chain = plan_chain(a, d, Intent(target=target, style_info=info))
-    tc = time.perf_counter()
-    r = master(x, sr, d, before=a, planned=chain)
-    write_audio(dst, r.audio, sr, fmt="wav24", force=True)
+           "tonal_error_db": err, "frames": x.shape[1], "sample_rate": sr}
+elif mode == "analyze":  # what `reamaster analyze FILE` does: one block-wise read
+    s = AudioSource(src)
+    a = analyze_source(s)
+    out = {"integrated_lufs": a.integrated_lufs, "true_peak_dbtp": a.true_peak_dbtp, "lra_lu": a.lra_lu,
+           "frames": s.frames, "sample_rate": s.sample_rate}
+else:  # what `reamaster master FILE -o OUT` does by default (auto style, streaming)
+    r, w = master_file(src, dst, delivery("streaming"), fmt="wav24", force=True, choices={"style": "auto"})
     out = {"integrated_lufs": r.after.integrated_lufs, "true_peak_dbtp": r.after.true_peak_dbtp,
-           "iterations": r.iterations, "analysis_s": tb - ta, "decide_s": tc - tb}
+           "iterations": r.iterations, "frames": w.frames, "sample_rate": w.sample_rate}
 t2 = time.perf_counter()
-out.update(import_s=t1 - t0, work_s=t2 - t1, frames=x.shape[1], sample_rate=sr, peak_rss_mb=peak_rss_mb())
+out.update(import_s=t1 - t0, work_s=t2 - t1, peak_rss_mb=peak_rss_mb())
 print(json.dumps(out))
+"""
+
+# The console script itself, run whole (interpreter start, imports, work, exit), reporting its own VmHWM.
+CLI = PEAK + r"""
+import atexit, json, runpy, sys
+atexit.register(lambda: sys.stderr.write("\nBENCH " + json.dumps({"peak_rss_mb": peak_rss_mb()}) + "\n"))
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 PEER = PEAK + r"""
@@ -104,6 +107,110 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[dict,
         raise RuntimeError(f"{argv[:3]} failed: {err.decode()[-2000:]}")
     doc = json.loads(out.decode().strip().splitlines()[-1])
     return doc, wall, doc["peak_rss_mb"]
+
+
+REAMASTER = ROOT / ".venv" / "bin" / "reamaster"
+
+
+def run_cli(args: list[str], *, importtime: bool = False) -> tuple[float, float, dict[str, float]]:
+    """Run the real console script ``reamaster ARGS`` in a fresh process; return its wall seconds,
+    its own peak RSS (MB) and, with ``importtime``, ``python -X importtime``'s cumulative seconds
+    per top-level module it imported."""
+    py = str(ROOT / ".venv" / "bin" / "python")
+    argv = [py] + (["-X", "importtime"] if importtime else []) + ["-c", CLI, str(REAMASTER), *args]
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"reamaster {' '.join(args[:3])} failed: {proc.stderr[-2000:]}")
+    rss = json.loads(proc.stderr.rsplit("BENCH ", 1)[1].splitlines()[0])["peak_rss_mb"]
+    imports: dict[str, float] = {}
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            _, cum, name = line[len("import time:"):].split("|")
+            if cum.strip().isdigit() and not name.startswith("  "):  # top level: one leading space
+                imports[name.strip()] = imports.get(name.strip(), 0.0) + int(cum) / 1e6
+    return wall, rss, imports
+
+
+def warm_server_seconds(files: list[Path], repeats: int = 2) -> list[tuple[str, float, float]]:
+    """A real `reamaster serve` daemon (one worker, warmed as it does at start), each file mastered
+    by path ``repeats`` times after one warm-up job; returns (file, best seconds, minutes)."""
+    import soundfile as sf
+
+    sys.path.insert(0, str(ROOT))
+    from server.wire.client import Client
+    from server.wire.connection import read_connection_file
+
+    out = []
+    with tempfile.TemporaryDirectory(prefix="reamaster-bench-srv-") as tmp:
+        tmp_p = Path(tmp)
+        env = dict(os.environ, REAMASTER_CONFIG_DIR=str(tmp_p / "cfg"))
+        log = open(tmp_p / "server.log", "wb")
+        proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "server.daemon", "--port", "0",
+                                 "--workers", "1"], cwd=ROOT, env=env, stdout=log, stderr=log)
+        try:
+            conn = tmp_p / "cfg" / "server.json"
+            t_start = time.perf_counter()
+            while True:
+                try:
+                    if read_connection_file(conn).pid == proc.pid:
+                        break
+                except Exception:  # noqa: BLE001 - not written yet
+                    pass
+                if proc.poll() is not None or time.perf_counter() - t_start > 60:
+                    raise RuntimeError((tmp_p / "server.log").read_text()[-2000:])
+                time.sleep(0.05)
+            with Client.connect(conn, timeout=600.0, project_dir=str(tmp_p)) as c:
+                while c.status()["workers"]["ready"] < c.info["workers"]:
+                    time.sleep(0.05)
+                c.master_path(files[0], tmp_p / "warmup.wav")
+                for i, f in enumerate(files):
+                    best = math.inf
+                    for k in range(repeats):
+                        t0 = time.perf_counter()
+                        c.master_path(f, tmp_p / f"srv{i}-{k}.wav")
+                        best = min(best, time.perf_counter() - t0)
+                    out.append((f.name, best, sf.info(str(f)).duration / 60))
+                c.shutdown()
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            log.close()
+    return out
+
+
+def sweep_inputs(files: list[Path], minutes: list[int]) -> list[Path]:
+    """bench_data/sweep-<N>min.wav: the tracks resampled to 48 kHz (resample_poly) and concatenated,
+    repeated with a little level change each round until N minutes; made once, block by block."""
+    import numpy as np
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    from dsp.io.audio_io import AudioWriter
+
+    out = []
+    for m in minutes:
+        dst = DATA / f"sweep-{m}min.wav"
+        out.append(dst)
+        if dst.exists():
+            continue
+        need, done, k = int(m * 60 * 48000), 0, 0
+        with AudioWriter(dst, 48000, 2, fmt="wav24") as w:
+            while done < need:
+                f = files[k % len(files)]
+                x, sr = sf.read(str(f), dtype="float32", always_2d=True)
+                if sr != 48000:
+                    g = math.gcd(48000, sr)
+                    x = resample_poly(x, 48000 // g, sr // g, axis=0).astype(np.float32)
+                x = x[: need - done].T * np.float32(10 ** (-(k // len(files) % 3) / 20))
+                w.write(np.clip(x, -1.0, 1.0))
+                done += x.shape[1]
+                k += 1
+            w.commit()
+    return out
 
 
 def prepare_inputs(limit: int, min_s: float, max_s: float) -> list[Path]:
@@ -191,6 +298,8 @@ def main() -> int:
     ap.add_argument("--files", nargs="*", help="WAV files to use (default: Debian game music)")
     ap.add_argument("--tracks", type=int, default=6)
     ap.add_argument("--peer-python", default=None, help="python with matchering installed")
+    ap.add_argument("--sweep", default="1,10,60,120", help="minutes for the length sweep ('' for none)")
+    ap.add_argument("--no-server", action="store_true", help="skip the warm-server figures")
     args = ap.parse_args()
     files = [Path(f) for f in args.files] if args.files else prepare_inputs(args.tracks, 150, 330)
     if not files:
@@ -200,15 +309,14 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="reamaster-bench-"))
     rows = []
     for i, f in enumerate(files):
-        minutes = None
         out = tmp / f"{f.stem}.master.wav"
-        ours, wall, rss = run_child([py, "-c", OURS, str(f), str(out), "master"])
+        wall, rss, _ = run_cli(["master", str(f), "-o", str(out), "--force"])
+        ours, _, _ = run_child([py, "-c", OURS, str(f), str(tmp / "inproc.wav"), "master"])
         minutes = ours["frames"] / ours["sample_rate"] / 60
         ana, ana_wall, ana_rss = run_child([py, "-c", OURS, str(f), "-", "analyze"])
         row = {"file": f.name, "minutes": minutes, "ours_work": ours["work_s"], "ours_wall": wall, "ours_rss": rss,
-               "decide_s": ours["decide_s"],
                "ours_import": ours["import_s"], "iterations": ours["iterations"], "ana_work": ana["work_s"],
-               "ours_lufs": ours["integrated_lufs"], "ours_tp": ours["true_peak_dbtp"],
+               "ana_rss": ana_rss, "ours_lufs": ours["integrated_lufs"], "ours_tp": ours["true_peak_dbtp"],
                "in_ours_lufs": ana["integrated_lufs"]}
         row["eb_lufs"], row["eb_tp"] = pyebur128_meter(out)
         row["in_eb_lufs"], _ = pyebur128_meter(f)
@@ -232,8 +340,39 @@ def main() -> int:
                 print(f"peer failed on {f.name}: {exc}", file=sys.stderr)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
-    shutil.rmtree(tmp, ignore_errors=True)
     print_table(rows)
+
+    print("\nCold start (whole process, fresh interpreter each)")
+    help_wall, help_rss, _ = run_cli(["--help"])
+    _, _, imports = run_cli(["master", str(files[0]), "-o", str(tmp / "imp.wav"), "--force"], importtime=True)
+    _, _, ana_imports = run_cli(["analyze", str(files[0])], importtime=True)
+    top = sorted(imports.items(), key=lambda kv: -kv[1])[:8]
+    print(f"reamaster --help: {help_wall:.2f} s wall, {help_rss:.0f} MB")
+    print(f"imports of `reamaster master` (python -X importtime, cumulative): {sum(imports.values()):.2f} s; "
+          f"`reamaster analyze`: {sum(ana_imports.values()):.2f} s")
+    print("  heaviest: " + ", ".join(f"{k} {v:.2f} s" for k, v in top))
+    for mod in ("scipy.optimize", "numba"):
+        print(f"  `reamaster analyze` imports {mod}: {'yes' if any(k.startswith(mod) for k in ana_imports) else 'no'}; "
+              f"`--help`: {'yes' if mod in run_cli(['--help'], importtime=True)[2] else 'no'}")
+
+    if not args.no_server:
+        srv = warm_server_seconds(files[:2])
+        print("\nWarm server (`reamaster serve`, 1 worker, master by path, best of 2 after a warm-up job)")
+        for name, sec, mins in srv:
+            print(f"{name[:42]:42} {mins:5.2f} min {sec:6.2f} s  {sec / mins:.3f} s per minute")
+
+    minutes = [int(v) for v in args.sweep.split(",") if v.strip()]
+    if minutes:
+        print("\nLength sweep: `reamaster master` whole process on 48 kHz stereo 24-bit WAV "
+              "(the tracks concatenated)")
+        print(f"{'minutes':>8} {'wall s':>8} {'s/min':>7} {'peak RSS MB':>12} {'LUFS (libebur128)':>18}")
+        for m, f in zip(minutes, sweep_inputs(files, minutes), strict=True):
+            out = tmp / f"sweep-{m}.master.wav"
+            wall, rss, _ = run_cli(["master", str(f), "-o", str(out), "--force"])
+            lufs = pyebur128_meter(out)[0] if m <= 10 else float("nan")
+            print(f"{m:8d} {wall:8.1f} {wall / m:7.3f} {rss:12.0f} {lufs:18.2f}", flush=True)
+            out.unlink()
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
@@ -243,7 +382,9 @@ def print_table(rows: list[dict]) -> None:
     def spm(v, m):
         return f"{v / m:.3f}" if v is not None else "-"
 
-    print("\nSpeed and memory (s per minute of audio; wall = whole process incl. imports; RSS = peak)")
+    print("\nSpeed and memory (s per minute of audio; ours wall = `reamaster master FILE -o OUT`, whole process "
+          "incl. interpreter start and imports; ours work = the same master in-process, imports excluded; "
+          "RSS = peak, VmHWM)")
     print(f"{'file':42} {'min':>5} {'ours':>7} {'ours':>7} {'ours':>6} {'anlz':>6} {'peer':>7} {'peer':>7} {'peer':>6} {'ratio':>6}")
     print(f"{'':42} {'':>5} {'work':>7} {'wall':>7} {'MB':>6} {'work':>6} {'work':>7} {'wall':>7} {'MB':>6} {'wall':>6}")
     for r in rows:
@@ -254,8 +395,9 @@ def print_table(rows: list[dict]) -> None:
               f"{spm(r.get('peer_wall'), m):>7} {r.get('peer_rss', 0):6.0f} "
               f"{(r['peer_wall'] / r['ours_wall']) if pw else float('nan'):6.1f}")
     tot = sum(r["minutes"] for r in rows)
-    print("decision steps (resonances, style, planning) per track: "
-          + ", ".join(f"{r['decide_s']:.2f} s" for r in rows))
+    print("limiter renders per track: " + ", ".join(str(r["iterations"]) for r in rows)
+          + "; whole-process ratio per track (peer wall / ours wall): "
+          + ", ".join(f"{r['peer_wall'] / r['ours_wall']:.1f}" for r in rows if "peer_wall" in r))
     print(f"{'TOTAL / mean':42} {tot:5.2f} {sum(r['ours_work'] for r in rows) / tot:7.3f} "
           f"{sum(r['ours_wall'] for r in rows) / tot:7.3f} {max(r['ours_rss'] for r in rows):6.0f} "
           f"{sum(r['ana_work'] for r in rows) / tot:6.3f}", end="")

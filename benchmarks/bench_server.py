@@ -8,7 +8,12 @@ Starts its own server (``--port 0``, a private config folder), then measures:
 * analyze and master throughput with 1, 2, 4 and 8 concurrent clients (10-s stereo clips by value);
 * audio transfer: the same 60-s clip analysed by value, uploaded in chunks, and by path;
 * peak RSS (VmHWM from /proc) of the server loop and of each worker;
-* master of a generated 4-minute track through the server (by path) against in-process.
+* master of a generated 4-minute track through the server (by path) against in-process;
+* hello p50/p99 while two clients upload 60-s clips and a by-value job is in flight (``--section load``);
+* peak server memory while two senders without the key push 200 MiB multipart messages at the
+  tcp endpoint (plain ZMTP, as anyone on the machine could) (``--section adversary``).
+
+``--section load`` or ``--section adversary`` runs only that part.
 
 Prints the figures; nothing is written outside a temporary folder.
 """
@@ -105,8 +110,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workers", type=int, default=0, help="server worker processes (default: cores)")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--section", choices=("all", "load", "adversary"), default="all")
     args = ap.parse_args()
     reps = 1 if args.quick else 2
+    if args.section != "all":
+        return security_sections(args)
 
     with tempfile.TemporaryDirectory(prefix="reamaster-bench-") as tmp:
         tmp_p = Path(tmp)
@@ -205,6 +213,126 @@ def main() -> int:
                 proc.wait(10)
             log.close()
     return 0
+
+
+def start_server(tmp_p: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+    env = dict(os.environ, REAMASTER_CONFIG_DIR=str(tmp_p / "cfg"))
+    log = open(tmp_p / "server.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "server.daemon", *extra], cwd=REPO, env=env, stdout=log,
+                            stderr=log)
+    conn = tmp_p / "cfg" / "server.json"
+    t0 = time.perf_counter()
+    while True:
+        try:
+            if read_connection_file(conn).pid == proc.pid:
+                return proc, conn
+        except Exception:
+            pass
+        if proc.poll() is not None or time.perf_counter() - t0 > 60:
+            raise SystemExit((tmp_p / "server.log").read_text())
+        time.sleep(0.02)
+
+
+def hello_latency(c: Client, n: int) -> list[float]:
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        c.hello()
+        lat.append((time.perf_counter() - t0) * 1000)
+    return lat
+
+
+def security_sections(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="reamaster-bench-") as tmp:
+        tmp_p = Path(tmp)
+        transport = ["--port", "0"] if args.section == "adversary" else ["--transport", "auto"]
+        proc, conn = start_server(tmp_p, *transport, "--workers", str(args.workers or 2), "--queue", "64")
+        try:
+            with Client.connect(conn, timeout=10.0, project_dir=str(tmp_p)) as c:
+                while c.status()["workers"]["ready"] < c.info["workers"]:
+                    time.sleep(0.05)
+                print(f"server pid {proc.pid}, transport {c.status().get('transport', 'tcp (no auth)')}, {c.info['workers']} workers")
+                if args.section == "load":
+                    bench_load(c, conn)
+                else:
+                    bench_adversary(c, proc)
+                c.shutdown()
+            proc.wait(20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    return 0
+
+
+def bench_load(c: Client, conn: Path) -> None:
+    idle = hello_latency(c, 300)
+    print(f"hello idle: p50 {pct(idle, 0.5):.3f} ms, p99 {pct(idle, 0.99):.3f} ms")
+    import multiprocessing
+
+    mp = multiprocessing.get_context("spawn")
+    stop = mp.Event()
+    counts = mp.Array("i", 3)
+    # the loaders are separate processes, so what is measured is the server, not this process's GIL
+    procs = [mp.Process(target=_load_worker, args=(str(conn), kind, i, stop, counts))
+             for i, kind in enumerate(("upload", "upload", "by_value"))]
+    for p in procs:
+        p.start()
+    end = time.perf_counter() + 60
+    while min(counts[0], counts[1]) < 1 and time.perf_counter() < end:  # both uploads under way
+        time.sleep(0.05)
+    busy = hello_latency(c, 300)
+    stop.set()
+    for p in procs:
+        p.join(60)
+    print(f"hello while 2 uploads of 60-s clips (23 MB each) and a by-value master (20 s) are in flight: "
+          f"p50 {pct(busy, 0.5):.3f} ms, p99 {pct(busy, 0.99):.3f} ms, max {max(busy):.3f} ms "
+          f"({counts[0] + counts[1]} uploads, {counts[2]} by-value masters done meanwhile)")
+
+
+def _load_worker(conn: str, kind: str, slot: int, stop, counts) -> None:
+    x = clip(60.0, 2) if kind == "upload" else clip(20.0, 4)
+    data = x.tobytes()
+    with Client.connect(conn, timeout=10.0) as u:
+        while not stop.is_set():
+            if kind == "upload":
+                u.call("upload_free", {"upload_id": u.upload(data, 2, x.shape[1], SR)})
+            else:
+                u.master_audio(data, 2, x.shape[1], SR)
+            counts[slot] += 1
+
+
+def bench_adversary(c: Client, proc: subprocess.Popen) -> None:
+    import zmq
+
+    endpoint = read_connection_file(Path(c.conn_file)).endpoint
+    while not c.status().get("preloaded", True):  # the server's own start-up imports come first
+        time.sleep(0.1)
+    before = vm_hwm_mb(proc.pid)
+    frame = b"\x00" * (1 << 20)
+    t0 = time.perf_counter()
+    with zmq.Context() as z:
+        socks = []
+        for _ in range(2):  # two senders that never read the connection file: no CURVE server key
+            s = z.socket(zmq.DEALER)
+            s.linger = 0
+            s.sndtimeo = 30000
+            s.connect(endpoint)
+            socks.append(s)
+        for s in socks:
+            try:
+                s.send_multipart([b"RMP1", b"0" * 64, b"{}", b"{}"] + [frame] * 200)
+            except zmq.Again:
+                pass
+        time.sleep(3.0)
+        replies = sum(bool(s.poll(100)) for s in socks)
+        for s in socks:
+            s.close(linger=0)
+    after = vm_hwm_mb(proc.pid)
+    c.hello()
+    print(f"adversary without the key, 2 x 200 MiB multipart at {endpoint}: server peak RSS {before:.0f} MB "
+          f"-> {after:.0f} MB (+{after - before:.1f} MB), replies {replies}, still serving; "
+          f"{time.perf_counter() - t0:.1f} s")
 
 
 def _timed(fn) -> float:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ReaMaster set-up. Idempotent.
-#   ./install/setup.sh          create .venv and install the project and its dependencies
+#   ./install/setup.sh          create .venv, install the project and its dependencies, warm the numba cache
 #   ./install/setup.sh demo     ... then master the embedded demo mix into out/demo/
 #   ./install/setup.sh test     ... then run the whole test suite
 #   ./install/setup.sh bench    ... then install benchmark extras (real music, meters, the peer) and run the benchmark
@@ -26,7 +26,8 @@ ensure_venv() {
     # Reinstall only when the dependency list changed (the install is editable, so code changes need nothing).
     local stamp="$VENV/.reamaster-installed"
     local want
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    # the hash by Python itself: sha256sum is GNU coreutils, absent on stock macOS
+    want="$("$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' pyproject.toml)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         "$VENV/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
         "$VENV/bin/python" -m pip install --quiet -e ".[test]"
@@ -34,7 +35,19 @@ ensure_venv() {
     fi
 }
 
+# Compile the numba kernels into their cache once per code change, so the first master is as fast
+# as the tenth (numba checks each cached kernel against its source file; a stale one recompiles).
+warm_cache() {
+    local stamp="$VENV/.reamaster-warm"
+    local want
+    want="$("$VENV/bin/python" install/warm_cache.py --stamp)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        "$VENV/bin/python" install/warm_cache.py && echo "$want" > "$stamp"
+    fi
+}
+
 ensure_venv
+warm_cache
 cmd="${1:-}"
 case "$cmd" in
     "") echo "ReaMaster is installed in $VENV (run: $VENV/bin/reamaster --help)" ;;

@@ -1,6 +1,7 @@
 # @description ReaMaster: A-B compare
-# @version 0.1.0
+# @version 0.2.0
 # @author ReaMaster
+# @noindex
 # @about
 #   Toggles between the mix and the ReaMaster master at matched integrated loudness, so louder never wins by being louder.
 #   Needs the ReaMaster companion (`reamaster reaper install`); see reaper_scripts/README.md.
@@ -9,8 +10,12 @@ import sys
 
 try:
     _here = os.path.dirname(os.path.abspath(__file__))
-except NameError:  # older REAPER hosts do not set __file__
-    _here = os.path.join(RPR_GetResourcePath(), "Scripts", "ReaMaster")  # noqa: F821
+except NameError:  # REAPER does not set __file__: the installer's folder, else where ReaPack put it
+    import glob
+    _s = os.path.join(RPR_GetResourcePath(), "Scripts")  # noqa: F821
+    _here = next((os.path.dirname(p) for p in [os.path.join(_s, "ReaMaster", "reamaster_bootstrap.py")]
+                  + sorted(glob.glob(os.path.join(_s, "*", "*", "reamaster_bootstrap.py"))) if os.path.isfile(p)),
+                 os.path.join(_s, "ReaMaster"))
 if _here not in sys.path:
     sys.path.insert(0, _here)
 import reamaster_bootstrap  # noqa: E402

@@ -59,9 +59,10 @@ def test_tonal_damage_is_reduced(damage):
 
 
 def test_over_dynamic_mix_is_compressed():
-    x = expand(right_mix(), 3.0)
+    # so dynamic that the limiter alone would take more than the 4 dB it does cleanly at -14 LUFS
+    x = expand(right_mix(), 4.5)
     r, kinds = check(x)
-    assert r.before.plr_db > 14 and "compressor" in kinds
+    assert r.before.plr_db > 17 and "compressor" in kinds
     assert r.after.plr_db < r.before.plr_db
 
 

@@ -107,3 +107,22 @@ def test_session_round_trip_through_the_cli(tmp_path):
 def test_revise_refuses_a_missing_session(tmp_path):
     r = run("revise", str(tmp_path / "nothing.session"), "brighter")
     assert r.returncode == 2 and "[file_missing]" in r.stderr
+
+
+def test_explanations_are_regenerated_for_each_revision():
+    from dsp.decide.revise import revise_chain
+    from dsp.process.chain import Chain, Stage
+    from dsp.process.eq import EqBand, EqParams
+    from dsp.process.limiter import LimiterParams
+
+    c = Chain((Stage("eq", EqParams(bands=(EqBand("high_shelf", 8000.0, 1.0),)), label="corrective EQ",
+                     why="mix 3 dB dull above 8 kHz"),
+               Stage("limiter", LimiterParams(threshold_db=-3.0, ceiling_dbtp=-1.0), label="true-peak limiter",
+                     why="target -14 LUFS")), {})
+    r1 = revise_chain(c, "brighter")
+    eq1 = r1.chain.find("eq")
+    assert eq1.why.startswith("mix 3 dB dull above 8 kHz") and '"brighter"' in eq1.why
+    assert r1.chain.find("limiter").why == "target -14 LUFS"  # untouched stage, untouched reason
+    r2 = revise_chain(r1.chain, "louder")
+    assert '"brighter"' not in r2.chain.find("eq").why  # the earlier revision's note is not carried on
+    assert '"louder"' in r2.chain.find("limiter").why

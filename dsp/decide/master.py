@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from ..measure.loudness import (
     measure_loudness,
 )
 from ..process import limiter as lim
-from ..process.chain import Chain, Stage, render
+from ..process.chain import Chain, Stage, render, render_blocks
 from ..process.compressor import CompressorParams
 from ..process.eq import EqBand, EqParams
 from ..process.stereo import StereoParams
@@ -42,6 +42,7 @@ LOUDNESS_TOLERANCE_LU = 0.2  # the promise
 _AIM_LU = 0.05  # what the convergence aims for, inside the promise
 _MAX_LIMITING_DB = 24.0  # more peak reduction than this is not mastering any more
 _MODEL_DECIMATION = 32
+_MODEL_CHUNK = 1 << 16  # groups per step of the model evaluation (44 s at 48 kHz; ~3 MB of temporaries)
 
 ProgressFn = Callable[[str, float], bool | None]  # (stage, fraction 0..1); False cancels
 
@@ -59,7 +60,7 @@ def balanced_shape_db(freqs_hz: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class MasterResult:
-    audio: np.ndarray  # float32 (channels, samples)
+    audio: np.ndarray  # float32 (channels, samples); (channels, 0) when streamed to a file (master_stream)
     chain: Chain
     before: Analysis
     after: Analysis
@@ -85,8 +86,12 @@ class TonalTarget:
     centers_hz: tuple[float, ...]
     level_db: tuple[float, ...]
     tolerance_db: tuple[float, ...]
-    plr_db: float = 12.0  # compression is considered above plr_db + 1 dB
-    lra_lu: float = 6.0  # ... or above lra_lu + 3 LU
+    plr_db: float = 12.0  # typical PLR of the target's music (information; the delivery drives the limiter)
+    lra_lu: float = 6.0  # typical LRA, LU
+    style: str = ""  # the style the target stands for ("" = generic)
+    confidence: float = 1.0  # how sure the planner is that this is the right target, 0..1
+    lra_range_lu: tuple[float, float] | None = None  # LRA a finished master of this music has; None = by style
+    reference: bool = False  # a reference track's own figures: match its movement (LRA), not a range
 
     def at(self, freqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shape and tolerance interpolated onto ``freqs`` (log frequency)."""
@@ -95,11 +100,12 @@ class TonalTarget:
         return np.interp(x, lf, self.level_db), np.interp(x, lf, self.tolerance_db)
 
 
-# Measured style profiles come from lightly mastered game music; their dynamics are guidance for
-# the shape of the decision, not targets to compress toward.
-_MAX_TARGET_PLR_DB, _MAX_TARGET_LRA_LU = 12.0, 8.0
 SUGGESTED_EQ_AMOUNT = 0.7  # of the deviation beyond tolerance; --tone scales it
 SUGGESTED_EQ_MAX_DB = 4.0
+SPREAD_TOLERANCE = 1.0  # x the profile's per-band standard deviation
+MAX_TOLERANCE_DB = 8.0
+UNSURE_STYLE_CONFIDENCE = 0.6  # below this the heard style gives a broad target
+UNSURE_EXTRA_TOLERANCE_DB = 1.5  # ... whose tolerance is this much wider
 
 
 def style_target(a: Analysis, style: str | None = None) -> tuple[TonalTarget, dict[str, Any]]:
@@ -107,28 +113,45 @@ def style_target(a: Analysis, style: str | None = None) -> tuple[TonalTarget, di
     (classify the mix and blend the nearest styles by confidence). Also says what was heard."""
     from . import profiles
     from . import style as style_model
+    from .evidence import lra_range_for
 
+    confidence = 1.0
     if style in (None, "", "auto"):
         guess = style_model.classify(a)
         prof = style_model.blend_profiles(guess)
+        confidence = float(guess.confidence)
+        heard = guess.style
         info = {"style": "auto", "heard": guess.style, "confidence": round(guess.confidence, 2),
                 "probabilities": {k: round(v, 3) for k, v in sorted(guess.probabilities.items())}}
         name = f"{guess.style} profile (auto, {guess.confidence:.0%} sure)"
     elif style in profiles.builtin_names():
         prof = profiles.load_builtin(style)
+        heard = style
         info = {"style": style, "source": prof.source}
         name = f"{style} profile"
     else:
         prof = profiles.load_profile(style)
+        heard = prof.name
         info = {"style": prof.name, "file": str(style), "source": prof.source}
         name = f"{prof.name} profile"
     f = np.asarray(prof.centers_hz, dtype=float)
-    # A profile's spread across its tracks says how much songs differ, not where a problem starts:
-    # never let it be more than 1 dB wider than the generic tolerance.
-    tolerance = np.minimum(np.asarray(prof.tolerance_db, dtype=float), generic_tolerance_db(f) + 1.0)
+    # A profile's spread (one standard deviation across its finished tracks) says how far finished
+    # music of this style sits from the mean: a region within SPREAD_TOLERANCE x that spread is not
+    # evidence of a problem (first, do no harm). Never narrower than the generic tolerance, never
+    # wider than MAX_TOLERANCE_DB (the encoders' low-pass makes the top band's spread meaningless).
+    tolerance = np.clip(SPREAD_TOLERANCE * np.asarray(prof.tolerance_db, dtype=float), generic_tolerance_db(f),
+                        MAX_TOLERANCE_DB)
+    if confidence < UNSURE_STYLE_CONFIDENCE:
+        # unsure which music this is: a broad target (the blend) with a wide tolerance, not the nearest narrow one
+        tolerance = tolerance + UNSURE_EXTRA_TOLERANCE_DB
+        name = f"broad target (style unsure: {heard} {confidence:.0%})"
+        info["broad"] = True
+    lra_range, range_source = lra_range_for(heard, confidence)
+    info["dynamics_range_lu"] = list(lra_range)
+    info["dynamics_source"] = range_source
     target = TonalTarget(name, tuple(float(v) for v in f), tuple(float(v) for v in prof.level_db),
-                         tuple(float(v) for v in tolerance), plr_db=min(prof.plr_db, _MAX_TARGET_PLR_DB),
-                         lra_lu=min(prof.lra_lu, _MAX_TARGET_LRA_LU))
+                         tuple(float(v) for v in tolerance), plr_db=prof.plr_db, lra_lu=prof.lra_lu,
+                         style=heard, confidence=confidence, lra_range_lu=lra_range)
     return target, info
 
 
@@ -166,12 +189,25 @@ class Intent:
 def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
     """A first, rule-based chain for the measured mix, the delivery target and the intent.
 
-    Every stage carries the measurement that caused it (``why``); every correction not made is
-    listed with its measurement in ``meta["left_alone"]``.
+    First, do no harm: every corrective stage needs evidence a listener would hear (with a
+    confidence that shrinks or drops the move); a mix within its target's tolerance gets gain
+    and the limiter only, and an input that looks mastered (clipped runs, low PLR, a brickwalled
+    envelope: :mod:`dsp.decide.mastered`) gets loudness only. Every stage carries the measurement that caused it (``why``);
+    every correction not made is listed with its measurement in ``meta["left_alone"]``;
+    ``meta["assessment"]`` says what was found.
     """
+    from .evidence import bass_width, dynamics_need, lra_range_for
+    from .mastered import check_mastered
+
     intent = intent or Intent()
     stages: list[Stage] = []
     left_alone: list[str] = []
+    warnings: list[str] = []
+    mastered = check_mastered(a)
+    loudness_only = mastered.looks_mastered
+    if loudness_only:
+        warnings.append(f"the input {mastered.summary()}: proposing loudness only (gain and the limiter; no EQ, "
+                        "compression or width changes). Master from the unmastered mix if you have it.")
 
     dc = max(abs(v) for v in a.dc_offset)
     if dc > 1e-3:
@@ -187,79 +223,96 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
     rel = levels - ref
     sub = _region_deviation(rel, freqs, 15, 25)
     bass = _region_deviation(rel, freqs, 50, 80)
-    if sub > bass - 10:
+    if sub > bass - 10 and not loudness_only:
         stages.append(Stage("high_pass", HighPassParams(freq_hz=28.0, order=4), label="subsonic filter",
                             why=f"energy below 25 Hz only {bass - sub:.1f} dB under the 50-80 Hz bass; "
                                 "inaudible rumble eats limiter headroom"))
+    elif sub > bass - 10:
+        left_alone.append(f"no subsonic filter: energy below 25 Hz is {bass - sub:.1f} dB under the 50-80 Hz bass, "
+                          "but the input looks mastered")
     else:
         left_alone.append(f"no subsonic filter: energy below 25 Hz is {bass - sub:.1f} dB under the 50-80 Hz bass")
 
-    # corrective EQ toward the target shape: (70% of what lies beyond the tolerance) x tone_pct,
-    # level removed, fitted as at most six ReaEQ bands
+    # corrective EQ toward the target shape: (70% of what lies audibly beyond the tolerance) x tone_pct
+    # x the confidence in the target, level removed, fitted as at most six ReaEQ bands
     target = intent.target or balanced_target(freqs)
     target_db, tolerance_db = target.at(freqs)
     stages_eq = None
-    if intent.tone_pct > 0:
+    eq_conf = 0.5 + 0.5 * min(1.0, target.confidence / UNSURE_STYLE_CONFIDENCE)
+    if intent.tone_pct > 0 and not loudness_only:
         stages_eq = corrective_eq(freqs, levels, a.sample_rate, target_db=target_db, tolerance_db=tolerance_db,
-                                  amount=SUGGESTED_EQ_AMOUNT * intent.tone_pct / 100.0)
-    if a.resonances and intent.tone_pct > 0:
+                                  amount=SUGGESTED_EQ_AMOUNT * intent.tone_pct / 100.0 * eq_conf)
+        if stages_eq is not None and eq_conf < 1.0:
+            stages_eq = dataclasses.replace(stages_eq, why=stages_eq.why + (
+                f"; moves scaled to {eq_conf:.0%}: the style is uncertain ({target.confidence:.0%})"))
+    resonances = [r for r in a.resonances if not getattr(r, "left_alone", "")]
+    for r in a.resonances:
+        if getattr(r, "left_alone", ""):
+            left_alone.append(f"peak at {r.freq_hz:.0f} Hz ({r.excess_db:.1f} dB above its octave) left alone: "
+                              f"{r.left_alone}")
+    if resonances and intent.tone_pct > 0 and not loudness_only:
         cuts = tuple(EqBand("band", freq_hz=round(r.freq_hz, 1), gain_db=-round(min(6.0, r.excess_db), 1)
-                            * intent.tone_pct / 100.0, bw_oct=0.1) for r in a.resonances)
+                            * intent.tone_pct / 100.0, bw_oct=0.1) for r in resonances)
         stages.append(Stage("eq", EqParams(bands=cuts), label="resonance control", why="; ".join(
-            f"{r.freq_hz:.0f} Hz rings {r.excess_db:.1f} dB above its octave in {r.persistence:.0%} of the track: "
-            f"narrow cut {min(6.0, r.excess_db) * intent.tone_pct / 100.0:.1f} dB" for r in a.resonances)))
+            f"{r.freq_hz:.0f} Hz rings {r.excess_db:.1f} dB above its octave in {r.persistence:.0%} of the track "
+            f"and stays put while the music around it changes: narrow cut "
+            f"{min(6.0, r.excess_db) * intent.tone_pct / 100.0:.1f} dB" for r in resonances)))
     else:
-        left_alone.append("no resonance control: no narrow peak stands 6 dB above its octave through "
-                          "90% of the track" + ("" if a.resonances == () else " (tone amount 0%)"))
+        left_alone.append("no resonance control: no narrow peak stands 6 dB above its octave through 90% of the "
+                          "track while the music around it changes (held notes, harmonic series and steady tones "
+                          "are music, left alone)" + ("" if not resonances else
+                                                      " (tone amount 0% or input looks mastered)"))
     if stages_eq is not None:
         stages.append(stages_eq)
+    elif loudness_only:
+        left_alone.append("no EQ: the input looks mastered")
     elif intent.tone_pct == 0:
         left_alone.append("no EQ: tone amount set to 0%")
     else:
-        left_alone.append(f"no EQ: the tonal balance is within tolerance of the {target.name} everywhere")
+        left_alone.append(f"no EQ: the tonal balance is within tolerance of the {target.name} everywhere "
+                          "(no region of 2/3 octave or more audibly beyond it)")
 
-    # glue compression when the mix is more dynamic than its target, or than its delivery allows:
-    # a loud target at a ceiling leaves room for a PLR of about (ceiling - target); whatever the mix
-    # has beyond that the limiter alone would take, so the compressor takes a share first.
-    plr_excess = a.plr_db - (target.plr_db + 1.0)
-    lra_excess = a.lra_lu - (target.lra_lu + 3.0)
-    limiter_load = a.plr_db - (d.ceiling_dbtp - d.target_lufs) - 4.0 if intent.loudness else 0.0
+    # glue compression only when the delivery (limiter load), the style (loudness range above what
+    # that music has when finished) or the reference (its own LRA) needs it
+    if target.reference:
+        lra_range, range_source = (target.lra_lu, target.lra_lu), "the reference"
+    elif target.lra_range_lu is not None:
+        lra_range, range_source = target.lra_range_lu, f"{target.style or 'this'} music"
+    else:
+        lra_range, range_source = lra_range_for(target.style or None, target.confidence)
+    need = dynamics_need(a, target_lufs=d.target_lufs, ceiling_dbtp=d.ceiling_dbtp, loudness=intent.loudness,
+                         lra_range_lu=lra_range, range_source=range_source,
+                         reference_lra_lu=target.lra_lu if target.reference else None,
+                         looks_mastered=loudness_only)
     push = {"gentle": 0.5, "balanced": 1.0, "loud": 1.5}[intent.intensity] * intent.dynamics_pct / 100.0
-    if (plr_excess > 0 or lra_excess > 0 or limiter_load > 0) and push > 0:
-        need = max(plr_excess, lra_excess, limiter_load, 0.0)
-        ratio = round(1.0 + push * min(2.0, 0.5 + 0.15 * need), 2)
+    if need.compress and push > 0:
+        ratio = round(1.0 + push * min(2.0, 0.5 + 0.15 * need.need_db), 2)
         st = a.loudness.short_term_lufs
         st = st[np.isfinite(st)]
         loud_part = float(np.percentile(st, 90)) if st.size else a.integrated_lufs
+        load = max(need.limiter_load_db, 0.0)
         # short-term loudness tracks RMS level within a few dB; start compressing just under the loud
         # parts, deeper when the limiter would otherwise carry a heavy load
-        threshold = float(np.clip(loud_part - 1.0 - 2.0 * push - 0.5 * max(limiter_load, 0.0), -50.0, -6.0))
-        reasons = [f"PLR {a.plr_db:.1f} dB (target about {target.plr_db:g})",
-                   f"LRA {a.lra_lu:.1f} LU (target about {target.lra_lu:g})"]
-        if limiter_load > 0:
-            reasons.append(f"{d.target_lufs:g} LUFS at {d.ceiling_dbtp:g} dBTP leaves room for a PLR of about "
-                           f"{d.ceiling_dbtp - d.target_lufs:.1f} dB, so the compressor shares the work")
+        threshold = float(np.clip(loud_part - 1.0 - 2.0 * push - 0.5 * load, -50.0, -6.0))
         stages.append(Stage("compressor", CompressorParams(threshold_db=round(threshold, 1), ratio=ratio,
                                                            attack_ms=30.0, release_ms=200.0, knee_db=6.0,
                                                            rms_ms=10.0), label="glue compression",
-                            why=f"{'; '.join(reasons)}: {ratio:g}:1 above {threshold:.1f} dB so the limiter does "
-                                f"less of the work ({intent.intensity}, dynamics {intent.dynamics_pct:g}%)"))
-    elif push == 0:
+                            why=f"{'; '.join(need.reasons)}: {ratio:g}:1 above {threshold:.1f} dB "
+                                f"({intent.intensity}, dynamics {intent.dynamics_pct:g}%)"))
+    elif need.compress:
         left_alone.append("no glue compression: dynamics amount set to 0%")
     else:
-        left_alone.append(f"no glue compression: PLR {a.plr_db:.1f} dB and LRA {a.lra_lu:.1f} LU are within "
-                          f"reach of the target ({target.plr_db:g} dB, {target.lra_lu:g} LU)")
+        left_alone.append(need.why_not)
 
-    low_side = [r for f, r in zip(freqs, s.side_mid_ratio_db, strict=True) if 30 <= f <= 100]
-    if a.channels == 2 and low_side and max(low_side) > -15.0 and intent.width_pct > 0:
-        stages.append(Stage("stereo", StereoParams(mono_bass_hz=100.0), label="mono bass",
-                            why=f"side energy below 100 Hz only {-max(low_side):.1f} dB under the mid; "
-                                "mono bass keeps vinyl, clubs and phones solid"))
+    bw = bass_width(a)
+    if a.channels == 2 and intent.width_pct > 0 and bw.apply and not loudness_only:
+        stages.append(Stage("stereo", StereoParams(mono_bass_hz=100.0), label="mono bass", why=bw.why))
     elif a.channels == 2 and intent.width_pct == 0:
         left_alone.append("bass width unchanged: width amount set to 0%")
+    elif a.channels == 2 and bw.apply:
+        left_alone.append(f"bass width unchanged: the input looks mastered ({bw.why})")
     elif a.channels == 2:
-        left_alone.append(f"bass width unchanged: side energy below 100 Hz is {-max(low_side, default=-120):.1f} dB "
-                          "under the mid, already mono enough")
+        left_alone.append(bw.why)
     left_alone.append(f"stereo width unchanged: correlation {s.correlation_overall:.2f}")
 
     release = (120.0 if a.lra_lu < 5 else 60.0) * {"gentle": 1.5, "balanced": 1.0, "loud": 0.75}[intent.intensity]
@@ -271,8 +324,23 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
     stages.append(Stage("limiter", lim.LimiterParams(threshold_db=0.0, ceiling_dbtp=d.ceiling_dbtp,
                                                      release_ms=release, lookahead_ms=3.0),
                         label="true-peak limiter", why=why))
+    corrective = [st_.label for st_ in stages if st_.kind not in ("limiter", "dc")]
+    if loudness_only:
+        summary = f"loudness only: the input {mastered.summary()}"
+    elif not corrective:
+        summary = ("gain and limiter only: tone, dynamics and width are within the target's tolerance, "
+                   "so nothing else is changed")
+        left_alone.insert(0, summary)
+    else:
+        summary = "corrected: " + ", ".join(corrective)
     return Chain(tuple(stages), {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp,
                                  "left_alone": left_alone,
+                                 "assessment": {"summary": summary, "mastered": mastered.to_dict(),
+                                                "bass_correlation": round(bw.correlation, 3),
+                                                "limiter_load_db": round(need.limiter_load_db, 1),
+                                                "dynamics_range_lu": [round(v, 1) for v in lra_range],
+                                                "dynamics_source": range_source},
+                                 "warnings": warnings,
                                  "style": intent.style_info or {"style": "none", "target": target.name},
                                  "intent": {"tone_pct": intent.tone_pct, "dynamics_pct": intent.dynamics_pct,
                                             "width_pct": intent.width_pct, "intensity": intent.intensity,
@@ -306,28 +374,93 @@ def eq_weights(freqs: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.where((f < 40) | (f > top), 0.0, w)
 
 
+AUDIBLE_MIN_DB = 0.5  # a region must lie at least this far beyond its tolerance ...
+AUDIBLE_MIN_BANDS = 2  # ... over at least this many adjacent 1/3-octave bands (2/3 octave)
+WRONG_WAY_DB = 0.25  # an EQ that moves a region away from the target by more than this is refitted
+
+
+def audible_regions(beyond_db: np.ndarray, *, min_db: float = AUDIBLE_MIN_DB,
+                    min_bands: int = AUDIBLE_MIN_BANDS) -> np.ndarray:
+    """``beyond_db`` with every run of same-signed bands shorter than ``min_bands`` (or under
+    ``min_db``) zeroed: a listener hears broad tonal differences, not one band's wobble."""
+    b = np.asarray(beyond_db, dtype=float)
+    sign = np.where(np.abs(b) >= min_db, np.sign(b), 0.0)
+    out = np.zeros_like(b)
+    i = 0
+    while i < len(b):
+        j = i
+        while j + 1 < len(b) and sign[j + 1] == sign[i]:
+            j += 1
+        if sign[i] != 0 and j - i + 1 >= min_bands:
+            out[i:j + 1] = b[i:j + 1]
+        i = j + 1
+    return out
+
+
+def wrong_way_bands(net_db: np.ndarray, deviation_db: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Bands where the EQ (smoothed over an octave) boosts what is already above the target or cuts
+    what is already below it, by more than ``WRONG_WAY_DB``."""
+    net = np.convolve(np.pad(net_db, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    wrong: np.ndarray = (net * deviation_db > 0) & (np.abs(net) > WRONG_WAY_DB) & (weights > 0)
+    return wrong
+
+
 def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *, target_db: np.ndarray,
                   tolerance_db: np.ndarray, amount: float, max_bands: int = 6,
                   max_gain_db: float = SUGGESTED_EQ_MAX_DB) -> Stage | None:
     """An EQ stage moving the tonal shape ``amount`` (0..1) of the way toward ``target_db``.
 
     The deviation is smoothed over half an octave (mastering EQ moves are broad; narrow
-    resonances are a different tool); what lies inside ``tolerance_db`` is left alone; the rest
-    is fitted as ReaEQ bands. Returns None when no band would do at least 0.3 dB.
+    resonances are a different tool); what lies inside ``tolerance_db``, or beyond it by less than
+    ``AUDIBLE_MIN_DB`` or over less than 2/3 octave, is left alone; the rest is fitted as ReaEQ
+    bands. The fit never boosts a region already above the target nor cuts one already below it
+    (refitted with that region held at 0 dB), and the bands together never exceed ``max_gain_db``.
+    Returns None when no band would do at least 0.3 dB.
     """
-    dev = tonal_deviation_db(freqs, levels_db, target_db)
-    smooth = np.convolve(np.pad(dev, 1, mode="edge"), np.ones(3) / 3, mode="valid")
-    beyond = np.sign(smooth) * np.maximum(np.abs(smooth) - tolerance_db, 0.0)
-    target = np.clip(-amount * beyond, -max_gain_db, max_gain_db)  # bounds the total, not just each band
-    fit = fit_eq(freqs, target, sample_rate=sample_rate, weights=eq_weights(freqs, sample_rate),
-                 max_bands=max_bands, max_gain_db=max_gain_db, min_bw_oct=0.5)
-    if not fit.eq.bands:
-        return None
     from .eqfit import band_response_db
 
-    net_db = band_response_db(fit.eq, sample_rate, freqs)
+    dev = tonal_deviation_db(freqs, levels_db, target_db)
+    smooth = np.convolve(np.pad(dev, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    beyond = audible_regions(np.sign(smooth) * np.maximum(np.abs(smooth) - tolerance_db, 0.0))
+    if not np.any(beyond):
+        return None
+    target = np.clip(-amount * beyond, -max_gain_db, max_gain_db)  # bounds the total, not just each band
+    weights = eq_weights(freqs, sample_rate)
+    held = np.zeros(len(freqs), dtype=bool)
+    fit = None
+    for _ in range(4):
+        w = np.where(held, 4.0 * np.maximum(weights, 0.25), weights)
+        fit = fit_eq(freqs, np.where(held, 0.0, target), sample_rate=sample_rate, weights=w,
+                     max_bands=max_bands, max_gain_db=max_gain_db, min_bw_oct=0.5)
+        net_db = band_response_db(fit.eq, sample_rate, freqs)
+        wrong = wrong_way_bands(net_db, smooth, weights)
+        if not wrong.any():
+            break
+        held |= wrong
+    assert fit is not None
+    eq = fit.eq
+    net_db = band_response_db(eq, sample_rate, freqs)
+    if wrong_way_bands(net_db, smooth, weights).any():
+        # still pushing somewhere the wrong way: keep only the bands whose own move is right where they act
+        keep = []
+        for b in eq.bands:
+            own = band_response_db(EqParams(bands=(b,)), sample_rate, freqs)
+            main = np.abs(own) >= 0.5 * abs(b.gain_db)  # where the band does most of its work
+            if not (wrong_way_bands(own, smooth, weights) & main).any():
+                keep.append(b)
+        eq = EqParams(bands=tuple(keep))
+        net_db = band_response_db(eq, sample_rate, freqs)
+    peak = float(np.max(np.abs(net_db[weights > 0]))) if eq.bands else 0.0
+    if peak > max_gain_db + 0.05:  # bands stacking past the limit: scale them back together
+        k = max_gain_db / peak
+        eq = EqParams(bands=tuple(dataclasses.replace(b, gain_db=round(b.gain_db * k, 1)) for b in eq.bands))
+        net_db = band_response_db(eq, sample_rate, freqs)
+    eq = EqParams(bands=tuple(b for b in eq.bands if abs(b.gain_db) >= 0.3))
+    if not eq.bands:
+        return None
+    net_db = band_response_db(eq, sample_rate, freqs)
     reasons = []
-    for b in fit.eq.bands:
+    for b in eq.bands:
         if b.type == "low_shelf":
             region, where = (freqs >= 40) & (freqs <= b.freq_hz), f"40-{b.freq_hz:g} Hz"
         elif b.type == "high_shelf":
@@ -339,54 +472,101 @@ def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *,
         net = float(np.mean(net_db[region])) if region.any() else b.gain_db
         reasons.append(f"{b.type.replace('_', ' ')} {b.freq_hz:g} Hz {b.gain_db:+.1f} dB (mix {measured:+.1f} dB "
                        f"from the target {where}; the whole EQ moves it {net:+.1f} dB)")
-    return Stage("eq", fit.eq, label="corrective EQ", why="; ".join(reasons))
+    return Stage("eq", eq, label="corrective EQ", why="; ".join(reasons))
 
 
 class _LoudnessModel:
     """Predicts the integrated loudness after the limiter for a given threshold, cheaply.
 
     Works on 32x decimated series of the detector (sample peaks) and of the K-weighted power:
-    the limiter's gain is slow next to the K-filter, so K(x * g) ~ K(x) * g. Inter-sample
+    the limiter's gain is slow next to the K filter, so K(x * g) ~ K(x) * g. Inter-sample
     peaks and the decimation make it slightly optimistic; exact renders confirm the answer.
+    Built block by block (:class:`_ModelBuilder`), it holds 12 bytes per 32 samples (130 MB for
+    two hours of 48 kHz audio) and evaluates in chunks, so nothing full-length is made.
     """
 
     def __init__(self, pre: np.ndarray, sample_rate: int, params: lim.LimiterParams) -> None:
-        self.sample_rate = sample_rate
-        self.params = params
-        dec = _MODEL_DECIMATION
-        hop = hop_samples(sample_rate)  # 100 ms hops, as the loudness gating uses
-        self.n_hops = pre.shape[1] // hop
-        n_groups = self.n_hops * hop // dec
-        env = np.empty(n_groups, dtype=np.float32)
-        power = np.empty(n_groups)
-        state = None
-        chunk = dec * 32768  # whole groups per chunk; no full-length temporaries
-        for g0 in range(0, n_groups, chunk // dec):
-            g1 = min(n_groups, g0 + chunk // dec)
-            block = pre[:, g0 * dec: g1 * dec]
-            env[g0:g1] = np.abs(block).max(axis=0).reshape(g1 - g0, dec).max(axis=1)
-            p, state = k_weighted_power(block, sample_rate, state=state)
-            power[g0:g1] = p.reshape(g1 - g0, dec).sum(axis=1)
-        self.peak_db = 20 * math.log10(max(float(env.max()) if env.size else 0.0, 1e-12))
-        self.env_dec = env
-        self.group_power = power
-        self.group_hop = (np.arange(n_groups) * dec) // hop
-        self.hop = hop
+        builder = _ModelBuilder(sample_rate, pre.shape[1])
+        builder.feed(pre)
+        self._take(builder, params)
+
+    @classmethod
+    def from_builder(cls, builder: _ModelBuilder, params: lim.LimiterParams) -> _LoudnessModel:
+        model = cls.__new__(cls)
+        model._take(builder, params)
+        return model
+
+    def _take(self, b: _ModelBuilder, params: lim.LimiterParams) -> None:
+        self.sample_rate, self.params = b.sample_rate, params
+        self.n_hops, self.hop = b.n_hops, b.hop
+        self.env_dec, self.group_power = b.env, b.power
+        self.peak_db = 20 * math.log10(max(float(b.env.max()) if b.env.size else 0.0, 1e-12))
 
     def loudness(self, threshold_db: float) -> float:
         p = dataclasses.replace(self.params, threshold_db=threshold_db)
         dec = _MODEL_DECIMATION
         look = max(1, math.ceil(lim.lookahead_samples(p, self.sample_rate) / dec))
         hold = max(1, math.ceil(lim.HOLD_SAMPLES / dec))
-        red, _ = lim.reduction_curve(
-            np.concatenate((self.env_dec, np.zeros(hold + look - 1, dtype=np.float32))),
-            over_db=p.drive_db - (p.ceiling_dbtp - lim.MARGIN_DB),
-            release_per_sample=lim.release_coefficient(p.release_ms, self.sample_rate / dec),
-            lookahead=look, hold=hold, state=lim.new_gain_state(look, hold),
-        )
-        g2 = np.power(10.0, (p.drive_db - red[hold + look - 1:]) / 10.0)
-        hop_energy = np.bincount(self.group_hop, weights=self.group_power * g2, minlength=self.n_hops)
+        lag = hold + look - 1  # the reduction curve lags the envelope by this many groups
+        state = lim.new_gain_state(look, hold)
+        over_db = p.drive_db - (p.ceiling_dbtp - lim.MARGIN_DB)
+        release = lim.release_coefficient(p.release_ms, self.sample_rate / dec)
+        hop_energy = np.zeros(self.n_hops + 1)
+        n = self.env_dec.shape[0]
+        pos = -lag  # group of the next reduction value
+        chunk = _MODEL_CHUNK
+        for start in range(0, n + lag, chunk):
+            piece = self.env_dec[start:start + chunk] if start < n else np.zeros(0, dtype=np.float32)
+            if start + chunk > n:  # the look-ahead's zeros after the end
+                piece = np.concatenate((piece, np.zeros(min(start + chunk, n + lag) - max(start, n),
+                                                        dtype=np.float32)))
+            red, state = lim.reduction_curve(piece, over_db=over_db, release_per_sample=release,
+                                             lookahead=look, hold=hold, state=state)
+            lo = max(0, -pos)
+            g0, g1 = pos + lo, pos + red.shape[0]
+            pos = g1
+            if g1 <= g0:
+                continue
+            g2 = np.power(10.0, (p.drive_db - red[lo:]) / 10.0)
+            first = (g0 * dec) // self.hop
+            idx = (np.arange(g0, g1) * dec) // self.hop - first
+            part = np.bincount(idx, weights=self.group_power[g0:g1] * g2)
+            hop_energy[first:first + part.shape[0]] += part
         return gated_loudness_of_hops(hop_energy[: self.n_hops] / self.hop)
+
+
+class _ModelBuilder:
+    """Collects the loudness model's decimated series from pre-limiter blocks of any length."""
+
+    def __init__(self, sample_rate: int, frames: int) -> None:
+        self.sample_rate = sample_rate
+        self.hop = hop_samples(sample_rate)  # 100 ms hops, as the loudness gating uses
+        self.n_hops = frames // self.hop
+        n_groups = self.n_hops * self.hop // _MODEL_DECIMATION
+        self.env = np.zeros(n_groups, dtype=np.float32)
+        self.power = np.zeros(n_groups)
+        self._g = 0
+        self._rest: np.ndarray | None = None
+        self._kstate: np.ndarray | None = None
+
+    def feed(self, x: np.ndarray) -> None:
+        dec = _MODEL_DECIMATION
+        n_groups = self.env.shape[0]
+        if self._g >= n_groups:
+            return
+        if self._rest is not None and self._rest.shape[1]:
+            x = np.concatenate((self._rest, x), axis=1)
+        avail = min(x.shape[1] // dec, n_groups - self._g)
+        step = 32768  # whole groups per chunk; no full-length temporaries
+        for c0 in range(0, avail, step):
+            c1 = min(avail, c0 + step)
+            block = x[:, c0 * dec: c1 * dec]
+            g0, g1 = self._g + c0, self._g + c1
+            self.env[g0:g1] = np.abs(block).max(axis=0).reshape(c1 - c0, dec).max(axis=1)
+            pw, self._kstate = k_weighted_power(block, self.sample_rate, state=self._kstate)
+            self.power[g0:g1] = pw.reshape(c1 - c0, dec).sum(axis=1)
+        self._g += avail
+        self._rest = x[:, avail * dec:].copy() if self._g < n_groups else None
 
 
 def _solve_increasing(f: Callable[[float], float], lo: float, hi: float, f_lo: float, f_hi: float,
@@ -412,6 +592,34 @@ def _solve_increasing(f: Callable[[float], float], lo: float, hi: float, f_lo: f
     return x
 
 
+def _model_threshold(model: _LoudnessModel, params: lim.LimiterParams, target_lufs: float) -> tuple[float, float]:
+    """The model's threshold for ``target_lufs`` and the lowest threshold allowed; raises
+    TargetUnreachableError when even ``_MAX_LIMITING_DB`` of limiting cannot get there."""
+    lo_thr = max(-60.0, model.peak_db - _MAX_LIMITING_DB)
+    hi_thr = min(12.0, model.peak_db + 30.0)  # turns everything down, no limiting
+    f_lo = model.loudness(lo_thr) - target_lufs
+    if f_lo < -LOUDNESS_TOLERANCE_LU:
+        raise TargetUnreachableError(
+            f"cannot reach {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
+            f"{_MAX_LIMITING_DB:g} dB of limiting reaches only {f_lo + target_lufs:.1f} LUFS")
+    f_hi = model.loudness(hi_thr) - target_lufs
+    if f_hi > 0:
+        raise TargetUnreachableError(f"cannot turn the mix down to {target_lufs:g} LUFS")
+    thr = (_solve_increasing(lambda t: model.loudness(t) - target_lufs, lo_thr, hi_thr, f_lo, f_hi)
+           if f_lo > 0 else lo_thr)
+    return thr, lo_thr
+
+
+def _next_threshold(history: list[tuple[float, float]], err: float) -> float:
+    """The threshold for the next exact render from (threshold, measured LUFS) so far."""
+    if len(history) >= 2 and abs(history[-1][0] - history[-2][0]) > 1e-6:
+        (t0, l0), (t1, l1) = history[-2], history[-1]
+        slope = (l1 - l0) / (t1 - t0)
+    else:
+        slope = -1.0  # one dB lower threshold gives about one LU more, before limiting dominates
+    return history[-1][0] - err / min(slope, -0.05)
+
+
 def converge_limiter(
     pre: np.ndarray,
     sample_rate: int,
@@ -431,18 +639,7 @@ def converge_limiter(
     of peak reduction cannot get there.
     """
     model = _LoudnessModel(pre, sample_rate, params)
-    lo_thr = max(-60.0, model.peak_db - _MAX_LIMITING_DB)
-    hi_thr = min(12.0, model.peak_db + 30.0)  # turns everything down, no limiting
-    f_lo = model.loudness(lo_thr) - target_lufs
-    if f_lo < -LOUDNESS_TOLERANCE_LU:
-        raise TargetUnreachableError(
-            f"cannot reach {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
-            f"{_MAX_LIMITING_DB:g} dB of limiting reaches only {f_lo + target_lufs:.1f} LUFS")
-    f_hi = model.loudness(hi_thr) - target_lufs
-    if f_hi > 0:
-        raise TargetUnreachableError(f"cannot turn the mix down to {target_lufs:g} LUFS")
-    thr = (_solve_increasing(lambda t: model.loudness(t) - target_lufs, lo_thr, hi_thr, f_lo, f_hi)
-           if f_lo > 0 else lo_thr)
+    thr, lo_thr = _model_threshold(model, params, target_lufs)
     history: list[tuple[float, float]] = []
     measured = math.nan
     for iteration in range(1, 5):
@@ -459,12 +656,7 @@ def converge_limiter(
         err = measured - target_lufs
         if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and iteration == 4):
             return out, p, loud, states, iteration
-        if len(history) >= 2 and abs(history[-1][0] - history[-2][0]) > 1e-6:
-            (t0, l0), (t1, l1) = history[-2], history[-1]
-            slope = (l1 - l0) / (t1 - t0)
-        else:
-            slope = -1.0  # one dB lower threshold gives about one LU more, before limiting dominates
-        thr = p.threshold_db - err / min(slope, -0.05)
+        thr = _next_threshold(history, err)
         if thr < lo_thr:
             break
     raise TargetUnreachableError(
@@ -519,4 +711,172 @@ def master(
     return MasterResult(out, final_chain, before, after, lim.stats(limiter_state), iterations)
 
 
-__all__ = ["MasterResult", "master", "plan_chain", "converge_limiter", "CancelledError"]
+class _Spill:
+    """The pre-limiter signal parked on disk (float32, an anonymous temporary file) between the
+    model pass and the exact renders, so the stages before the limiter run once, not once per
+    render. The page cache holds it, not the process: peak memory does not grow with length."""
+
+    def __init__(self, folder: str) -> None:
+        import tempfile
+
+        self._file = tempfile.TemporaryFile(dir=folder)
+        self._sizes: list[tuple[int, int]] = []
+
+    def write(self, block: np.ndarray) -> None:
+        b = np.ascontiguousarray(block, dtype=np.float32)
+        self._file.write(b.tobytes())
+        self._sizes.append(b.shape)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        self._file.flush()
+        self._file.seek(0)
+        for shape in self._sizes:
+            b = np.empty(shape, dtype=np.float32)
+            if self._file.readinto(b.data.cast("B")) != b.nbytes:
+                raise OSError("the temporary pre-limiter file came back short")
+            yield b
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class BlockSink(Protocol):
+    """Where a streamed master goes: ``write`` blocks, then ``commit`` (or ``abort`` to drop them)."""
+
+    def write(self, block: np.ndarray) -> None: ...
+
+    def commit(self) -> Any: ...
+
+    def abort(self) -> None: ...
+
+
+def master_stream(
+    blocks: Callable[[], Iterable[np.ndarray]],
+    sample_rate: int,
+    channels: int,
+    frames: int,
+    delivery: Delivery,
+    sink: Callable[[], BlockSink],
+    *,
+    before: Analysis,
+    chain: Chain | None = None,
+    planned: Chain | None = None,
+    intent: Intent | None = None,
+    progress: ProgressFn | None = None,
+    spill_dir: str | None = None,
+) -> tuple[MasterResult, Any]:
+    """:func:`master` for audio too long to hold: the same decisions and the same master, in passes
+    that read, process and write block by block. Returns the result (``audio`` empty) and what
+    ``sink().commit()`` returned.
+
+    ``blocks()`` starts a fresh pass over the ``(channels, n)`` input (``frames`` in all);
+    ``before`` is its analysis (:func:`dsp.measure.analysis.analyze_source`). One pass renders the
+    chain without its limiter into the loudness model (decimated series, see
+    :class:`_LoudnessModel`); each exact render then renders the whole chain into ``sink()`` and
+    measures the result on the way (the after-analysis, 8x true peak); a render that misses the
+    loudness aim is dropped (``abort``) and redone with a corrected drive, as :func:`converge_limiter`.
+    With ``spill_dir`` (a folder with room for the audio as float32), the model pass also parks the
+    pre-limiter signal there and the exact renders limit it instead of rendering the stages again.
+    """
+    from ..measure.analysis import AnalysisMeter
+
+    if intent is not None and not intent.loudness:
+        delivery = dataclasses.replace(delivery, target_lufs=float(before.integrated_lufs))
+
+    def ticking(stage: str, it: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        done = 0
+        for b in it:
+            yield b
+            done += b.shape[1]
+            if progress is not None and progress(stage, min(1.0, done / max(1, frames))) is False:
+                raise CancelledError(f"cancelled while {stage}")
+
+    spill: _Spill | None = None
+
+    def render_into_sink(final: Chain, stage: str, *, split: bool) -> tuple[Analysis, list[Any], Any]:
+        """One exact render: blocks -> chain -> (after-meter, sink); returns the analysis, stage
+        states and the open sink (the caller commits or aborts it)."""
+        meter = AnalysisMeter(channels, sample_rate, frames, true_peak_factor=8)
+        out = sink()
+        states: list[Any] = []
+        try:
+            if split:
+                # as master(): the stages before the limiter rendered to float32, then the limiter
+                pre = spill.blocks() if spill is not None else render_blocks(final.without("limiter"), blocks(),
+                                                                              sample_rate)
+                stream = render_blocks(Chain((final.stages[-1],)), pre, sample_rate, states=states)
+            else:
+                stream = render_blocks(final, blocks(), sample_rate, states=states)
+            for y in ticking(stage, stream):
+                meter.feed(y)
+                out.write(y)
+            return meter.result(), states, out
+        except BaseException:
+            out.abort()
+            raise
+
+    iterations = 0
+    if chain is not None:
+        after, states, out = render_into_sink(chain, "rendering", split=False)
+        final_chain = chain
+    else:
+        if planned is None:
+            planned = plan_chain(before, delivery, intent)
+        lim_stage = planned.find("limiter")
+        if lim_stage is None:
+            raise ChainError("a planned chain must end in a limiter to converge on the loudness target")
+        builder = _ModelBuilder(sample_rate, frames)
+        if spill_dir is not None:
+            try:
+                spill = _Spill(spill_dir)
+            except OSError:
+                spill = None
+        for y in ticking("processing", render_blocks(planned.without("limiter"), blocks(), sample_rate)):
+            builder.feed(y)
+            if spill is not None:
+                try:
+                    spill.write(y)
+                except OSError:  # no room: the renders run the stages again instead
+                    spill.close()
+                    spill = None
+        lim_params = cast(lim.LimiterParams, lim_stage.params)
+        model = _LoudnessModel.from_builder(builder, lim_params)
+        del builder
+        target = delivery.target_lufs
+        thr, lo_thr = _model_threshold(model, lim_params, target)
+        del model
+        history: list[tuple[float, float]] = []
+        measured = math.nan
+        out = None
+        for iteration in range(1, 5):
+            p = dataclasses.replace(lim_params, threshold_db=float(np.clip(thr, -60.0, 12.0)))
+            lim_final = dataclasses.replace(lim_stage, params=p)
+            # the limiter last, as master() renders it (planned chains end in their limiter)
+            final_chain = dataclasses.replace(planned, stages=(
+                *(st for st in planned.stages if st.kind != "limiter"), lim_final))
+            after, states, out = render_into_sink(final_chain, "limiting", split=True)
+            measured = after.integrated_lufs
+            history.append((p.threshold_db, measured))
+            err = measured - target
+            iterations = iteration
+            if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and iteration == 4):
+                break
+            out.abort()
+            out = None
+            thr = _next_threshold(history, err)
+            if thr < lo_thr:
+                break
+        if spill is not None:
+            spill.close()
+        if out is None:
+            raise TargetUnreachableError(
+                f"loudness did not settle on {target:g} LUFS at {lim_params.ceiling_dbtp:g} dBTP: "
+                f"reached {measured:.2f} LUFS")
+        final_chain = planned.replace_stage("limiter", dataclasses.replace(lim_stage, params=p))
+    written = out.commit()
+    limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
+    return (MasterResult(np.zeros((channels, 0), dtype=np.float32), final_chain, before, after,
+                         lim.stats(limiter_state), iterations), written)
+
+
+__all__ = ["MasterResult", "master", "master_stream", "plan_chain", "converge_limiter", "CancelledError"]

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from ..errors import EmptyAudioError, FileMissingError, InputError, ParameterError, ProfileError
+from ..errors import EmptyAudioError, FileMissingError, InputError, ProfileError
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

@@ -4,10 +4,17 @@ The reference's long-term 1/3-octave shape (level removed, averaged over the ref
 tonal target; its integrated loudness (mean over the references) the loudness target; the
 ceiling stays a true-peak ceiling (-1 dBTP by default), which the peer Matchering does not have.
 
-The EQ is a match EQ: one ReaEQ bell per 1/3-octave band from 40 Hz to 16 kHz (a real track's
-spectrum is jagged with its notes; a few broad bands cannot follow it). The master is rendered,
-its tonal error against the reference measured, and the fit refined on what is left, at most
-``refine_steps`` times.
+The EQ is a smoothed match: the difference to the reference is smoothed over about half an
+octave above 200 Hz and a full octave below (a reference's notes are not its tonal balance),
+capped at ``MATCH_CAP_DB`` (+/-6 dB by default, times ``--tone``; a warning says when the
+difference went beyond the cap), and fitted as one ReaEQ bell per 1/3-octave band. The master is
+rendered, its tonal error against that goal measured, and the fit refined on what is left, at
+most ``refine_steps`` times.
+
+Movement, not only colour: the reference's own LRA is the dynamics target (glue compression
+only when the mix moves more than the reference by over 1 LU) and its side/mid ratio the width
+target (a uniform width change when the mix is more than 1 dB off). Lossy references (MP3, Ogg,
+Opus) are read like any other file.
 """
 
 from __future__ import annotations
@@ -33,6 +40,42 @@ class ReferenceTarget:
     level_db: np.ndarray  # mean band level of the references (each with its own level removed)
     loudness_lufs: float
     names: tuple[str, ...]
+    lra_lu: float = float("nan")  # mean loudness range of the references
+    plr_db: float = float("nan")  # mean PLR
+    side_mid_db: float = float("nan")  # mean side/mid power ratio (stereo width), dB
+
+
+MATCH_CAP_DB = 6.0  # largest smoothed match move at --tone 100
+WIDTH_MATCH_TOLERANCE_DB = 1.0
+
+
+def side_mid_db(a: Analysis, weights_db: np.ndarray | None = None) -> float:
+    """Level-weighted side/mid power ratio over 40 Hz-16 kHz from the analysis' band figures, dB.
+    ``weights_db`` (per band) weighs the bands by another tonal balance (the reference's: after the
+    match EQ the mix has it, so its width is compared band for band, not skewed by its own colour)."""
+    f = np.asarray(a.spectrum.centers_hz, dtype=float)
+    lv = np.asarray(a.spectrum.level_db, dtype=float) if weights_db is None else np.asarray(weights_db, dtype=float)
+    n = min(len(f), len(lv))
+    f, lv = f[:n], lv[:n]
+    sm = np.asarray(a.spectrum.side_mid_ratio_db, dtype=float)[:n]
+    sel = (f >= 40) & (f <= 16000) & np.isfinite(lv) & np.isfinite(sm)
+    if a.channels < 2 or not sel.any():
+        return -120.0
+    w = 10 ** (lv[sel] / 10)
+    return float(10 * np.log10(max(np.sum(w * 10 ** (np.clip(sm[sel], -120, 40) / 10)) / np.sum(w), 1e-12)))
+
+
+def smooth_match_db(freqs: np.ndarray, diff_db: np.ndarray) -> np.ndarray:
+    """``diff_db`` smoothed over about 1/2 octave above 200 Hz and 1 octave below (log frequency)."""
+    f = np.asarray(freqs, dtype=float)
+    d = np.asarray(diff_db, dtype=float)
+    lf = np.log2(f)
+    out = np.empty_like(d)
+    for i in range(len(f)):
+        half = 0.25 if f[i] >= 200 else 0.5
+        sel = np.abs(lf - lf[i]) <= half + 1e-9
+        out[i] = float(np.mean(d[sel]))
+    return out
 
 
 def tonal_error_db(a: Analysis, target_level_db: np.ndarray) -> float:
@@ -56,7 +99,10 @@ def reference_target(refs: list[Analysis], names: tuple[str, ...] = ()) -> Refer
     for r in refs:
         lv = np.asarray(r.spectrum.level_db, dtype=float)[:n]
         shapes.append(lv - float(np.mean(lv[sel])))
-    return ReferenceTarget(f, np.mean(shapes, axis=0), float(np.mean([r.integrated_lufs for r in refs])), names)
+    return ReferenceTarget(f, np.mean(shapes, axis=0), float(np.mean([r.integrated_lufs for r in refs])), names,
+                           lra_lu=float(np.mean([r.lra_lu for r in refs])),
+                           plr_db=float(np.mean([r.plr_db for r in refs])),
+                           side_mid_db=float(np.mean([side_mid_db(r) for r in refs])))
 
 
 def master_to_reference(
@@ -79,27 +125,71 @@ def master_to_reference(
     """
     if not 0.0 <= tone_pct <= 100.0:
         raise ParameterError(f"tone amount {tone_pct:g}% is outside 0-100%")
+    from .master import TonalTarget, generic_tolerance_db
+
     a = before if before is not None else analyze(x, sample_rate)
     d = dataclasses.replace(delivery, target_lufs=target.loudness_lufs) if match_loudness else delivery
     f = target.centers_hz
     n = len(f)
     levels = np.asarray(a.spectrum.level_db, dtype=float)[:n]
-    base = plan_chain(a, d, intent)
-    # The target the EQ must reach: the mix's shape moved tone_pct of the way to the reference.
-    goal = levels + (tone_pct / 100.0) * -tonal_deviation_db(f, levels, target.level_db)
+    intent = intent or Intent()
+    ref_name = ", ".join(target.names) or "the reference"
+    tonal = TonalTarget(f"reference: {ref_name}", tuple(float(v) for v in f), tuple(float(v) for v in target.level_db),
+                        tuple(float(v) for v in generic_tolerance_db(f)),
+                        plr_db=target.plr_db if np.isfinite(target.plr_db) else 12.0,
+                        lra_lu=target.lra_lu if np.isfinite(target.lra_lu) else 6.0, style="reference",
+                        reference=bool(np.isfinite(target.lra_lu)))
+    base = plan_chain(a, d, dataclasses.replace(intent, target=tonal, tone_pct=0.0))
+    base = dataclasses.replace(base, meta=dict(base.meta, left_alone=[
+        s_ for s_ in base.meta.get("left_alone", []) if "tone amount set to 0%" not in s_]))
+    warnings = list(base.meta.get("warnings", []))
+    # width: the reference's side/mid, by a uniform side gain (no band split, no phase change)
+    if a.channels == 2 and np.isfinite(target.side_mid_db) and intent.width_pct > 0:
+        mix_width = side_mid_db(a, target.level_db)
+        off = target.side_mid_db - mix_width
+        if abs(off) > WIDTH_MATCH_TOLERANCE_DB and mix_width > -40.0:
+            from ..process.stereo import StereoParams
+
+            width = float(np.clip(100.0 * 10 ** (off * intent.width_pct / 100.0 / 20), 50.0, 200.0))
+            stages = list(base.stages)
+            stages.insert(len(stages) - 1, Stage(
+                "stereo", StereoParams(width_pct=(round(width, 1),)), label="width match",
+                why=f"the reference's side is {-target.side_mid_db:.1f} dB under its mid, the mix's "
+                    f"{-mix_width:.1f} dB (at the reference's tonal balance): side x{width / 100:.2f}"))
+            base = dataclasses.replace(base, stages=tuple(stages))
+    # The target the EQ must reach: the mix's shape moved tone_pct of the way to the reference,
+    # smoothed (1/2 octave above 200 Hz, 1 octave below) and capped
+    cap = MATCH_CAP_DB * tone_pct / 100.0
+    move = smooth_match_db(f, (tone_pct / 100.0) * -tonal_deviation_db(f, levels, target.level_db))
+    band = (f >= TONAL_BAND_LO_HZ) & (f <= TONAL_BAND_HI_HZ)
+    over = float(np.max(np.abs(move[band]))) if band.any() else 0.0
+    if over > cap + 0.05:
+        warnings.append(f"the reference differs from the mix by up to {over:.1f} dB in tonal balance (smoothed); the "
+                        f"match is capped at +/-{cap:.1f} dB. A different-sounding reference or a mix problem?")
+    goal = levels + np.clip(move, -cap, cap)
     eq_target = goal  # what the EQ is fitted to, corrected after each measurement
     best: tuple[MasterResult, float] | None = None
     weights = ((f >= TONAL_BAND_LO_HZ) & (f <= min(TONAL_BAND_HI_HZ, 0.45 * sample_rate))).astype(float)
     for step in range(refine_steps + 1):
         fit = fit_graphic_eq(f, -tonal_deviation_db(f, levels, eq_target), sample_rate=sample_rate,
-                             weights=weights, max_gain_db=18.0)
+                             weights=weights, max_gain_db=max(cap + 1.0, 0.5))
+        eq_params = fit.eq
+        if eq_params.bands:  # overlapping bells may add past the cap: scale them back together
+            from .eqfit import band_response_db
+
+            peak = float(np.max(np.abs(band_response_db(eq_params, sample_rate, f[weights > 0]))))
+            if peak > cap + 0.05:
+                eq_params = dataclasses.replace(eq_params, bands=tuple(
+                    dataclasses.replace(b, gain_db=b.gain_db * cap / peak) for b in eq_params.bands))
+            fit = dataclasses.replace(fit, eq=eq_params)
         chain = base.without("eq")
         if fit.eq.bands:
             stages = list(chain.stages)
             stages.insert(_eq_position(chain), Stage(
                 "eq", fit.eq, label="reference match EQ",
                 why=f"match the tonal balance of {', '.join(target.names) or 'the reference'} "
-                    f"({tone_pct:g}% of the difference; {len(fit.eq.bands)} third-octave bands, "
+                    f"({tone_pct:g}% of the difference, smoothed over 1/2 octave above 200 Hz and 1 octave below, "
+                    f"capped at +/-{cap:.1f} dB; {len(fit.eq.bands)} third-octave bands, "
                     f"fit within {fit.rms_error_db:.2f} dB RMS)"))
             chain = dataclasses.replace(chain, stages=tuple(stages))
         planned = master(x, sample_rate, d, chain=None, before=a, progress=progress, planned=chain, intent=intent)
@@ -110,11 +200,14 @@ def master_to_reference(
             break
         # What is still off, measured on the master itself, is added to what the EQ aims for.
         out_levels = np.asarray(planned.after.spectrum.level_db, dtype=float)[:n]
-        eq_target = eq_target - tonal_deviation_db(f, out_levels, goal)
+        eq_target = eq_target - smooth_match_db(f, tonal_deviation_db(f, out_levels, goal))
+        eq_target = levels + np.clip(eq_target - levels, -cap, cap)  # the cap holds through the refinement
     assert best is not None
     result, err = best
     meta = dict(result.chain.meta, reference=list(target.names), reference_lufs=round(target.loudness_lufs, 2),
-                tonal_error_db=round(err, 3),
+                tonal_error_db=round(err, 3), warnings=warnings,
+                reference_movement={"lra_lu": round(target.lra_lu, 1), "plr_db": round(target.plr_db, 1),
+                                    "side_mid_db": round(target.side_mid_db, 1)},
                 tonal_target={"name": "reference: " + (", ".join(target.names) or "reference"),
                               "level_db": [round(float(v), 2) for v in goal]})
     return dataclasses.replace(result, chain=dataclasses.replace(result.chain, meta=meta)), err

@@ -163,6 +163,7 @@ def revise_chain(chain: Chain, words: str) -> Revision:
     """Apply the words to ``chain``; see the module docstring."""
     loudness = 0.0
     notes: list[str] = []
+    original = chain
     for phrase, scale in parse_words(words):
         for move in VOCABULARY[phrase]:
             what = move[0]
@@ -178,4 +179,27 @@ def revise_chain(chain: Chain, words: str) -> Revision:
                 note = f"loudness target {move[1] * scale:+.1f} LU"
             notes.append(f"{phrase}: {note}")
     loudness = max(-MAX_LOUDNESS_CHANGE_LU, min(MAX_LOUDNESS_CHANGE_LU, loudness))
-    return Revision(chain, loudness, tuple(notes))
+    return Revision(_explain(original, chain, words, notes, loudness), loudness, tuple(notes))
+
+
+_REVISED = " | revised"
+
+
+def _explain(before: Chain, after: Chain, words: str, notes: list[str], loudness_lu: float) -> Chain:
+    """Regenerate each stage's explanation for this revision: a stage the words changed says what
+    changed and why (the words), on top of the measurement that first caused it; a stage they left
+    alone keeps its own reason without an earlier revision's notes."""
+    old = {(s.kind, s.label): s.params for s in before.stages}
+    stages = []
+    for s in after.stages:
+        base = (s.why or "").split(_REVISED)[0]
+        changed = old.get((s.kind, s.label)) != s.params
+        mine = [n for n in notes if "loudness target" not in n]
+        if s.kind == "limiter" and abs(loudness_lu) > 1e-9:
+            why = f"{base}{_REVISED} (\"{words}\"): loudness target {loudness_lu:+.1f} LU"
+        elif changed and mine:
+            why = f"{base}{_REVISED} (\"{words}\"): {'; '.join(mine)}"
+        else:
+            why = base
+        stages.append(dataclasses.replace(s, why=why))
+    return dataclasses.replace(after, stages=tuple(stages))

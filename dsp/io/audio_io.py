@@ -16,7 +16,7 @@ import dataclasses
 import math
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 import numpy as np
@@ -512,3 +512,248 @@ def _sync_folder(folder: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# --- streaming: reading and writing in blocks ----------------------------------------------------
+
+#: frames per block of the streaming passes (a multiple of 64 k: 4 MB of stereo float32)
+STREAM_BLOCK_FRAMES = 1 << 18
+
+
+class AudioSource:
+    """A file read in blocks, as often as needed, never whole.
+
+    Opening checks the header as :func:`read_audio` does (existence, extension, container,
+    channels, sample rate, no samples); what needs the samples (finiteness, length, silence) is
+    checked by the first complete pass of :meth:`blocks`. ``frames`` is the header's count until
+    a full pass has counted what the file really holds.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.name = _check_readable(path)
+        self.path = os.fspath(path)
+        try:
+            with sf.SoundFile(self.path) as f:
+                _check_container(f.format, self.name)
+                self.channels, self.sample_rate, self.frames = int(f.channels), int(f.samplerate), int(f.frames)
+        except RuntimeError as exc:
+            raise _open_error(path, self.name, exc) from None
+        _check_channels(self.channels, self.name)
+        _check_sample_rate(self.sample_rate, self.name)
+        if self.frames <= 0:
+            raise EmptyAudioError(f"{self.name} contains no audio (0 samples)")
+        self.checked = False  # set by the first complete pass of blocks()
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+    def blocks(self, block_frames: int = STREAM_BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """Float32 C-contiguous ``(channels, n)`` blocks of ``block_frames`` (the last may be shorter).
+
+        After a complete pass ``frames`` holds the frames actually read (a damaged file may hold
+        fewer than its header says, as :func:`read_audio` keeps what is there). The first complete
+        pass also applies :func:`check_audio`'s refusals (non-finite, too short, silent): they are
+        raised after its last block, so a pass that measures the audio checks it on the way."""
+        if block_frames <= 0:
+            raise ParameterError(f"block_frames must be positive, got {block_frames}")
+        check = not self.checked
+        peak, invalid = 0.0, 0
+        try:
+            with sf.SoundFile(self.path) as f:
+                buf = np.empty((min(block_frames, self.frames), self.channels), dtype=np.float32)
+                done = 0
+                while done < self.frames:
+                    want = min(len(buf), self.frames - done)
+                    got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
+                    n = len(got)
+                    if n == 0:
+                        break
+                    done += n
+                    block = np.ascontiguousarray(got.T)
+                    if check:
+                        hi, lo = float(block.max()), float(block.min())
+                        if math.isfinite(hi) and math.isfinite(lo):
+                            peak = max(peak, hi, -lo)
+                        else:
+                            invalid += block.size - int(np.count_nonzero(np.isfinite(block)))
+                    yield block
+                self.frames = done
+        except RuntimeError as exc:
+            raise _open_error(self.path, self.name, exc) from None
+        if check:
+            check_audio_summary(done, self.sample_rate, peak=peak, invalid=invalid, channels=self.channels,
+                                what=self.name)
+            self.checked = True
+
+
+def check_audio_summary(frames: int, sample_rate: int, *, peak: float, invalid: int, channels: int,
+                        what: str = "the audio") -> None:
+    """:func:`check_audio`'s refusals from a block-wise pass: ``peak`` (largest |sample|) and
+    ``invalid`` (NaN/inf count) over all ``frames`` of ``channels`` channels; same messages."""
+    if invalid:
+        raise NonFiniteAudioError(
+            f"{what} contains {invalid} invalid samples (NaN or infinity) out of {frames * channels}")
+    duration_s = frames / sample_rate
+    if duration_s < MIN_DURATION_S:
+        shown = math.floor(duration_s * 1000) / 1000
+        raise TooShortError(
+            f"{what} is only {shown:g} s long ({frames} samples at {int(sample_rate)} Hz); "
+            f"at least {MIN_DURATION_S:g} s is needed to measure loudness"
+        )
+    if peak < 10.0 ** (SILENCE_DBFS / 20.0):
+        level = "all samples are zero" if peak == 0.0 else f"peak {20.0 * math.log10(peak):.1f} dBFS"
+        raise SilentAudioError(f"{what} is silent ({level}; below {SILENCE_DBFS:g} dBFS)")
+
+
+class AudioWriter:
+    """Writes ``(channels, n)`` blocks as they come, atomically, into the same file
+    :func:`write_audio` makes of the whole signal (same quantisation, same dither sequence).
+
+    Use as a context manager: ``commit()`` moves the file into place and returns the
+    WriteResult; leaving the block without it (or ``abort()``) removes the temporary file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], sample_rate: int, channels: int, *, fmt: str = "wav24",
+                 force: bool = False, protect: Iterable[str | os.PathLike[str]] = (),
+                 dither_seed: int | None = 0) -> None:
+        if fmt not in _OUT:
+            raise ParameterError(f"fmt = {fmt!r} is not one of: {', '.join(_OUT_ORDER)}")
+        self.spec = spec = _OUT[fmt]
+        self.fmt = fmt
+        self.dest = dest = _fspath_out(path)
+        if os.path.splitext(dest)[1].lower() != spec.ext:
+            raise ParameterError(f"cannot write {dest} as {fmt}: that format needs a {spec.ext} file name")
+        if dither_seed is not None and (isinstance(dither_seed, bool)
+                                        or not isinstance(dither_seed, (int, np.integer))):
+            raise ParameterError(f"dither_seed must be a whole number or None, got {dither_seed!r}")
+        _check_channels(channels, "the audio to write")
+        _check_sample_rate(sample_rate, "the audio to write")
+        _check_destination(dest, force=force, protect=protect)
+        self.sample_rate, self.channels, self.force = int(sample_rate), int(channels), force
+        self.frames = 0
+        self.clipped = 0
+        self._buf = np.empty((_BLOCK_FRAMES, channels), dtype=np.float32)
+        self._fill = 0
+        self._rng = np.random.default_rng(dither_seed) if spec.bits == 16 else None
+        folder = os.path.dirname(os.path.abspath(dest))
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        while True:
+            self._tmp = os.path.join(folder, f".{os.path.basename(dest)}.{secrets.token_hex(4)}.tmp")
+            try:
+                self._fd: int | None = os.open(self._tmp, flags, 0o666)
+                self._tmp_live = True
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise WriteFailedError(f"could not write {dest}: {exc.strerror or exc}") from None
+        self._file: sf.SoundFile | None = None
+        try:
+            self._file = sf.SoundFile(self._fd, "w", self.sample_rate, channels, spec.subtype,
+                                                           format=spec.container, closefd=False)
+        except BaseException:
+            self.abort()
+            raise
+
+    def __enter__(self) -> AudioWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+    def write(self, block: np.ndarray) -> None:
+        """Append ``(channels, n)`` float samples; NaN or infinity is refused."""
+        if self._file is None:
+            raise OutputError(f"{self.dest}: the writer is closed")
+        if block.ndim != 2 or block.shape[0] != self.channels:
+            raise InputError(f"blocks to write must be ({self.channels}, n), got shape {block.shape}")
+        if block.shape[1] and not (math.isfinite(float(block.max())) and math.isfinite(float(block.min()))):
+            bad = block.size - int(np.count_nonzero(np.isfinite(block)))
+            raise NonFiniteAudioError(f"the audio to write contains {bad} invalid samples (NaN or infinity)")
+        pos, n = 0, block.shape[1]
+        while pos < n:
+            take = min(n - pos, _BLOCK_FRAMES - self._fill)
+            self._buf[self._fill:self._fill + take] = block[:, pos:pos + take].T
+            self._fill += take
+            pos += take
+            if self._fill == _BLOCK_FRAMES:
+                self._flush()
+        self.frames += n
+
+    def _flush(self) -> None:
+        n, spec, f = self._fill, self.spec, self._file
+        self._fill = 0
+        if n == 0 or f is None:
+            return
+        w = self._buf[:n]
+        try:
+            if spec.is_float:
+                f.write(w)
+                return
+            scale = float(1 << (spec.bits - 1))
+            np.multiply(w, np.float32(scale), out=w)
+            self.clipped += int(np.count_nonzero(w > scale)) + int(np.count_nonzero(w < -scale))
+            if self._rng is not None:
+                noise = np.empty((2, n, self.channels), dtype=np.float32)
+                self._rng.random(out=noise[0], dtype=np.float32)
+                self._rng.random(out=noise[1], dtype=np.float32)
+                w += noise[0]
+                w -= noise[1]
+            np.rint(w, out=w)
+            np.clip(w, -scale, scale - 1.0, out=w)
+            q = w.astype(np.int16 if spec.bits == 16 else np.int32)
+            if spec.bits == 24:
+                np.left_shift(q, 8, out=q)
+            f.write(q)
+        except (OSError, RuntimeError, AssertionError) as exc:
+            reason = getattr(exc, "strerror", None) or getattr(exc, "error_string", None) or str(exc)
+            self.abort()
+            raise WriteFailedError(f"could not write {self.dest}: {reason or type(exc).__name__}") from exc
+
+    def commit(self) -> WriteResult:
+        """Finish the file and move it into place; returns what was written."""
+        if self._file is None:
+            raise OutputError(f"{self.dest}: the writer is closed")
+        self._flush()
+        try:
+            self._file.close()
+            self._file = None
+            if self._fd is not None:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = None
+            _commit(self._tmp, self.dest, self.force)
+            self._tmp_live = False
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, ReaMasterError):
+                raise
+            if isinstance(exc, (OSError, RuntimeError, AssertionError)):
+                reason = getattr(exc, "strerror", None) or getattr(exc, "error_string", None) or str(exc)
+                raise WriteFailedError(f"could not write {self.dest}: {reason or type(exc).__name__}") from exc
+            raise
+        _sync_folder(os.path.dirname(os.path.abspath(self.dest)))
+        return WriteResult(path=self.dest, fmt=self.fmt, sample_rate=self.sample_rate, channels=self.channels,
+                           frames=self.frames, clipped_samples=self.clipped, dithered=self.spec.bits == 16)
+
+    def abort(self) -> None:
+        """Drop the temporary file (nothing is written at the destination). Idempotent."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            except Exception:  # noqa: BLE001 - closing a half-written file while giving up on it
+                pass
+            self._file = None
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+        if self._tmp_live:
+            self._tmp_live = False
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numba
 import numpy as np
 
+from ..errors import NonFiniteAudioError
 from .loudness import LoudnessResult, measure_loudness
 from .spectrum import SpectrumResult, third_octave_spectrum
 from .truepeak import to_db, true_peak_dbtp
@@ -28,6 +29,8 @@ if TYPE_CHECKING:  # imported where looked for: scipy.ndimage is slow to load
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped (about -0.009 dBFS)
 CLIP_RUN = 3  # this many consecutive clipped samples make a run (one hot sample is not clipping)
 SILENCE_DBFS = -60.0  # 100-ms hops whose peak stays under this are silence
+BRICKWALL_WITHIN_DB = 1.0  # a 100-ms hop this close to the track's peak "touches the wall"
+BRICKWALL_LOUD_DBFS = -50.0  # hops under this are left out of the brickwall share
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +57,9 @@ class Analysis:
     spectrum: SpectrumResult
     loudness: LoudnessResult
     resonances: tuple[Resonance, ...] = ()  # when looked for
+    # share (0..1) of the non-silent 100-ms stretches whose peak lies within BRICKWALL_WITHIN_DB of the
+    # track's peak: a limiter flattens every loud stretch onto its ceiling (masters 30-90 %, mixes a few %)
+    brickwall_share: float = 0.0
 
     def to_dict(self, *, series: bool = False) -> dict[str, Any]:
         """Plain JSON-ready dict; ``series`` adds the momentary/short-term loudness series."""
@@ -72,7 +78,10 @@ class Analysis:
             "correlation_overall": _json_number(s.correlation_overall),
         }
         d["resonances"] = [{"freq_hz": round(r.freq_hz, 1), "excess_db": round(r.excess_db, 1),
-                            "persistence": round(r.persistence, 2)} for r in self.resonances]
+                            "persistence": round(r.persistence, 2)} for r in self.resonances
+                           if not getattr(r, "left_alone", "")]
+        d["peaks_left_alone"] = [{"freq_hz": round(r.freq_hz, 1), "excess_db": round(r.excess_db, 1),
+                                  "why": r.left_alone} for r in self.resonances if getattr(r, "left_alone", "")]
         if series:
             d["loudness_series"] = {
                 "hop_s": self.loudness.hop_s,
@@ -142,6 +151,7 @@ class SampleStats:
     leading_silence_s: float
     trailing_silence_s: float
     silent_pct: float
+    brickwall_share: float  # 0..1, see _brickwall_share
 
 
 def sample_stats(x: np.ndarray, sample_rate: int, *, clip_level: float = CLIP_LEVEL,
@@ -161,7 +171,20 @@ def sample_stats(x: np.ndarray, sample_rate: int, *, clip_level: float = CLIP_LE
         leading_silence_s=lead,
         trailing_silence_s=trail,
         silent_pct=silent,
+        brickwall_share=_brickwall_share(hop_peak),
     )
+
+
+def _brickwall_share(hop_peak: np.ndarray) -> float:
+    """Share (0..1) of the hops above BRICKWALL_LOUD_DBFS whose peak is within BRICKWALL_WITHIN_DB of
+    the largest hop peak."""
+    if hop_peak.shape[0] == 0:
+        return 0.0
+    top = float(hop_peak.max())
+    loud = hop_peak > 10 ** (BRICKWALL_LOUD_DBFS / 20)
+    if top <= 0.0 or not loud.any():
+        return 0.0
+    return float(np.mean(hop_peak[loud] >= top * 10 ** (-BRICKWALL_WITHIN_DB / 20)))
 
 
 def _silence(hop_peak: np.ndarray) -> tuple[float, float, float]:
@@ -220,4 +243,270 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
         spectrum=spec,
         loudness=loud,
         resonances=found,
+        brickwall_share=st.brickwall_share,
     )
+
+
+# --- the same measurements, block by block --------------------------------------------------------
+
+@numba.njit(cache=True, nogil=True)
+def _sample_stats_stream(x: np.ndarray, clip_level: float, min_run: int, hop: int, offset: int, hop_peak: np.ndarray,
+                         sums: np.ndarray, sumsq: np.ndarray, run: np.ndarray,
+                         counts: np.ndarray) -> None:  # pragma: no cover - jitted
+    """_sample_stats for one block at sample ``offset`` of a stream; carries per-channel sums, the
+    open clipped run and (peak, runs, clipped) in ``counts``, all updated in place. Walks the block
+    hop by hop (no division per sample); sums run in sample order, as the whole-signal kernel's."""
+    n_ch, n = x.shape
+    peak = counts[0]
+    n_hops = hop_peak.shape[0]
+    for c in range(n_ch):
+        s = sums[c]
+        q = sumsq[c]
+        r = run[c]
+        i = 0
+        while i < n:
+            h = (offset + i) // hop
+            stop = min(n, (h + 1) * hop - offset)
+            hp = 0.0
+            for j in range(i, stop):
+                v = np.float64(x[c, j])
+                s += v
+                q += v * v
+                a = abs(v)
+                if a > hp:
+                    hp = a
+                if a >= clip_level:
+                    r += 1
+                elif r:
+                    if r >= min_run:
+                        counts[1] += 1
+                        counts[2] += r
+                    r = 0
+            if hp > peak:
+                peak = hp
+            if h < n_hops and hp > hop_peak[h]:
+                hop_peak[h] = hp
+            i = stop
+        sums[c] = s
+        sumsq[c] = q
+        run[c] = r
+    counts[0] = peak
+
+
+class SampleStatsMeter:
+    """:func:`sample_stats` block by block (identical results); ``frames`` is the expected length
+    (it sizes the per-hop peaks; a shorter stream is fine)."""
+
+    def __init__(self, channels: int, sample_rate: int, frames: int, *, clip_level: float = CLIP_LEVEL,
+                 min_run: int = CLIP_RUN) -> None:
+        self.sample_rate, self.channels = sample_rate, channels
+        self.hop = max(1, sample_rate // 10)
+        self.clip_level, self.min_run = clip_level, min_run
+        self._hop_peak = np.zeros(max(0, frames) // self.hop, dtype=np.float64)
+        self._sums = np.zeros(channels)
+        self._sumsq = np.zeros(channels)
+        self._run = np.zeros(channels, dtype=np.int64)
+        self._counts = np.zeros(3)  # peak, runs, clipped samples
+        self.samples = 0
+
+    @property
+    def peak(self) -> float:
+        """Largest |sample| so far (linear)."""
+        return float(self._counts[0])
+
+    def feed(self, x: np.ndarray) -> None:
+        _sample_stats_stream(np.ascontiguousarray(x), self.clip_level, self.min_run, self.hop, self.samples,
+                             self._hop_peak, self._sums, self._sumsq, self._run, self._counts)
+        self.samples += x.shape[1]
+
+    def result(self) -> SampleStats:
+        n, n_ch = self.samples, self.channels
+        runs, clipped = int(self._counts[1]), int(self._counts[2])
+        for r in self._run:
+            if r >= self.min_run:
+                runs += 1
+                clipped += int(r)
+        lead, trail, silent = _silence(self._hop_peak[: n // self.hop])
+        return SampleStats(
+            sample_peak_dbfs=to_db(self.peak),
+            rms_dbfs=to_db(math.sqrt(float(self._sumsq.sum()) / max(1, n * n_ch))),
+            dc_offset=tuple(float(v) for v in self._sums / max(1, n)),
+            clipped_runs=runs,
+            clipped_samples=clipped,
+            leading_silence_s=lead,
+            trailing_silence_s=trail,
+            silent_pct=silent,
+            brickwall_share=_brickwall_share(self._hop_peak[: n // self.hop]),
+        )
+
+
+#: samples per piece the true-peak meter considers skipping
+TRUE_PEAK_PIECE = 4096
+
+
+class TruePeakMeter:
+    """The largest true peak (dBTP) of a stream, equal to :func:`true_peak_dbtp` of the whole signal.
+
+    The interpolator's output can never exceed ``gain`` (the largest sum of |taps| over the
+    polyphase branches, 2.24) times the largest |sample| in its reach, so pieces of
+    ``TRUE_PEAK_PIECE`` samples whose bound stays at or under the peak already found are not
+    interpolated at all (``skipped`` counts them); the loudest pieces are measured first.
+    """
+
+    def __init__(self, channels: int, *, factor: int = 4) -> None:
+        from .truepeak import FUTURE_SAMPLES, PAST_SAMPLES, polyphase_taps
+
+        self.factor = factor
+        self.context = PAST_SAMPLES + FUTURE_SAMPLES
+        self.gain = max(1.0, float(np.abs(polyphase_taps(factor)).sum(axis=1).max()))
+        self._hist = np.zeros((channels, self.context), dtype=np.float32)
+        self._lead = FUTURE_SAMPLES  # envelope values before the first sample, not part of the signal
+        self.peak = 0.0
+        self.pieces = 0
+        self.skipped = 0
+
+    def feed(self, x: np.ndarray) -> None:
+        from .truepeak import envelope_with_context
+
+        xp = np.concatenate((self._hist, np.asarray(x, dtype=np.float32)), axis=1)
+        self._hist = xp[:, xp.shape[1] - self.context:]
+        n_out = xp.shape[1] - self.context  # envelope positions this block can settle
+        if n_out <= 0:
+            return
+        mag = np.abs(xp).max(axis=0)
+        first = self._lead  # positions before the signal's start are not measured
+        self._lead = max(0, self._lead - n_out)
+        if first >= n_out:
+            return
+        # envelope position j is the band-limited signal on [xp j+9, j+10), computed from xp[j .. j+19];
+        # the sample itself is one of its points, so the samples give a lower bound for free
+        half = self.context // 2
+        self.peak = max(self.peak, float(mag[first + half: n_out + half].max()))
+        starts = np.arange(first, n_out, TRUE_PEAK_PIECE)
+        ends = np.minimum(starts + TRUE_PEAK_PIECE, n_out)
+        reach = np.maximum.reduceat(mag, starts)  # mag[start, next start); the last runs to the end
+        tails = np.array([float(mag[e:e + self.context].max()) for e in ends])
+        bound = np.maximum(reach, tails) * (self.gain * (1.0 + 1e-5))  # float32 rounding margin
+        for i in np.argsort(-bound, kind="stable"):
+            self.pieces += 1
+            if bound[i] <= self.peak:
+                self.skipped += 1
+                continue
+            s0, e0 = int(starts[i]), int(ends[i])
+            env = envelope_with_context(xp[:, s0:e0 + self.context], factor=self.factor)
+            self.peak = max(self.peak, float(env.max()))
+
+    def finish(self) -> float:
+        """Flushes the last samples' reach; returns the true peak in dBTP."""
+        from .truepeak import FUTURE_SAMPLES, to_db
+
+        self.feed(np.zeros((self._hist.shape[0], FUTURE_SAMPLES), dtype=np.float32))
+        return to_db(self.peak)
+
+
+class AnalysisMeter:
+    """:func:`analyze` fed block by block: ``feed`` successive ``(channels, n)`` blocks, then
+    ``result()``. Memory is bounded by the block and a few per-hop series, whatever the length;
+    the figures equal :func:`analyze` of the whole signal (loudness, true peak and sample
+    statistics exactly; the spectrum to the last digits of the broadband correlation unless the
+    blocks are multiples of 64 k frames). The spectrum and resonance statistics run on a second
+    thread beside the loudness, true-peak and sample passes.
+
+    ``frames``: the expected length (sizes the per-hop silence map). ``loudness=False`` leaves
+    the loudness to the caller (``result(loudness=...)``).
+    """
+
+    def __init__(self, channels: int, sample_rate: int, frames: int, *, true_peak_factor: int = 4,
+                 resonances: bool = False, loudness: bool = True) -> None:
+        from .loudness import LoudnessMeter
+        from .spectrum import SpectrumMeter
+
+        self.sample_rate, self.channels = int(sample_rate), int(channels)
+        self.true_peak_factor = true_peak_factor
+        self.loudness = LoudnessMeter(channels, sample_rate) if loudness else None
+        self.spectrum = SpectrumMeter(min(channels, 2), sample_rate)
+        self.stats = SampleStatsMeter(channels, sample_rate, frames)
+        self.true_peak = TruePeakMeter(channels, factor=true_peak_factor)
+        self.resonance = None
+        if resonances:
+            from .resonance import ResonanceMeter
+
+            self.resonance = ResonanceMeter(sample_rate)
+        self.invalid = 0  # NaN / inf samples seen (measuring stops counting anything else)
+        self.samples = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
+
+    def _side(self, front: np.ndarray) -> None:
+        self.spectrum.feed(front)
+        if self.resonance is not None:
+            self.resonance.feed(front)
+
+    def feed(self, x: np.ndarray) -> None:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        self.samples += x.shape[1]
+        if self.invalid or not (math.isfinite(float(x.max())) and math.isfinite(float(x.min()))):
+            self.invalid += x.size - int(np.count_nonzero(np.isfinite(x)))
+            return
+        job = self._pool.submit(self._side, x[:2])
+        try:
+            if self.loudness is not None:
+                self.loudness.feed(x)
+            self.stats.feed(x)
+            self.true_peak.feed(x)
+        finally:
+            job.result()
+
+    def result(self, *, loudness: LoudnessResult | None = None) -> Analysis:
+        self._pool.shutdown()
+        if loudness is None and self.loudness is None:
+            raise ValueError("AnalysisMeter(loudness=False) needs the loudness passed to result()")
+        loud = loudness if loudness is not None else self.loudness.result()  # type: ignore[union-attr]
+        tp = self.true_peak.finish()
+        st = self.stats.result()
+        found = tuple(self.resonance.result()) if self.resonance is not None else ()
+        integrated = loud.integrated_lufs
+        return Analysis(
+            sample_rate=self.sample_rate,
+            channels=self.channels,
+            duration_s=round(self.samples / self.sample_rate, 3),
+            integrated_lufs=integrated,
+            lra_lu=loud.lra_lu,
+            max_momentary_lufs=loud.max_momentary_lufs,
+            max_short_term_lufs=loud.max_short_term_lufs,
+            true_peak_dbtp=tp,
+            true_peak_oversampling=self.true_peak_factor,
+            sample_peak_dbfs=st.sample_peak_dbfs,
+            rms_dbfs=st.rms_dbfs,
+            plr_db=tp - integrated if math.isfinite(integrated) else float("nan"),
+            crest_db=st.sample_peak_dbfs - st.rms_dbfs,
+            dc_offset=st.dc_offset,
+            clipped_runs=st.clipped_runs,
+            clipped_samples=st.clipped_samples,
+            leading_silence_s=st.leading_silence_s,
+            trailing_silence_s=st.trailing_silence_s,
+            silent_pct=st.silent_pct,
+            spectrum=self.spectrum.result(),
+            loudness=loud,
+            resonances=found,
+            brickwall_share=st.brickwall_share,
+        )
+
+
+def analyze_source(source: Any, *, true_peak_factor: int = 4, resonances: bool = False,
+                   progress: Any = None) -> Analysis:
+    """:func:`analyze` of a :class:`dsp.io.audio_io.AudioSource` (anything with ``channels``,
+    ``sample_rate``, ``frames`` and ``blocks()``) in one block-wise read; the source's first pass
+    applies the input refusals (non-finite, too short, silent). ``progress(fraction)`` is called
+    after each block; returning False cancels."""
+    from ..errors import CancelledError
+
+    meter = AnalysisMeter(source.channels, source.sample_rate, source.frames,
+                          true_peak_factor=true_peak_factor, resonances=resonances)
+    total = max(1, source.frames)
+    for block in source.blocks():
+        meter.feed(block)
+        if progress is not None and progress(min(1.0, meter.samples / total)) is False:
+            raise CancelledError("analysis was cancelled")
+    if meter.invalid:  # a source that does not check its samples
+        raise NonFiniteAudioError(f"the audio contains {meter.invalid} invalid samples (NaN or infinity)")
+    return meter.result()

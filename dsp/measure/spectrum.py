@@ -56,6 +56,7 @@ BAND_EDGE_FACTOR = 10.0 ** (1.0 / 20.0)
 LEVEL_FLOOR_DB = -200.0
 RATIO_CLAMP_DB = 120.0
 BATCH_FRAMES = 256
+STREAM_BATCH_FRAMES = 32  # the block-wise meter's batches: 2 MB of frames and 2 MB of spectra
 
 _POWER_FLOOR = 10.0 ** (LEVEL_FLOOR_DB / 10.0)
 
@@ -232,6 +233,16 @@ def third_octave_spectrum(x: np.ndarray, sample_rate: int, *, nfft: int | None =
             _accumulate_mono(spec[0], pl)
     if not (np.all(np.isfinite(pl)) and np.all(np.isfinite(pr))):
         raise NonFiniteAudioError("the audio contains NaN or infinite samples")
+    return _spectrum_from_sums(pl, pr, cr, window, n_frames, nfft, sr, ch, _overall_correlation(a))
+
+
+def _spectrum_from_sums(pl: np.ndarray, pr: np.ndarray, cr: np.ndarray, window: np.ndarray, n_frames: int,
+                        nfft: int, sr: int, ch: int, correlation_overall: float) -> SpectrumResult:
+    """Bands, mid/side and correlation from the accumulated bin powers (shared by the whole-signal
+    and the block-wise measurement)."""
+    n_bins = nfft // 2 + 1
+    if not (np.all(np.isfinite(pl)) and np.all(np.isfinite(pr))):
+        raise NonFiniteAudioError("the audio contains NaN or infinite samples")
 
     # Mean square per bin: one-sided (x2 except DC and Nyquist), Hann power-normalised.
     s2 = float(np.dot(window.astype(np.float64), window.astype(np.float64)))
@@ -258,7 +269,7 @@ def third_octave_spectrum(x: np.ndarray, sample_rate: int, *, nfft: int | None =
                   fine_hz=fine_hz, fine_db=fine_db)
     for v in arrays.values():
         v.setflags(write=False)
-    return SpectrumResult(labels=THIRD_OCTAVE_LABELS[:n_bands], correlation_overall=_overall_correlation(a),
+    return SpectrumResult(labels=THIRD_OCTAVE_LABELS[:n_bands], correlation_overall=correlation_overall,
                           nfft=nfft, frames=n_frames, sample_rate=sr, **arrays)
 
 
@@ -294,3 +305,85 @@ def band_energy_db(spectrum: SpectrumResult, lo_hz: float, hi_hz: float, *,
         raise ParameterError(f"no 1/3-octave band centre lies between {lo_hz:g} and {hi_hz:g} Hz")
     levels = getattr(spectrum, f"{component}_db")[sel]
     return float(10.0 * np.log10(np.sum(10.0 ** (levels / 10.0))))
+
+
+class SpectrumMeter:
+    """:func:`third_octave_spectrum` fed block by block (``feed`` then ``result``): the same frames
+    and sums as the whole-signal function, holding the last frame's samples and a small batch.
+    Blocks should be multiples of 64 k frames for the broadband correlation to be summed in the
+    same chunks (it differs in the last digits otherwise)."""
+
+    def __init__(self, channels: int, sample_rate: int, *, nfft: int | None = None) -> None:
+        if channels not in (1, 2):
+            raise ChannelCountError(f"the spectrum analysis takes mono or stereo audio, got {channels} channels")
+        _, self.sample_rate = _check_input(np.zeros((channels, 1), dtype=np.float32), sample_rate)
+        self.nfft = int(nfft) if nfft is not None else default_nfft(self.sample_rate)
+        self.channels = channels
+        n_bins = self.nfft // 2 + 1
+        self._pl = np.zeros(n_bins)
+        self._pr = np.zeros(n_bins) if channels == 2 else self._pl
+        self._cr = np.zeros(n_bins) if channels == 2 else self._pl
+        self._window = periodic_hann(self.nfft).astype(np.float32)
+        self._tail = np.zeros((channels, 0), dtype=np.float32)
+        self._frames = 0
+        self._batch = np.empty((channels, STREAM_BATCH_FRAMES, self.nfft), dtype=np.float32)
+        self._pending_frames = 0  # windowed frames waiting in _batch
+        self._corr = [0.0, 0.0, 0.0]
+        self.samples = 0
+
+    def feed(self, x: np.ndarray) -> None:
+        a = np.ascontiguousarray(x, dtype=np.float32)
+        if a.ndim != 2 or a.shape[0] != self.channels:
+            raise InputError(f"SpectrumMeter: expected ({self.channels}, n) blocks, got shape {a.shape}")
+        self.samples += a.shape[1]
+        if self.channels == 2:
+            step = 1 << 16
+            for s0 in range(0, a.shape[1], step):
+                left, right = a[0, s0:s0 + step], a[1, s0:s0 + step]
+                self._corr[0] += float(np.dot(left, left))
+                self._corr[1] += float(np.dot(right, right))
+                self._corr[2] += float(np.dot(left, right))
+        buf = np.concatenate((self._tail, a), axis=1) if self._tail.shape[1] else a
+        nfft, hop = self.nfft, self.nfft // 2
+        if buf.shape[1] < nfft:
+            self._tail = buf.copy()
+            return
+        n_frames = 1 + (buf.shape[1] - nfft) // hop
+        views = [np.lib.stride_tricks.sliding_window_view(buf[c], nfft)[::hop][:n_frames]
+                 for c in range(self.channels)]
+        # frames are summed one by one in order, so any batching gives the whole-signal sums
+        done = 0
+        while done < n_frames:
+            take = min(self._batch.shape[1] - self._pending_frames, n_frames - done)
+            for c in range(self.channels):
+                np.multiply(views[c][done:done + take], self._window,
+                            out=self._batch[c, self._pending_frames:self._pending_frames + take])
+            self._pending_frames += take
+            done += take
+            if self._pending_frames == self._batch.shape[1]:
+                self._run_batch()
+        self._tail = buf[:, n_frames * hop:].copy()
+
+    def _run_batch(self) -> None:
+        if not self._pending_frames:
+            return
+        spec = scipy.fft.rfft(self._batch[:, :self._pending_frames], axis=-1, workers=2)
+        if self.channels == 2:
+            _accumulate_stereo(spec[0], spec[1], self._pl, self._pr, self._cr)
+        else:
+            _accumulate_mono(spec[0], self._pl)
+        self._frames += self._pending_frames
+        self._pending_frames = 0
+
+    def result(self) -> SpectrumResult:
+        self._run_batch()
+        if self._frames == 0:  # shorter than one frame: the whole-signal function's own short path
+            if self.samples == 0:
+                raise EmptyAudioError("the audio has no samples")
+            return third_octave_spectrum(self._tail, self.sample_rate, nfft=self.nfft)
+        if not (np.all(np.isfinite(self._pl)) and np.all(np.isfinite(self._pr))):
+            raise NonFiniteAudioError("the audio contains NaN or infinite samples")
+        ll, rr, lr = self._corr
+        overall = 1.0 if self.channels == 1 else _correlation(lr, ll, rr)
+        return _spectrum_from_sums(self._pl, self._pr, self._cr, self._window, self._frames, self.nfft,
+                                   self.sample_rate, self.channels, overall)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -209,3 +209,59 @@ def render(
     if states is not None:
         states.extend(stage_states)
     return out
+
+
+def render_blocks(
+    chain: Chain,
+    blocks: Iterable[np.ndarray],
+    sample_rate: int,
+    *,
+    block_size: int = BLOCK_SIZE,
+    states: list[Any] | None = None,
+) -> Iterator[np.ndarray]:
+    """:func:`render` as a stream: takes ``(channels, n)`` blocks of any length and yields float32
+    blocks aligned with the input (look-ahead latency removed), as many samples in all as came in.
+
+    The chain sees exactly the blocks :func:`render` gives it (``block_size`` pieces from the
+    start, the latency's zeros after the end), so the output equals ``render``'s sample for sample.
+    If ``states`` is a list, the final state of each enabled stage is appended when the stream ends.
+    """
+    active = [(processor_spec(s.kind), s.params) for s in chain.stages if s.enabled]
+    lat = sum(spec.latency_samples(p, sample_rate) for spec, p in active)
+    stage_states: list[Any] = [None] * len(active)
+    drop = lat
+
+    def run(block: np.ndarray) -> np.ndarray | None:
+        nonlocal drop
+        for i, (spec, params) in enumerate(active):
+            block, stage_states[i] = spec.process(block, sample_rate, params, stage_states[i])
+        if drop:
+            k = min(drop, block.shape[1])
+            block = block[:, k:]
+            drop -= k
+        return block.astype(np.float32) if block.shape[1] else None
+
+    rest: np.ndarray | None = None
+    n_ch = 0
+    for b in blocks:
+        b = np.asarray(b, dtype=np.float64)
+        if b.ndim != 2:
+            raise ParameterError("audio must be a (channels, samples) array")
+        n_ch = b.shape[0]
+        if rest is not None and rest.shape[1]:
+            b = np.concatenate((rest, b), axis=1)
+        full = (b.shape[1] // block_size) * block_size
+        for s in range(0, full, block_size):
+            y = run(b[:, s:s + block_size])
+            if y is not None:
+                yield y
+        rest = b[:, full:]
+    if rest is None:
+        rest = np.zeros((n_ch, 0))
+    tail = np.concatenate((rest, np.zeros((rest.shape[0], lat))), axis=1)
+    for s in range(0, tail.shape[1], block_size):
+        y = run(tail[:, s:s + block_size])
+        if y is not None:
+            yield y
+    if states is not None:
+        states.extend(stage_states)

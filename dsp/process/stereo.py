@@ -7,14 +7,18 @@
   split by :func:`dsp.process.crossover.split_bands` (LR4) and each band scaled; the bands sum to the
   crossovers' all-pass, so the mid goes through the same all-passes to stay phase-aligned
   with the side.
-* **Mono bass** (``mono_bass_hz`` > 0) high-passes the side with a Linkwitz-Riley 8th-order
-  filter (two cascaded 4th-order Butterworths, -6 dB at the cutoff, 48 dB/octave) and passes
-  the mid through the matching 4th-order all-pass (LR8 low + high = that all-pass), so above
-  the cutoff mid and side keep their phase relation. LR8 rather than LR4: an LR4 high-pass is
-  only -24.6 dB one octave below its cutoff and -0.53 dB one octave above, and subtracting an
-  LR4 low-passed side from the side is worse still (+2.5 dB at half the cutoff).
-* Phase: when splitting or mono bass is active, the whole output is all-passed (same phase
-  shift on every channel), not bit-identical to the input in phase.
+* **Mono bass** (``mono_bass_hz`` > 0) removes the side below the cutoff with a linear-phase
+  split: a Kaiser-windowed FIR low-pass (``8 * sample_rate / cutoff`` taps, odd, -6 dB at the
+  cutoff, stop band about -60 dB from half the cutoff) is subtracted from the side delayed by
+  its group delay, and the mid is delayed by the same amount. Nothing is phase-rotated: the
+  bass keeps its timing and waveform (so its crest factor), the side above about 1.5x the
+  cutoff passes within 0.01 dB, and the whole output lags by ``latency_samples`` (about 80
+  ms at 100 Hz), which the chain renderer compensates; those first outputs (before the input's
+  time zero, where the FIR pre-rings) are silence, so a chain gives what its stages give one after
+  another on the aligned signal. (An IIR crossover - LR8 - delays
+  everything under the cutoff by 8-12 ms against the rest and rotates the bass's phase.)
+* Phase: when splitting widths, the whole output is all-passed (same phase shift on every
+  channel), not bit-identical to the input in phase.
 
 Only 2-channel audio is processed; every other channel count passes through unchanged
 (M/S is not defined for it). REAPER has no native FX for this (``native_fx`` is empty).
@@ -23,9 +27,11 @@ Only 2-channel audio is processed; every other channel count passes through unch
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numba
 import numpy as np
+import scipy.signal
 
 from ..errors import ParameterError
 from ..params import Params, check_range
@@ -82,29 +88,62 @@ class StereoState:
 
     xover: crossover.CrossoverState | None
     mid: np.ndarray  # (sections, 2) mid all-pass memory
-    side: np.ndarray  # (sections, 2) side high-pass memory
+    side: np.ndarray  # (sections, 2) side high-pass memory (unused: mono bass is linear-phase)
+    tail: np.ndarray | None = None  # (2, taps - 1): the last mid and side samples, for the mono-bass FIR
+    pre: int = 0  # output samples still before time zero (the FIR's pre-ringing): emitted as silence
 
 
 def _uniform(params: StereoParams) -> bool:
     return all(w == params.width_pct[0] for w in params.width_pct)
 
 
-def _lr8_qs() -> tuple[float, ...]:
-    return biquad.butterworth_qs(4)
+MONO_BASS_TAPS_PER_CYCLE = 8.0  # FIR length in periods of the cutoff: sets the transition width
+MONO_BASS_KAISER_BETA = 6.0  # about -60 dB stop band
+
+
+@functools.lru_cache(maxsize=16)
+def mono_bass_fir(cutoff_hz: float, sample_rate: int) -> np.ndarray:
+    """The linear-phase low-pass whose output is taken out of the side (odd length, unit DC gain)."""
+    taps = int(MONO_BASS_TAPS_PER_CYCLE * sample_rate / cutoff_hz) | 1
+    h: np.ndarray = np.asarray(scipy.signal.firwin(taps, cutoff_hz, window=("kaiser", MONO_BASS_KAISER_BETA),
+                                                  fs=sample_rate), dtype=np.float64)
+    h.setflags(write=False)
+    return h
+
+
+def latency_samples(params: StereoParams, sample_rate: int) -> int:
+    """Output lag: the mono-bass FIR's group delay (0 without mono bass)."""
+    if not params.mono_bass_hz:
+        return 0
+    return int((mono_bass_fir(params.mono_bass_hz, sample_rate).shape[0] - 1) // 2)
 
 
 def _mid_sos(params: StereoParams, sample_rate: int) -> np.ndarray:
     q = biquad.BUTTERWORTH_Q
     rows = [] if _uniform(params) else [biquad.all_pass(f, q, sample_rate) for f in params.crossovers_hz]
-    if params.mono_bass_hz:
-        rows += [biquad.all_pass(params.mono_bass_hz, qq, sample_rate) for qq in _lr8_qs()]
     return np.vstack(rows) if rows else np.zeros((0, 6))
 
 
 def _side_sos(params: StereoParams, sample_rate: int) -> np.ndarray:
-    if not params.mono_bass_hz:
-        return np.zeros((0, 6))
-    return np.vstack([biquad.high_pass(params.mono_bass_hz, q, sample_rate) for q in _lr8_qs() * 2])
+    return np.zeros((0, 6))
+
+
+def _mono_bass(y: np.ndarray, sample_rate: int, cutoff_hz: float, tail: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Linear-phase mono bass on L/R ``y``: delayed mid + (delayed side - FIR low-passed side)."""
+    h = mono_bass_fir(cutoff_hz, sample_rate)
+    n_taps = h.shape[0]
+    delay = (n_taps - 1) // 2
+    if tail is None:
+        tail = np.zeros((2, n_taps - 1))
+    msig = np.vstack(((y[0] + y[1]) * 0.5, (y[0] - y[1]) * 0.5))
+    ext = np.concatenate((tail, msig), axis=1)  # (2, taps - 1 + n)
+    n = y.shape[1]
+    mid = ext[0, n_taps - 1 - delay: n_taps - 1 - delay + n]
+    side = ext[1, n_taps - 1 - delay: n_taps - 1 - delay + n]
+    if n:
+        side = side - scipy.signal.oaconvolve(ext[1], h, mode="valid")
+    out = np.vstack((mid + side, mid - side))
+    return out, ext[:, ext.shape[1] - (n_taps - 1):].copy()
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
@@ -145,10 +184,13 @@ def process(x: np.ndarray, sample_rate: int, params: StereoParams,
     split = not _uniform(params)
     cm = _mid_sos(params, sample_rate)
     cs = _side_sos(params, sample_rate)
+    n_tail = mono_bass_fir(params.mono_bass_hz, sample_rate).shape[0] - 1 if params.mono_bass_hz else 0
     if state is None:
         crossover.check_crossovers(params.crossovers_hz, sample_rate)
-        state = StereoState(None, np.zeros((len(cm), 2)), np.zeros((len(cs), 2)))
-    elif state.mid.shape != (len(cm), 2) or state.side.shape != (len(cs), 2):
+        state = StereoState(None, np.zeros((len(cm), 2)), np.zeros((len(cs), 2)),
+                            np.zeros((2, n_tail)) if n_tail else None, n_tail // 2)
+    elif (state.mid.shape != (len(cm), 2) or state.side.shape != (len(cs), 2)
+          or (state.tail.shape[1] if state.tail is not None else 0) != n_tail):
         raise ParameterError("stereo state does not match these parameters; they changed between blocks")
     out = np.empty(x.shape)
     xover_state = state.xover
@@ -164,7 +206,17 @@ def process(x: np.ndarray, sample_rate: int, params: StereoParams,
     cols = [0, 1, 2, 4, 5]
     _ms_kernel(x, side, params.width_pct[0] / 100.0,
                np.ascontiguousarray(cm[:, cols]), np.ascontiguousarray(cs[:, cols]), zm, zs, out)
-    return out, StereoState(xover_state, zm, zs)
+    tail, pre = state.tail, state.pre
+    if params.mono_bass_hz:
+        out, tail = _mono_bass(out, sample_rate, params.mono_bass_hz, state.tail)
+        if pre:
+            # the first ``latency`` outputs lie before the input's time zero (the chain renderer drops
+            # them); silence there, so later stages start from rest exactly as on the aligned signal
+            k = min(pre, int(x.shape[1]))
+            out[:, :k] = 0.0
+            pre -= k
+    return out, StereoState(xover_state, zm, zs, tail, pre)
 
 
-SPEC = ProcessorSpec(kind="stereo", params_type=StereoParams, process=process, native_fx="")
+SPEC = ProcessorSpec(kind="stereo", params_type=StereoParams, process=process, latency_samples=latency_samples,
+                     native_fx="")

@@ -1,3 +1,4 @@
+# @noindex
 """ReaMaster's REAPER side: the logic behind the actions in ``reaper_scripts/``.
 
 Runs inside REAPER's embedded Python, so it imports only the standard library, python-reapy and
@@ -5,4 +6,4 @@ Runs inside REAPER's embedded Python, so it imports only the standard library, p
 ``RPR_defer`` steps (``reapy.defer``) with the client's non-blocking ``poll``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

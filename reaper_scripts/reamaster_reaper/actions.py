@@ -1,3 +1,4 @@
+# @noindex
 """The actions behind the scripts in ``reaper_scripts/``: ``run(name)`` starts one."""
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _dirs() -> list[str]:
 
 def _connect(task: Task):
     link = Link(_dirs())
-    task.cleanups.append(link.close)
+    task.cleanups.append(lambda: link.close(linger_ms=task.close_linger_ms()))
     while True:
         c = link.poll()
         if c is not None:
@@ -60,17 +61,15 @@ def _master_flow(settings: dict):
         H.log("rendering the mix ...")
         (mix,), start = render(out_dir, "mix")
         client = yield from _connect(task)
-        out = os.path.splitext(mix)[0].replace("mix_", "master_", 1) + ".wav"
+        out = master_path_for(mix)
         H.log("mastering " + os.path.basename(mix) + " ...")
         res = yield from task.wait(client.submit("master", _request(settings, mix, out)), "mastering")
         report = res.content["report"]
         if not os.path.isfile(out):
             raise H.UserError(f"The server reported success but {out} is missing.")
-        report_path = os.path.splitext(out)[0] + ".report.json"
-        with open(report_path, "x", encoding="utf-8") as f:
-            json.dump(report, f, indent=1)
+        report_path = write_report(report, out)
         session = start_session(report, mix, out)
-        RPR.Undo_BeginBlock2(0)
+        H.undo_begin()
         try:
             old = H.find_track(MASTER_TRACK_NAME)
             if old is not None:  # the previous master stays in the project, muted and renamed
@@ -83,7 +82,7 @@ def _master_flow(settings: dict):
                 "mix": mix, "master": out, "report": report_path, "session": session, "start": start,
                 "mix_lufs": report["before"]["integrated_lufs"], "master_lufs": report["after"]["integrated_lufs"]}))
         finally:
-            RPR.Undo_EndBlock2(0, "ReaMaster: master mix", -1)
+            H.undo_end("ReaMaster: master mix")
         H.set_ext("last_settings", json.dumps(settings), True)
         a = report["after"]
         H.log(f"done: {os.path.basename(out)} at {a['integrated_lufs']:.1f} LUFS, "
@@ -128,18 +127,19 @@ def suggest_native_fx() -> Task:
     def flow(task: Task):
         H.require_saved_project()
         sel = H.selected_tracks()
-        target = sel[0] if sel else RPR.GetMasterTrack(0)
+        target = sel[0] if sel else H.master_track()
         out_dir = H.output_dir()
         H.log("rendering " + ("the selected track" if sel else "the mix") + " ...")
         files, _ = render(out_dir, "suggest", stems=[target] if sel else None)
         client = yield from _connect(task)
         res = yield from task.wait(client.submit("suggest", {"path": files[0], "preset": _settings()["preset"]}),
                                    "analysing")
-        RPR.Undo_BeginBlock2(0)
+        H.check_project()
+        H.undo_begin()
         try:
             added, notes = write_chain(target, res.content["chain"])
         finally:
-            RPR.Undo_EndBlock2(0, "ReaMaster: suggest settings to native FX", -1)
+            H.undo_end("ReaMaster: suggest settings to native FX")
         H.log("added " + (", ".join(added) or "nothing") + ("; " + "; ".join(notes) if notes else ""))
     return Task("Suggest settings to native FX", flow)
 
@@ -152,10 +152,15 @@ def ab_compare() -> None:
         H.message("There is no ReaMaster master in this project yet: run 'ReaMaster: Master mix' first.")
         return
     others = [t for t in H.tracks() if t != tr]
-    RPR.Undo_BeginBlock2(0)
+    master = H.master_track()
+    H.undo_begin()
     try:
         if RPR.GetMediaTrackInfo_Value(tr, "B_MUTE"):  # A -> B: the master, turned down to the mix's loudness
             H.set_proj_ext("ab_mutes", json.dumps([int(RPR.GetMediaTrackInfo_Value(t, "B_MUTE")) for t in others]))
+            # B is the master file exactly as rendered: the master track's FX (the user's, ReaMaster's)
+            # already shaped it, so they are switched off while B plays and put back for A.
+            H.set_proj_ext("ab_master_fxen", str(int(RPR.GetMediaTrackInfo_Value(master, "I_FXEN"))))
+            RPR.SetMediaTrackInfo_Value(master, "I_FXEN", 0)
             for t in others:
                 RPR.SetMediaTrackInfo_Value(t, "B_MUTE", 1)
             gain_db = float(last["mix_lufs"]) - float(last["master_lufs"])
@@ -169,10 +174,11 @@ def ab_compare() -> None:
                 RPR.SetMediaTrackInfo_Value(t, "B_MUTE", m)
             RPR.SetMediaTrackInfo_Value(tr, "B_MUTE", 1)
             RPR.SetMediaTrackInfo_Value(tr, "D_VOL", 1.0)
+            RPR.SetMediaTrackInfo_Value(master, "I_FXEN", int(H.get_proj_ext("ab_master_fxen") or 1))
             H.log("A: the mix")
             desc = "ReaMaster: A/B - mix"
     finally:
-        RPR.Undo_EndBlock2(0, desc if "desc" in locals() else "ReaMaster: A/B", -1)
+        H.undo_end(desc if "desc" in locals() else "ReaMaster: A/B")
 
 
 def master_stems() -> Task | None:
@@ -185,7 +191,7 @@ def master_stems() -> Task | None:
         H.log(f"rendering {len(sel)} stems ...")
         files, start = render(out_dir, "stem", stems=sel)
         names: dict = {}
-        for tr, f in zip(sel, files):
+        for tr, f in zip(sel, files):  # files follow sel (matched by $tracknumber in render)
             base = re.sub(r"[^A-Za-z0-9 _-]+", "_", H.track_name(tr)).strip() or "stem"
             name, k = base, 2
             while name.lower() in {n.lower() for n in names}:
@@ -198,11 +204,9 @@ def master_stems() -> Task | None:
                                                                   "preset": _settings()["preset"]}),
                                    "mastering stems")
         outs, master = res.content["outputs"], res.content["master"]
-        RPR.Undo_BeginBlock2(0)
+        H.undo_begin()
         try:
-            idx = RPR.CountTracks(0)
-            RPR.InsertTrackAtIndex(idx, True)
-            parent = RPR.GetTrack(0, idx)
+            parent = H.insert_track()
             RPR.GetSetMediaTrackInfo_String(parent, "P_NAME", "ReaMaster stems", True)
             RPR.SetMediaTrackInfo_Value(parent, "I_FOLDERDEPTH", 1)
             RPR.SetMediaTrackInfo_Value(parent, "B_MUTE", 1)
@@ -213,22 +217,48 @@ def master_stems() -> Task | None:
             RPR.SetMediaTrackInfo_Value(mtr, "B_MUTE", 1)
             RPR.SetMediaTrackInfo_Value(last, "I_FOLDERDEPTH", -1)
         finally:
-            RPR.Undo_EndBlock2(0, "ReaMaster: master stems", -1)
+            H.undo_end("ReaMaster: master stems")
         H.log(f"done: {len(names)} processed stems in the muted folder 'ReaMaster stems', and their master")
     return Task("Master selected tracks as stems", flow)
 
 
 def open_report() -> None:
+    """Open the HTML report of the last master with the operating system's own opener (not SWS:
+    its Python wrappers live in sws_python64.py, which reapy does not load)."""
     last = H.get_json(H.get_proj_ext, "last_master")
     path = last.get("report", "")
-    if not path or not os.path.isfile(path):
-        H.message("There is no ReaMaster report for this project yet: run 'ReaMaster: Master mix' first.")
-        return
-    RPR.CF_ShellExecute(path) if RPR_has("CF_ShellExecute") else H.message("The report is at\n" + path)
+    page = os.path.splitext(path)[0] + ".html" if path else ""
+    if not page or not os.path.isfile(page):
+        if path and os.path.isfile(path):
+            page = path
+        else:
+            H.message("There is no ReaMaster report for this project yet: run 'ReaMaster: Master mix' first.")
+            return
+    H.open_file(page)
+    H.log("opened " + page)
 
 
-def RPR_has(name: str) -> bool:
-    return bool(RPR.APIExists(name))
+def master_path_for(mix: str) -> str:
+    """``<folder>/mix_<stamp>.wav`` -> ``<folder>/master_<stamp>.wav`` (only the file name changes)."""
+    folder, name = os.path.split(mix)
+    stem = os.path.splitext(name)[0]
+    return os.path.join(folder, ("master_" + stem[4:] if stem.startswith("mix_") else "master_" + stem) + ".wav")
+
+
+def write_report(report: dict, out: str) -> str:
+    """``<master>.report.json`` and the HTML page beside it (``.report.html``); returns the JSON path."""
+    from server.service.report import render_html
+    report_path = os.path.splitext(out)[0] + ".report.json"
+    with open(report_path, "x", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    try:
+        page = render_html(report)
+    except Exception as exc:  # the JSON is the record; the page is a view of it
+        H.log(f"no HTML report ({type(exc).__name__}: {exc})")
+    else:
+        with open(os.path.splitext(report_path)[0] + ".html", "x", encoding="utf-8") as f:
+            f.write(page)
+    return report_path
 
 
 def cancel() -> None:
@@ -247,6 +277,7 @@ ACTIONS = {"master_one_click": master_one_click, "master_dialog": master_dialog,
 
 def run(name: str):
     """Entry point of every action script."""
+    H.capture()  # the project this action works on, whatever tab is current later
     try:
         task = ACTIONS[name]()
     except H.UserError as exc:

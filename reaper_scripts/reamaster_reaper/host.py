@@ -1,9 +1,16 @@
-"""Thin access to REAPER (through reapy's raw API): console, dialogs, project facts, ext state."""
+# @noindex
+"""Thin access to REAPER (through reapy's raw API): console, dialogs, project facts, ext state.
+
+Every call names the project the action started in (``capture()``, REAPER's ``ReaProject*``), never
+``0`` (the *current* tab): a user who switches project tabs while a job runs must not get the master
+inserted into the other project. ``check_project()`` (``ValidatePtr2``) runs before every write."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 from reapy import reascript_api as RPR
 
@@ -18,8 +25,8 @@ class UserError(Exception):
 
 
 def log(text: str) -> None:
-    """A progress line in the ReaScript console without stealing focus."""
-    RPR.ShowConsoleMsg("!SHOW:ReaMaster: " + text + "\n")
+    """A progress line in the ReaScript console (which opens, so progress and "done" are seen)."""
+    RPR.ShowConsoleMsg("ReaMaster: " + text + "\n")
 
 
 def message(text: str, title: str = "ReaMaster", kind: int = MB_OK) -> int:
@@ -28,9 +35,41 @@ def message(text: str, title: str = "ReaMaster", kind: int = MB_OK) -> int:
 
 # --- project ----------------------------------------------------------------------------------------
 
+_PROJ: list = [None]  # the ReaProject* the running action works on
+
+
+def capture() -> str:
+    """Remember the current project as the one this action works on; returns its pointer."""
+    _PROJ[0] = RPR.EnumProjects(-1, "", 4096)[0]
+    return _PROJ[0]
+
+
+def proj():
+    """The captured project (the current one if none was captured)."""
+    return _PROJ[0] if _PROJ[0] is not None else capture()
+
+
+def check_project() -> None:
+    """Refuse to write when the project the job started in has been closed."""
+    # reapy's ValidatePtr2 takes the pointer as an integer (its ctypes override), the project as a string
+    p = proj()
+    addr = int(p.rsplit("0x", 1)[1], 16) if isinstance(p, str) and "0x" in p else 0
+    if not addr or not RPR.ValidatePtr2(0, addr, "ReaProject*"):
+        raise UserError("The project this ReaMaster job started in was closed; nothing was changed.")
+
+
+def is_current() -> bool:
+    return RPR.EnumProjects(-1, "", 4096)[0] == proj()
+
+
 def project_file() -> str:
-    """The current project's .rpp path, "" when unsaved."""
-    return RPR.EnumProjects(-1, "", 4096)[2]
+    """The captured project's .rpp path, "" when unsaved."""
+    i = 0
+    while True:
+        r = RPR.EnumProjects(i, "", 4096)
+        if r[0] == proj() or r[0].endswith("0x0000000000000000"):
+            return r[2] if r[0] == proj() else ""
+        i += 1
 
 
 def project_dir() -> str:
@@ -39,7 +78,7 @@ def project_dir() -> str:
 
 def media_dir() -> str:
     """The project's recording (media) folder."""
-    return RPR.GetProjectPathEx(0, "", 4096)[1]
+    return RPR.GetProjectPathEx(proj(), "", 4096)[1]
 
 
 def require_saved_project() -> str:
@@ -58,23 +97,33 @@ def output_dir() -> str:
 
 
 def time_selection() -> tuple[float, float] | None:
-    r = RPR.GetSet_LoopTimeRange2(0, False, False, 0.0, 0.0, False)
+    r = RPR.GetSet_LoopTimeRange2(proj(), False, False, 0.0, 0.0, False)
     start, end = float(r[3]), float(r[4])
     return (start, end) if end > start else None
 
 
 def project_length() -> float:
-    return float(RPR.GetProjectLength(0))
+    return float(RPR.GetProjectLength(proj()))
 
 
 # --- tracks -----------------------------------------------------------------------------------------
 
 def tracks() -> list[str]:
-    return [RPR.GetTrack(0, i) for i in range(RPR.CountTracks(0))]
+    return [RPR.GetTrack(proj(), i) for i in range(RPR.CountTracks(proj()))]
+
+
+def master_track() -> str:
+    return RPR.GetMasterTrack(proj())
 
 
 def selected_tracks() -> list[str]:
-    return [RPR.GetSelectedTrack(0, i) for i in range(RPR.CountSelectedTracks(0))]
+    """Selected tracks, never the master (CountSelectedTracks ignores it)."""
+    return [RPR.GetSelectedTrack(proj(), i) for i in range(RPR.CountSelectedTracks(proj()))]
+
+
+def track_number(tr: str) -> int:
+    """1-based track number (REAPER's $tracknumber), -1 for the master."""
+    return int(RPR.GetMediaTrackInfo_Value(tr, "IP_TRACKNUMBER"))
 
 
 def track_name(tr: str) -> str:
@@ -88,16 +137,28 @@ def find_track(name: str) -> str | None:
     return None
 
 
-def set_selected_tracks(trs: list[str]) -> None:
+def set_selected_tracks(trs: list[str], master: bool = False) -> None:
     for tr in tracks():
         RPR.SetTrackSelected(tr, tr in trs)
+    RPR.SetTrackSelected(master_track(), master)
+
+
+def master_selected() -> bool:
+    return bool(RPR.IsTrackSelected(master_track()))
+
+
+def insert_track() -> str:
+    """A new empty track at the end of the captured project, without the user's default track FX
+    or envelopes (flags 0: a master played back through a default ReaComp would not be the master)."""
+    check_project()
+    idx = RPR.CountTracks(proj())
+    RPR.InsertTrackInProject(proj(), idx, 0)
+    return RPR.GetTrack(proj(), idx)
 
 
 def insert_audio_track(path: str, name: str, position: float) -> str:
     """A new track at the end named ``name`` holding ``path`` as one item at ``position`` (s)."""
-    idx = RPR.CountTracks(0)
-    RPR.InsertTrackAtIndex(idx, True)
-    tr = RPR.GetTrack(0, idx)
+    tr = insert_track()
     RPR.GetSetMediaTrackInfo_String(tr, "P_NAME", name, True)
     src = RPR.PCM_Source_CreateFromFile(path)
     if src.endswith("0x0000000000000000"):
@@ -125,12 +186,43 @@ def set_ext(key: str, value: str, persist: bool = False) -> None:
 
 
 def get_proj_ext(key: str) -> str:
-    r = RPR.GetProjExtState(0, SECTION, key, "", 65536)
+    r = RPR.GetProjExtState(proj(), SECTION, key, "", 65536)
     return r[4] if r[0] else ""
 
 
 def set_proj_ext(key: str, value: str) -> None:
-    RPR.SetProjExtState(0, SECTION, key, value)
+    RPR.SetProjExtState(proj(), SECTION, key, value)
+
+
+def undo_begin() -> None:
+    RPR.Undo_BeginBlock2(proj())
+
+
+def undo_end(desc: str) -> None:
+    RPR.Undo_EndBlock2(proj(), desc, -1)
+
+
+_OPENERS: list = []  # running opener processes (kept until they end: REAPER's Python never waits on them)
+
+
+def open_file(path: str) -> None:
+    """Open ``path`` with the operating system's own opener, without waiting for it
+    ($REAMASTER_OPENER, a command, replaces it: for tests and unusual desktops)."""
+    _OPENERS[:] = [p for p in _OPENERS if p.poll() is None]
+    env = os.environ.get("REAMASTER_OPENER")
+    if env:
+        import shlex
+        _OPENERS.append(subprocess.Popen(shlex.split(env) + [path], stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True))
+    elif sys.platform == "win32":
+        os.startfile(path)  # noqa: S606 - the user's default program for the file
+    else:
+        opener = "open" if sys.platform == "darwin" else "xdg-open"
+        try:
+            _OPENERS.append(subprocess.Popen([opener, path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True))
+        except OSError:
+            raise UserError(f"Could not open {path} ({opener} is missing); open it yourself.") from None
 
 
 def get_json(getter, key: str) -> dict:

@@ -1,3 +1,4 @@
+# @noindex
 """Reaching the ReaMaster server without blocking REAPER: read the connection file, start a server
 when none runs (and wait for it in deferred steps), say hello - all through non-blocking polls."""
 
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 
 from server.wire.client import Client, Failure, Result, serve_command
-from server.wire.connection import ConnectionFileError, default_path, pid_alive, read_connection_file
+from server.wire.connection import ConnectionFileError, default_path, read_connection_file, server_running
 
 from .host import UserError, log
 
@@ -20,11 +21,17 @@ LOCATION_FILE = "reamaster_location.json"  # written by `reamaster reaper instal
 
 
 def _location() -> dict:
-    here = Path(__file__).resolve().parent.parent
+    """The install record, found as the bootstrap finds it (beside the scripts, else in ReaMaster's
+    config folder, where a ReaPack install finds it)."""
     try:
-        return json.loads((here / LOCATION_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+        import reamaster_bootstrap
+        return reamaster_bootstrap.location()
+    except ImportError:
+        here = Path(__file__).resolve().parent.parent
+        try:
+            return json.loads((here / LOCATION_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
 
 
 def _serve_cmd() -> list[str]:
@@ -47,7 +54,7 @@ def _live_info(conn_path: Path):
         info = read_connection_file(conn_path)
     except ConnectionFileError:
         return None
-    return info if pid_alive(info.pid) else None
+    return info if server_running(conn_path) else None  # the server's lifetime lock, not a reusable pid
 
 
 class Link:
@@ -107,7 +114,7 @@ class Link:
             raise UserError(f"The ReaMaster server did not come up within {START_WAIT_S:g} s; see "
                             f"{self.conn_path.parent / 'server.log'}.")
 
-    def close(self) -> None:
+    def close(self, linger_ms: int = 0) -> None:
         if self.client is not None:
-            self.client.close()
+            self.client.close(linger_ms=linger_ms)
             self.client = None

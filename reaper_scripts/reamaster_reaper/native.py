@@ -1,22 +1,27 @@
+# @noindex
 """A ReaMaster chain (the ``suggest`` reply) written onto REAPER's own FX: ReaEQ, ReaComp, ReaLimit.
 
 Every FX ReaMaster adds is renamed "ReaMaster <what>" (``renamed_name``); running again removes
 exactly those and adds fresh ones, so the user's own FX are never touched. Parameters are set by
-the value REAPER displays (:mod:`.fxparam`); ReaEQ band types go through ``BANDTYPEx`` with
-ReaEQ's internal numbering, ReaLimit's threshold and ceiling through its named config params."""
+the value REAPER displays (:mod:`.fxparam`) and read back. ReaEQ's band count follows the user's
+default preset, so it is read (``BANDTYPE<n>`` until ``TrackFX_GetNamedConfigParm`` fails, as OSARA
+does) and its parameters are found by name (the n-th "Freq-", "Gain-", "BW-"/"Q-" parameter is band
+n's; "Global Gain" by name), never by a fixed index. Band types go through ``BANDTYPEx`` (ReaEQ's
+internal numbering); every ``TrackFX_SetNamedConfigParm`` return is checked."""
 
 from __future__ import annotations
 
 from reapy import reascript_api as RPR
 
-from .fxparam import set_by_display, set_named
+from .fxparam import param_index, set_by_display, set_named
+from .host import UserError
 
 PREFIX = "ReaMaster "
 # ReaEQ's internal BANDTYPEx numbering (not the TrackFX_*EQParam numbering), REAPER_API.md 4.1
 REAEQ_BANDTYPE = {"low_shelf": 0, "high_shelf": 1, "low_pass": 3, "high_pass": 4, "notch": 6,
                   "band_pass": 7, "band": 8}
-REAEQ_BANDS = 5
-REAEQ_GLOBAL_GAIN = 15
+MAX_BANDS = 64  # enumeration bound (ReaEQ allows many bands; a preset with more is not expected)
+DB_TOLERANCE = 0.06  # displayed dB values are shown to 0.1 dB
 
 
 def fx_renamed(track: str, fx: int) -> str:
@@ -38,8 +43,39 @@ def _add(track: str, plugin: str, name: str) -> int:
     fx = RPR.TrackFX_AddByName(track, plugin, False, -1)  # -1: always a new instance, at the end
     if fx < 0:
         raise RuntimeError(f"REAPER could not add {plugin}")
-    RPR.TrackFX_SetNamedConfigParm(track, fx, "renamed_name", PREFIX + name)
+    set_config(track, fx, "renamed_name", PREFIX + name)
     return fx
+
+
+def set_config(track: str, fx: int, key: str, value: str) -> None:
+    """``TrackFX_SetNamedConfigParm``, checked: REAPER returns false when the FX does not take it."""
+    if not RPR.TrackFX_SetNamedConfigParm(track, fx, key, value):
+        raise UserError(f"REAPER refused setting {key}={value} on {RPR.TrackFX_GetFXName(track, fx, '', 256)[3]}; "
+                        f"nothing after it was written (ReaMaster's FX so far are named 'ReaMaster ...').")
+
+
+def reaeq_band_count(track: str, fx: int) -> int:
+    """How many bands this ReaEQ has (its default preset decides): BANDTYPE<n> until it fails."""
+    n = 0
+    while n < MAX_BANDS and RPR.TrackFX_GetNamedConfigParm(track, fx, f"BANDTYPE{n}", "", 64)[0]:
+        n += 1
+    return n
+
+
+def reaeq_params(track: str, fx: int) -> dict:
+    """{"freq": [...], "gain": [...], "bw": [...], "global": idx or -1}: parameter indices by name."""
+    out: dict = {"freq": [], "gain": [], "bw": [], "global": -1}
+    for i in range(RPR.TrackFX_GetNumParams(track, fx)):
+        name = RPR.TrackFX_GetParamName(track, fx, i, "", 256)[4]
+        if name == "Global Gain":
+            out["global"] = i
+        elif name.startswith("Freq-"):
+            out["freq"].append(i)
+        elif name.startswith("Gain-"):
+            out["gain"].append(i)
+        elif name.startswith(("BW-", "Q-")):
+            out["bw"].append(i)
+    return out
 
 
 def _unique(base: str, taken: list[str]) -> str:
@@ -49,34 +85,52 @@ def _unique(base: str, taken: list[str]) -> str:
     return name
 
 
-def _write_reaeq(track: str, bands: list[dict], gain_db: float, name: str) -> int:
-    fx = _add(track, "ReaEQ (Cockos)", name)
-    for i in range(REAEQ_BANDS):
+def _check(name: str, what: str, got: float | None, want: float, tol: float, notes: list[str]) -> None:
+    if got is None or abs(got - want) > tol:
+        notes.append(f"{name}: {what} shows {got} instead of {want:g}")
+
+
+def _write_reaeq(track: str, fx: int, bands: list[dict], gain_db: float, name: str, notes: list[str]) -> None:
+    n = reaeq_band_count(track, fx)
+    ps = reaeq_params(track, fx)
+    if min(len(ps["freq"]), len(ps["gain"])) < n or ps["global"] < 0:
+        raise UserError(f"{name}: ReaEQ's parameters are not the ones ReaMaster knows (Freq-/Gain-/Global Gain); "
+                        f"nothing more was written.")
+    for i in range(n):
         if i >= len(bands):
-            RPR.TrackFX_SetNamedConfigParm(track, fx, f"BANDENABLED{i}", "0")
+            set_config(track, fx, f"BANDENABLED{i}", "0")
             continue
         b = bands[i]
-        RPR.TrackFX_SetNamedConfigParm(track, fx, f"BANDTYPE{i}", str(REAEQ_BANDTYPE[b["type"]]))
-        RPR.TrackFX_SetNamedConfigParm(track, fx, f"BANDENABLED{i}", "1")
-        set_by_display(track, fx, 3 * i, float(b["freq_hz"]))
-        set_by_display(track, fx, 3 * i + 1, float(b.get("gain_db", 0.0)))
-        if b.get("bw_oct") is not None:
-            set_by_display(track, fx, 3 * i + 2, float(b["bw_oct"]))
-    set_by_display(track, fx, REAEQ_GLOBAL_GAIN, gain_db)
-    return fx
+        set_config(track, fx, f"BANDTYPE{i}", str(REAEQ_BANDTYPE[b["type"]]))
+        set_config(track, fx, f"BANDENABLED{i}", "1")
+        f = float(b["freq_hz"])
+        _check(name, f"band {i + 1} frequency", set_by_display(track, fx, ps["freq"][i], f), f, 0.01 * f + 0.5, notes)
+        if b["type"] in ("low_shelf", "high_shelf", "band"):
+            g = float(b.get("gain_db", 0.0))
+            _check(name, f"band {i + 1} gain", set_by_display(track, fx, ps["gain"][i], g), g, DB_TOLERANCE, notes)
+        if b.get("bw_oct") is not None and i < len(ps["bw"]):
+            set_by_display(track, fx, ps["bw"][i], float(b["bw_oct"]))
+    _check(name, "global gain", set_by_display(track, fx, ps["global"], gain_db), gain_db, DB_TOLERANCE, notes)
 
 
 def write_eq(track: str, params: dict, name: str, notes: list[str], taken: list[str]) -> list[str]:
-    """Every enabled band lands: ReaEQ has 5, so bands 6.. go on further instances "<name> 2", ...
-    (in series, so the response is the same); the stage's output gain goes on the first."""
+    """Every enabled band lands: bands beyond one ReaEQ's count (its default preset's) go on further
+    instances "<name> 2", ... (in series, so the response is the same); the stage's gain on the first."""
     bands = sorted((b for b in params.get("bands", []) if b.get("enabled", True)),
                    key=lambda b: float(b["freq_hz"]))
     names: list[str] = []
-    for k in range(0, max(len(bands), 1), REAEQ_BANDS):
+    k = 0
+    while True:
         n = _unique(name, taken + names)
-        _write_reaeq(track, bands[k:k + REAEQ_BANDS], float(params.get("gain_db", 0.0)) if k == 0 else 0.0, n)
+        fx = _add(track, "ReaEQ (Cockos)", n)
+        count = reaeq_band_count(track, fx)
+        if count == 0:
+            raise UserError(f"{n}: this ReaEQ reports no bands (BANDTYPE0 unknown); nothing more was written.")
+        _write_reaeq(track, fx, bands[k:k + count], float(params.get("gain_db", 0.0)) if k == 0 else 0.0, n, notes)
         names.append(n)
-    return names
+        k += count
+        if k >= len(bands):
+            return names
 
 
 def write_high_pass(track: str, params: dict, name: str, notes: list[str], taken: list[str]) -> list[str]:
@@ -96,12 +150,21 @@ def write_compressor(track: str, params: dict, name: str, notes: list[str], take
 
 
 def write_limiter(track: str, params: dict, name: str, notes: list[str], taken: list[str]) -> list[str]:
+    """ReaLimit by displayed value (Threshold, Ceiling, Release), each read back; true-peak mode on."""
     fx = _add(track, "ReaLimit (Cockos)", name)
-    RPR.TrackFX_SetNamedConfigParm(track, fx, "THRESHOLD", f"{float(params.get('threshold_db', 0.0)):.2f}")
-    RPR.TrackFX_SetNamedConfigParm(track, fx, "CEILING", f"{float(params.get('ceiling_dbtp', -1.0)):.2f}")
-    RPR.TrackFX_SetNamedConfigParm(track, fx, "TRUEPEAK", "1")
-    if "release_ms" in params:
-        set_named(track, fx, "Release", float(params["release_ms"]))
+    for pname, key, default in (("Threshold", "threshold_db", 0.0), ("Ceiling", "ceiling_dbtp", -1.0),
+                                ("Release", "release_ms", None)):
+        if key not in params and default is None:
+            continue
+        want = float(params.get(key, default))
+        if param_index(track, fx, pname) < 0:
+            raise UserError(f"{name}: ReaLimit has no '{pname}' parameter here; nothing more was written.")
+        got = set_named(track, fx, pname, want)
+        if key == "release_ms":
+            _check(name, "release", got, want, 0.02 * want + 0.5, notes)
+        elif got is None or abs(got - want) > DB_TOLERANCE:
+            raise UserError(f"{name}: ReaLimit's {pname} shows {got} instead of {want:g}; check it by hand.")
+    set_config(track, fx, "TRUEPEAK", "1")
     return [name]
 
 

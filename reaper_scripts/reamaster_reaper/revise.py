@@ -1,3 +1,4 @@
+# @noindex
 """Revise the last master in words: the session beside it, the `revise` job, a new muted track.
 
 The server's `master` job writes no session, so the master flow starts one here from its report
@@ -59,17 +60,16 @@ def revise_master(connect) -> Task | None:
         out, n = c["output"], int(c["version"])
         if not os.path.isfile(out):
             raise H.UserError(f"The server reported success but {out} is missing.")
-        report_path = os.path.splitext(out)[0] + ".report.json"
-        with open(report_path, "x", encoding="utf-8") as f:
-            json.dump(c["report"], f, indent=1)
-        RPR.Undo_BeginBlock2(0)
+        from .actions import write_report
+        report_path = write_report(c["report"], out)
+        H.undo_begin()
         try:
             tr = H.insert_audio_track(out, f"{TRACK_PREFIX}{n}", float(last.get("start", 0.0)))
             RPR.SetMediaTrackInfo_Value(tr, "B_MUTE", 1)
             H.set_proj_ext("last_revision", json.dumps({"session": session, "version": n, "master": out,
                                                         "report": report_path, "words": words}))
         finally:
-            RPR.Undo_EndBlock2(0, f"ReaMaster: revise master (v{n})", -1)
+            H.undo_end(f"ReaMaster: revise master (v{n})")
         a = c["report"]["after"]
         H.log(f"done: v{n} ({'; '.join(c.get('changes') or []) or 'no change'}) at {a['integrated_lufs']:.1f} LUFS "
               f"(track '{TRACK_PREFIX}{n}', muted)")

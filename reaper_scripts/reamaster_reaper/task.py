@@ -1,3 +1,4 @@
+# @noindex
 """One action's work as a generator driven by ``reapy.defer``: each REAPER main-loop tick advances it
 a little, so REAPER never freezes. The generator yields whenever it waits. Cancel: the ExtState flag
 ``ReaMaster/cancel`` (the "Cancel" action, or running an action again), or stopping the script."""
@@ -98,11 +99,18 @@ class Task:
         reapy.defer(self.step)
 
     def abort(self) -> None:
-        """The script is being stopped (REAPER's atexit): cancel the job, release the lock."""
+        """The script is being stopped (REAPER's atexit): cancel the job, release the lock. The
+        socket then closes with a linger, so the cancel reaches the server instead of being dropped."""
         if not self.done:
             if self.job is not None:
                 self.job.cancel()
+                self.cancel_sent = True
             self._finish("cancelled")
+
+    CANCEL_LINGER_MS = 1000
+
+    def close_linger_ms(self) -> int:
+        return self.CANCEL_LINGER_MS if self.cancel_sent else 0
 
     def _finish(self, outcome: str) -> None:
         self.done = True

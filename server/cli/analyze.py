@@ -6,14 +6,13 @@ import argparse
 import json
 import math
 
-from dsp.io.audio_io import check_audio, read_audio
-from dsp.measure.analysis import Analysis, analyze
+from dsp.io.audio_io import AudioSource
+from dsp.measure.analysis import Analysis, analyze_source
 
 
 def run(args: argparse.Namespace) -> int:
-    x, sr = read_audio(args.file)
-    check_audio(x, sr, what=args.file)
-    a = analyze(x, sr)
+    # one block-wise read (memory independent of length), with the same resonances master acts on
+    a = analyze_source(AudioSource(args.file), resonances=True)
     if args.json:
         print(json.dumps(a.to_dict(series=args.series), indent=2, allow_nan=False))
     else:

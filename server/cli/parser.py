@@ -131,13 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--force", action="store_true", help="overwrite existing output files (never an input)")
     _progress_flags(st)
 
-    rp = sub.add_parser("reaper", help="install the REAPER actions, or build the ReaPack index")
-    rp.add_argument("what", choices=["install", "uninstall", "index"])
+    rp = sub.add_parser("reaper", help="install the REAPER actions, check REAPER's set-up, or build the ReaPack index")
+    rp.add_argument("what", choices=["install", "uninstall", "index", "doctor"])
     rp.add_argument("--resource-path", default=None, help="REAPER's resource folder (default: per OS)")
     rp.add_argument("--set-python", action="store_true",
-                    help="install: also point REAPER's Python settings in reaper.ini at this interpreter "
-                         "(backed up to reaper.ini.reamaster-backup; uninstall restores it)")
+                    help="install: also point REAPER's Python settings in reaper.ini at this interpreter's shared "
+                         "library (uninstall puts back only the keys it changed)")
+    rp.add_argument("--force", action="store_true",
+                    help="install/uninstall: go on even while REAPER runs (REAPER rewrites its ini files on quit)")
     rp.add_argument("-o", "--output", default="index.xml", help="index: where to write index.xml")
+    rp.add_argument("--base-url", default=None,
+                    help="index: the URL the repository's raw files are served under (default: from the git "
+                         "remote 'origin' at HEAD)")
 
     pr = sub.add_parser("profile", help="style profiles: reamaster profile build DIR -o my.json")
     prs = pr.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
@@ -160,8 +165,11 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; anything else needs --allow-remote "
                         "and --curve-keys)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT,
-                   help=f"TCP port (default {DEFAULT_PORT}; 0 = a free one)")
+    p.add_argument("--port", type=int, default=None,
+                   help=f"TCP port (default {DEFAULT_PORT}; 0 = a free one); giving a port means --transport tcp")
+    p.add_argument("--transport", choices=("auto", "ipc", "tcp"), default="auto",
+                   help="auto (default): ipc:// in a private folder on Linux and macOS, else tcp; "
+                        "tcp is always CURVE-encrypted with a key from the connection file")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default: number of cores)")
     p.add_argument("--queue", type=int, default=16, help="jobs that may wait for a worker (default 16)")
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host (needs --curve-keys)")
@@ -169,6 +177,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="CURVE keys: DIR/server.key_secret and DIR/clients/*.key (zmq.auth.create_certificates)")
     p.add_argument("--max-frame-bytes", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--client-timeout", type=float, default=3.0, help=argparse.SUPPRESS)
+    p.add_argument("--worker-ready-timeout", type=float, default=60.0, help=argparse.SUPPRESS)
+    p.add_argument("--max-upload-bytes", type=int, default=2 << 30, help=argparse.SUPPRESS)
     p.add_argument("--grace", type=float, default=3.0,
                    help="seconds running jobs get to finish on shutdown (default 3)")
     p.add_argument("--log-level", default="WARNING", help=argparse.SUPPRESS)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -65,6 +66,7 @@ def project_roots(project_dirs: Any) -> list[str]:
     for p in items:
         if not p or "\x00" in p or not os.path.isabs(p):
             raise JobError(P.PATH_NOT_ALLOWED, f"project folder {p!r} must be an absolute path")
+        _check_encodable(p)
         real = os.path.realpath(p)
         if not os.path.isdir(real):
             raise JobError(P.PATH_NOT_ALLOWED, f"project folder {p} does not exist")
@@ -78,9 +80,17 @@ def allowed_roots(project_dirs: Iterable[str]) -> list[str]:
     return [*project_dirs, os.path.realpath(tempfile.gettempdir())]
 
 
+def _check_encodable(path: str) -> None:
+    try:
+        path.encode("utf-8")  # a lone surrogate (JSON "\\ud800") names no file
+    except UnicodeEncodeError:
+        raise JobError(P.PATH_NOT_ALLOWED, "a path holds characters that are not valid Unicode") from None
+
+
 def _check_plain_absolute(path: Any, what: str) -> None:
     if not isinstance(path, str) or not path or "\x00" in path:
         raise JobError(P.PATH_NOT_ALLOWED, f"{what} must be a non-empty string")
+    _check_encodable(path)
     if not os.path.isabs(path):
         raise JobError(P.PATH_NOT_ALLOWED, f"{path} is relative; send an absolute path")
     if ".." in Path(path).parts:
@@ -123,6 +133,57 @@ def check_path(path: Any, roots: list[str], *, output: bool = False, audio: bool
     return real
 
 
+def check_style(style: Any, roots: list[str]) -> str:
+    """A style choice: ``auto``, a built-in style name, or an absolute path to a profile JSON inside
+    the allowed roots. A relative path would be read from the server's working folder, past every
+    check, so it is refused."""
+    from dsp.decide.profiles import builtin_names
+
+    if not isinstance(style, str) or not style:
+        raise JobError("bad_parameter", "style must be auto, a built-in style name or a profile path")
+    _check_encodable(style)
+    if style == "auto" or style in builtin_names():
+        return style
+    if not os.path.isabs(style):
+        raise JobError(P.PATH_NOT_ALLOWED, f"style {style[:80]!r} is neither a built-in style "
+                                           f"({', '.join(sorted(builtin_names()))}) nor an absolute profile path")
+    return check_path(style, roots, audio=False)
+
+
+def output_files(req: dict[str, Any]) -> list[str]:
+    """Every file a job request will write (resolved paths), for cleaning up after a killed worker."""
+    out: list[str] = []
+    for k in ("outputs",):
+        out.extend(p for p in req.get(k) or [] if isinstance(p, str))
+    for k in ("album_json",):
+        if isinstance(req.get(k), str):
+            out.append(req[k])
+    o = req.get("output")
+    if isinstance(o, str):
+        if req.get("stems") is not None:  # master_stems by path: a folder
+            out.extend(os.path.join(o, n) for n in [*(f"{s}.wav" for s in req["stems"]), "master.wav", "stems.json"])
+        elif req.get("paths") is None:  # master / revise: a file (album's output is its folder)
+            out.append(o)
+    return out
+
+
+def remove_partial_outputs(req: dict[str, Any]) -> list[str]:
+    """Remove the hidden temp files (``.NAME.*.tmp``, see dsp.io.audio_io) a killed worker left
+    next to the outputs of ``req``; returns what was removed."""
+    import glob
+
+    removed = []
+    for path in output_files(req):
+        folder, base = os.path.split(path)
+        for tmp in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(base)}.*.tmp")):
+            try:
+                os.unlink(tmp)
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
+
+
 def check_folder(path: Any, roots: list[str], *, create: bool = False) -> str:
     """The resolved folder if it lies inside one of ``roots`` and exists (or, with ``create``, its
     parent exists: the job makes it); JobError(path_not_allowed / bad_output) if not."""
@@ -144,10 +205,10 @@ def _outputs(folder: str, names: list[str], roots: list[str]) -> list[str]:
 
 
 def prepare(kind: str, msg: P.Message, roots: list[str],
-            upload: Callable[[str], tuple[memoryview, dict[str, Any]]]) -> tuple[dict[str, Any], list[Any]]:
+            upload: Callable[[str], tuple[list[memoryview], dict[str, Any]]]) -> tuple[dict[str, Any], list[Any]]:
     """Check an ``album`` / ``revise`` / ``master_stems`` request in the server loop (cheap: paths
     and names only, no audio is read) and resolve every path; returns (request for the worker,
-    binary parts). ``upload(upload_id)`` gives (buffer, descriptor) of a complete upload of the
+    binary parts). ``upload(upload_id)`` gives (parts, descriptor) of a complete upload of the
     client or raises JobError. The worker checks again what only it reads (session files)."""
     content = dict(msg.content)
     content.pop("project_dir", None)
@@ -164,9 +225,8 @@ def prepare(kind: str, msg: P.Message, roots: list[str],
         content["output"] = folder
         content["outputs"] = _outputs(folder, [f"{n}.wav" for n in names], roots)
         content["album_json"] = _outputs(folder, ["album.json"], roots)[0]
-        style = content.get("style")
-        if isinstance(style, str) and os.path.isabs(style):  # a style profile file, not a built-in name
-            content["style"] = check_path(style, roots, audio=False)
+        if content.get("style") is not None:
+            content["style"] = check_style(content["style"], roots)
         return content, []
     if kind == "revise":
         content["session"] = check_folder(content["session"], roots)
@@ -210,9 +270,9 @@ def prepare(kind: str, msg: P.Message, roots: list[str],
             raise JobError(P.BAD_MESSAGE, "uploads maps stem names to upload ids")
         if any(e["name"] == name for e in entries):
             raise JobError(P.BAD_MESSAGE, f"stem {name[:64]!r} is sent twice")
-        buf, desc = upload(uid)
-        entries.append({**desc, "name": name, "parts": 1})
-        buffers.append(buf)
+        parts, desc = upload(uid)
+        entries.append({**desc, "name": name, "parts": len(parts)})
+        buffers.extend(parts)
     if len(entries) > P.MAX_AUDIO_SET:
         raise JobError("bad_parameter", f"give at most {P.MAX_AUDIO_SET} stems")
     content["audios"] = entries
@@ -256,6 +316,8 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
     if kind in ASSISTANT_KINDS:
         return ASSISTANT_KINDS[kind](req, audio, progress, max_part_bytes)
     src = req.get("path")
+    if audio is None and _streams(kind, req):
+        return _execute_streaming(kind, req, progress)
     if audio is not None:
         ch, n = req["audio"]["shape"]
         sr = int(req["audio"]["sample_rate"])
@@ -313,6 +375,50 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
     parts = P.split_parts(out.data, max_part_bytes)
     doc = build_report(src or "<audio>", "<audio>", d, result, _ByValue())
     return {"report": doc, "audio": P.audio_descriptor(out.shape[0], out.shape[1], sr, len(parts))}, parts
+
+
+def _streams(kind: str, req: dict[str, Any]) -> bool:
+    """Jobs on a file that run block by block (memory independent of length): analyze, suggest,
+    and master to an output file without references or codec checks."""
+    choices = req.get("choices") or {}
+    return kind in ("analyze", "suggest") or (
+        kind == "master" and bool(req.get("output")) and not choices.get("references")
+        and not choices.get("codec_safe"))
+
+
+def _execute_streaming(kind: str, req: dict[str, Any], progress: ProgressFn) -> tuple[dict[str, Any], list[Any]]:
+    from dsp.decide.presets import delivery
+    from dsp.io.audio_io import AudioSource, output_format_for
+    from dsp.measure.analysis import analyze_source
+
+    src = req["path"]
+    source = AudioSource(src)  # reading and measuring are one pass: its stage is "analysing"
+    # analysis reports no progress inside and is stopped by replacing the worker, as before streaming
+    _checkpoint(progress, "analysing")
+    if kind == "analyze":
+        a = analyze_source(source)
+        return {"analysis": a.to_dict(series=bool(req.get("series")))}, []
+    d = delivery(req.get("preset"), target_lufs=req.get("lufs"), ceiling_dbtp=req.get("ceiling"))
+    if kind == "suggest":
+        from dsp.decide.master import plan_chain
+
+        deliv = {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp, "note": d.note}
+        a = analyze_source(source)
+        chain = plan_chain(a, d).to_dict()
+        return {"chain": chain, "native_fx": native_fx(chain), "analysis": a.to_dict(), "delivery": deliv}, []
+    from dsp.process.chain import Chain
+
+    from ..service.mastering import master_file
+    from ..service.report import build_report
+
+    out_path, bits = req["output"], req.get("bits")
+    fmt = output_format_for(out_path, bits)  # the same rule as the in-process command
+    if bits is None and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
+        fmt = output_format_for(out_path, 16)
+    given = Chain.from_dict(req["chain"]) if req.get("chain") else None
+    result, written = master_file(src, out_path, d, fmt=fmt, force=False, progress=progress, chain=given,
+                                  choices=req.get("choices") or None)
+    return {"report": build_report(src, out_path, d, result, written), "output": out_path}, []
 
 
 # --- album, revise, stems -------------------------------------------------------------------------
@@ -385,16 +491,26 @@ def _revise(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_byte
     dlv = doc["delivery"]
     fmt = dlv.get("bit_format", "wav24")
     first_out = Path(doc["versions"][0]["output"])
+    def chain_of(entry: dict[str, Any]) -> Any:
+        # session.json names its chain files; they must be plain files inside the session folder
+        name = entry.get("chain")
+        if not isinstance(name, str) or not name or os.path.basename(name) != name or name in (".", ".."):
+            raise JobError("bad_chain", f"the session names a chain file {str(name)[:80]!r} outside its folder")
+        real = os.path.realpath(os.path.join(folder, name))
+        if os.path.dirname(real) != os.path.realpath(folder):
+            raise JobError(P.PATH_NOT_ALLOWED, f"the chain file {name} of the session points outside it")
+        return sess.load_chain(folder, entry)
+
     if render is not None:
         entry = sess.version(doc, render)
         dst = req.get("output") or str(first_out.with_name(
             f"{first_out.stem}.v{entry['version']}.render{first_out.suffix}"))
         dst = check_path(dst, roots, output=True)
         d = delivery(dlv["preset"], target_lufs=entry["target_lufs"], ceiling_dbtp=dlv["ceiling_dbtp"])
-        _, report = _render_to_file(src, dst, d, fmt, progress, chain=sess.load_chain(folder, entry))
+        _, report = _render_to_file(src, dst, d, fmt, progress, chain=chain_of(entry))
         return {"report": report, "output": dst, "session": folder, "rendered_version": entry["version"]}, []
     base = sess.version(doc, req.get("from_version"))
-    revision = revise_chain(sess.load_chain(folder, base), cast(str, words))  # words, since render is None
+    revision = revise_chain(chain_of(base), cast(str, words))  # words, since render is None
     n = max(v["version"] for v in doc["versions"]) + 1
     dst = req.get("output") or str(first_out.with_name(f"{first_out.stem}.v{n}{first_out.suffix}"))
     dst = check_path(dst, roots, output=True)
@@ -480,12 +596,24 @@ def warm_up() -> None:
     import numpy as np
 
     from dsp.decide.master import master  # noqa: F401 - the import is the point
-    from dsp.decide.presets import delivery  # noqa: F401
+    from dsp.decide.presets import delivery
     from dsp.measure.analysis import analyze
 
     t = np.arange(24000) / 48000.0
     x = (0.25 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)[None, :].repeat(2, axis=0)
     analyze(x, 48000)
+    # the streaming path's kernels too (measuring, model, limiter, writer), on a second of audio
+    import tempfile
+
+    from dsp.io.audio_io import write_audio
+
+    from ..service.mastering import master_file
+
+    with tempfile.TemporaryDirectory(prefix="reamaster-warm-") as tmp:
+        src = os.path.join(tmp, "warm.wav")
+        noise = np.random.default_rng(0).standard_normal((2, 48000)).astype(np.float32) * 0.05
+        write_audio(src, np.concatenate((x, x), axis=1) + noise, 48000, fmt="wav24")
+        master_file(src, os.path.join(tmp, "out.wav"), delivery("streaming"), fmt="wav24", force=False)
 
 
 def _parent_alive(parent_pid: int) -> bool:
@@ -496,9 +624,30 @@ def _parent_alive(parent_pid: int) -> bool:
     return pid_alive(parent_pid)
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the server dies (even by kill -9), so no job of a
+    dead server goes on to commit a file its client was never told about. Elsewhere the worker
+    checks its parent at every progress step and right before writing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - no prctl
+        pass
+
+
 def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Event, parent_pid: int,
-                max_part_bytes: int) -> None:
-    """Serve jobs from the server's backend until told to stop or the server is gone."""
+                max_part_bytes: int, nonce: str = "", curve_server_key: str | None = None) -> None:
+    """Serve jobs from the server's backend until told to stop or the server is gone.
+
+    ``identity`` and ``nonce`` are new for each spawn and come from the server through the spawn
+    arguments; ``w_ready`` echoes the nonce, signed with the per-run worker key."""
+    _die_with_parent()
+    if not _parent_alive(parent_pid):
+        return
     import zmq
 
     from dsp.errors import CancelledError, ReaMasterError
@@ -506,13 +655,17 @@ def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Even
     if hasattr(signal, "SIGINT"):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which stops us
     key = bytes.fromhex(key_hex)
-    sender = identity.decode("ascii")
-    limits = P.Limits(max_frame_bytes=1 << 62, max_frames=4 + 4096, max_content_bytes=1 << 30,
+    sender = "worker"
+    limits = P.Limits(max_frame_bytes=1 << 62, max_frames=4 + 65536, max_content_bytes=1 << 30,
                       max_audio_seconds=math.inf)
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.routing_id = identity
     sock.linger = 1000
+    if curve_server_key:  # pragma: no cover - Windows: the backend is tcp with CURVE
+        pub, sec = zmq.curve_keypair()
+        sock.curve_publickey, sock.curve_secretkey = pub, sec
+        sock.curve_serverkey = curve_server_key.encode("ascii")
     sock.connect(endpoint)
 
     def send(msg_type: str, content: dict[str, Any], buffers: Sequence[Any] = ()) -> None:
@@ -520,7 +673,7 @@ def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Even
 
     try:
         warm_up()
-        send("w_ready", {"pid": os.getpid()})
+        send("w_ready", {"pid": os.getpid(), "nonce": nonce})
         last_parent_check = time.monotonic()
         while True:
             if not sock.poll(500):
@@ -546,7 +699,7 @@ def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Even
                 if cancel_event.is_set():
                     return False
                 now = time.monotonic()
-                if now - last_parent_check > PARENT_CHECK_S:
+                if now - last_parent_check > PARENT_CHECK_S or stage == "writing":
                     last_parent_check = now
                     if not _parent_alive(parent_pid):
                         return False
@@ -555,10 +708,11 @@ def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Even
                     send("w_progress", {"job_id": job_id, "stage": stage, "fraction": float(fraction)})
                 return True
 
+            remove_partial_outputs(req)  # temp files of an earlier attempt killed mid-write
             audio = msg.buffers[0] if msg.audio is not None and len(msg.buffers) == 1 else (
-                b"".join(bytes(b) for b in msg.buffers) if msg.audio is not None else None)
+                b"".join(msg.buffers) if msg.audio is not None else None)
             if msg.audios:  # several named signals (master_stems by value)
-                audio = [(name, a.to_dict(), parts[0] if len(parts) == 1 else b"".join(bytes(b) for b in parts))
+                audio = [(name, a.to_dict(), parts[0] if len(parts) == 1 else b"".join(parts))
                          for name, a, parts in msg.audio_set()]
             try:
                 content, parts = execute(msg.content["kind"], req, audio, progress, max_part_bytes)

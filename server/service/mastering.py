@@ -9,6 +9,7 @@ callback (a bar on the command line, progress events on the server); returning F
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -40,18 +41,21 @@ def render_and_write(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, 
                      choices: dict[str, Any] | None = None) -> tuple[MasterResult, dict[str, Any]]:
     """Read, master (rendering ``chain`` as is, or converging ``planned`` / a new plan made from
     ``choices``: style, references and amounts), write the audio and the optional chain and report
-    files; returns the result and the report."""
-    from dsp.io.audio_io import atomic_write_text, check_audio, read_audio, write_audio
+    files; returns the result and the report.
+
+    The audio streams (bounded memory at any length: one measuring read, then passes that read,
+    process and write block by block) except with references or codec-safe checks, which hold the
+    whole signal (their refinement renders and encodes it as a whole)."""
+    from dsp.io.audio_io import atomic_write_text
 
     from .report import build_report, render_html
 
-    _step(progress, "reading", 0.0)
-    x, sr = read_audio(src)
-    check_audio(x, sr, what=src)
-    _step(progress, "analysing", 0.0)
-    result = decide_and_master(x, sr, d, chain=chain, planned=planned, choices=choices, progress=progress)
-    _step(progress, "writing", 1.0)
-    written = write_audio(dst, result.audio, sr, fmt=fmt, force=force, protect=[src])
+    if choices and (choices.get("references") or choices.get("codec_safe")):
+        result, written = _master_in_memory(src, dst, d, fmt=fmt, force=force, progress=progress, chain=chain,
+                                            planned=planned, choices=choices)
+    else:
+        result, written = master_file(src, dst, d, fmt=fmt, force=force, progress=progress, chain=chain,
+                                      planned=planned, choices=choices)
     doc = build_report(src, dst, d, result, written)
     if save_chain:
         atomic_write_text(save_chain, result.chain.to_json(), force=force, protect=[src])
@@ -59,6 +63,52 @@ def render_and_write(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, 
         atomic_write_text(report, json.dumps(doc, indent=2, allow_nan=False) + "\n", force=force, protect=[src])
         atomic_write_text(html_path_for(report), render_html(doc), force=force, protect=[src])
     return result, doc
+
+
+def _master_in_memory(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progress: ProgressFn | None,
+                      chain: Chain | None, planned: Chain | None,
+                      choices: dict[str, Any] | None) -> tuple[MasterResult, WriteResult]:
+    from dsp.io.audio_io import check_audio, read_audio, write_audio
+
+    _step(progress, "reading", 0.0)
+    x, sr = read_audio(src)
+    check_audio(x, sr, what=src)
+    _step(progress, "analysing", 0.0)
+    result = decide_and_master(x, sr, d, chain=chain, planned=planned, choices=choices, progress=progress)
+    _step(progress, "writing", 1.0)
+    return result, write_audio(dst, result.audio, sr, fmt=fmt, force=force, protect=[src])
+
+
+def master_file(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progress: ProgressFn | None = None,
+                chain: Chain | None = None, planned: Chain | None = None,
+                choices: dict[str, Any] | None = None) -> tuple[MasterResult, WriteResult]:
+    """The streaming master of a file: the same decisions as :func:`decide_and_master` (style and
+    amounts from ``choices``; no references or codec checks), peak memory independent of length.
+    Returns the result (``audio`` empty: it is in the file) and the WriteResult."""
+    from dsp.decide.master import Intent, master_stream, style_target
+    from dsp.io.audio_io import AudioSource, AudioWriter
+    from dsp.measure.analysis import analyze_source
+
+    source = AudioSource(src)
+    _step(progress, "analysing", 0.0)
+    before = analyze_source(source, resonances=True,
+                            progress=(lambda f: progress("analysing", f)) if progress is not None else None)
+    intent = None
+    if chain is None and planned is None and choices:
+        amounts = dict(tone_pct=choices.get("tone_pct", 100.0), dynamics_pct=choices.get("dynamics_pct", 100.0),
+                       width_pct=choices.get("width_pct", 100.0), intensity=choices.get("intensity", "balanced"),
+                       loudness=choices.get("loudness", True))
+        target, info = style_target(before, choices.get("style"))
+        intent = Intent(**amounts, target=target, style_info=info)
+
+    def sink() -> AudioWriter:
+        return AudioWriter(dst, source.sample_rate, source.channels, fmt=fmt, force=force, protect=[src])
+
+    result, written = master_stream(source.blocks, source.sample_rate, source.channels, source.frames, d, sink,
+                                    before=before, chain=chain, planned=planned, intent=intent, progress=progress,
+                                    spill_dir=os.path.dirname(os.path.abspath(dst)))
+    _step(progress, "writing", 1.0)
+    return result, written
 
 
 def decide_and_master(x: np.ndarray, sr: int, d: Delivery, *, chain: Chain | None = None, planned: Chain | None = None,

@@ -58,29 +58,88 @@ def tonal_distance_db(analysis: dict[str, Any], target_db: list[float]) -> float
     return distance_db
 
 
+DEEP_LIMITING_DB = 6.0  # peak reduction beyond this is heard as squashing on most material
+ACTIVE_LIMITING_PCT = 40.0  # limiting more than this share of the time is no longer peak control
+LOST_LRA_LU = 1.0  # more loudness range lost than this is counted against the master
+LOST_WIDTH_DB = 0.5  # side/mid lost beyond this is counted against the master
+REUSED_CHAIN_LU = 0.5  # a chain landing this far from the loudness it was made for was made for another song
+
+
+def side_mid_db(analysis: dict[str, Any]) -> float | None:
+    """Level-weighted side/mid power ratio over 40 Hz-16 kHz from an analysis dict, dB."""
+    sp = analysis.get("spectrum") or {}
+    f, lv, sm = sp.get("centers_hz") or [], sp.get("level_db") or [], sp.get("side_mid_ratio_db") or []
+    num = den = 0.0
+    for fi, li, si in zip(f, lv, sm):
+        if 40 <= fi <= 16000 and li is not None and si is not None:
+            w = 10 ** (li / 10)
+            num += w * 10 ** (max(min(si, 40.0), -120.0) / 10)
+            den += w
+    return 10 * math.log10(max(num / den, 1e-12)) if den > 0 else None
+
+
 def loudness_matched_check(before: dict[str, Any], after: dict[str, Any], chain: dict[str, Any]) -> dict[str, Any]:
-    """Compare before and after at equal loudness: tonal distance to the target and dynamics."""
+    """Compare before and after at equal loudness: tonal distance to the target, and what the
+    master costs in dynamics (LRA, PLR) and width (side/mid). The verdict says "better" only
+    when the tone got closer, and names every loss beside it."""
     target = (chain.get("meta") or {}).get("tonal_target") or {}
-    out: dict[str, Any] = {"loudness_difference_lu": round(after["integrated_lufs"] - before["integrated_lufs"], 2)}
+    diff = round(after["integrated_lufs"] - before["integrated_lufs"], 2)
+    out: dict[str, Any] = {"loudness_difference_lu": diff}
+    head = None
     if target.get("level_db"):
         d0 = tonal_distance_db(before, target["level_db"])
         d1 = tonal_distance_db(after, target["level_db"])
         if d0 is not None and d1 is not None:
-            out.update(target=target.get("name", "target"), tonal_distance_before_db=round(d0, 2),
-                       tonal_distance_after_db=round(d1, 2))
+            name = target.get("name", "target")
+            out.update(target=name, tonal_distance_before_db=round(d0, 2), tonal_distance_after_db=round(d1, 2))
             if d1 < d0 - 0.2:
-                out["verdict"] = (f"better, not only louder: at equal loudness the tonal balance is "
-                                  f"{d0 - d1:.1f} dB closer to the {target.get('name', 'target')} "
-                                  f"({d0:.1f} -> {d1:.1f} dB)")
+                head = (f"better, not only louder: at equal loudness the tonal balance is {d0 - d1:.1f} dB closer to "
+                        f"the {name} ({d0:.1f} -> {d1:.1f} dB)")
             elif d1 > d0 + 0.2:
-                out["verdict"] = (f"tonally further from the {target.get('name', 'target')} ({d0:.1f} -> {d1:.1f} dB): "
-                                  "check the EQ amount")
+                head = f"tonally further from the {name} ({d0:.1f} -> {d1:.1f} dB): check the EQ amount"
             else:
-                out["verdict"] = (f"only louder: the tonal balance is unchanged at equal loudness "
-                                  f"({d0:.1f} -> {d1:.1f} dB from the {target.get('name', 'target')})")
+                change = ("only louder" if diff > 0.5 else "only quieter" if diff < -0.5 else "unchanged in level")
+                head = f"{change}: the tonal balance is unchanged at equal loudness ({d0:.1f} -> {d1:.1f} dB from the {name})"
     out["plr_change_db"] = round(after["plr_db"] - before["plr_db"], 1)
     out["lra_change_lu"] = round(after["lra_lu"] - before["lra_lu"], 1)
+    w0, w1 = side_mid_db(before), side_mid_db(after)
+    if w0 is not None and w1 is not None:
+        out["side_mid_change_db"] = round(w1 - w0, 2)
+    losses = []
+    if out["lra_change_lu"] < -LOST_LRA_LU:
+        losses.append(f"loses {-out['lra_change_lu']:.1f} LU of loudness range")
+    if out.get("side_mid_change_db", 0.0) < -LOST_WIDTH_DB:
+        losses.append(f"is {-out['side_mid_change_db']:.1f} dB narrower (side against mid)")
+    if out["plr_change_db"] < -3.0:
+        losses.append(f"has {-out['plr_change_db']:.1f} dB less peak-to-loudness ratio")
+    out["losses"] = losses
+    if head is None:
+        head = "no tonal target to compare with"
+    out["verdict"] = head + ("; but it " + ", ".join(losses) if losses else "")
     return out
+
+
+def stop_warnings(result: MasterResult, d: Delivery, chain: dict[str, Any]) -> list[str]:
+    """When to stop: deep or constant limiting, an input that looks mastered, a reference far off,
+    a chain reused from another song (it does not land on the loudness it was made for)."""
+    warnings = list((chain.get("meta") or {}).get("warnings", []))
+    lim = result.limiter or {}
+    depth, active = float(lim.get("max_reduction_db", 0.0) or 0.0), float(lim.get("limiting_pct", 0.0) or 0.0)
+    if depth > DEEP_LIMITING_DB:
+        warnings.append(f"the limiter takes up to {depth:.1f} dB off the peaks (over {DEEP_LIMITING_DB:g} dB is heard as "
+                        "squashing): a quieter target, or a mix with tamer peaks, would sound better")
+    if active > ACTIVE_LIMITING_PCT:
+        warnings.append(f"the limiter is working {active:.0f}% of the time (over {ACTIVE_LIMITING_PCT:g}%): it is "
+                        "compressing, not catching peaks; consider a quieter target")
+    made_for = (chain.get("meta") or {}).get("target_lufs")
+    landed = result.after.integrated_lufs
+    if made_for is not None and math.isfinite(landed) and abs(landed - float(made_for)) > REUSED_CHAIN_LU:
+        warnings.append(f"this chain lands at {landed:.1f} LUFS, not the {float(made_for):g} LUFS it was made for: it "
+                        "was decided for another song; master this one afresh")
+    elif math.isfinite(landed) and abs(landed - d.target_lufs) > REUSED_CHAIN_LU and (chain.get("meta") or {}).get(
+            "intent", {}).get("loudness", True):
+        warnings.append(f"the master lands at {landed:.1f} LUFS, not the {d.target_lufs:g} LUFS asked for")
+    return warnings
 
 
 def build_report(src: str, dst: str, d: Delivery, result: MasterResult, written: WrittenAudio) -> dict[str, Any]:
@@ -108,6 +167,8 @@ def build_report(src: str, dst: str, d: Delivery, result: MasterResult, written:
         "chain": chain,
         "left_alone": list((chain.get("meta") or {}).get("left_alone", [])),
         "comparison": loudness_matched_check(before, after, chain),
+        "assessment": (chain.get("meta") or {}).get("assessment", {}),
+        "warnings": stop_warnings(result, d, chain),
         "platforms": platforms,
         "codecs": [c.to_dict() for c in getattr(result, "codec_checks", ())],
     }
@@ -232,6 +293,9 @@ def render_html(report: dict[str, Any]) -> str:
     alone = "".join(f"<li>{html.escape(x)}</li>" for x in report.get("left_alone", []))
     comp = report.get("comparison") or {}
     verdict = html.escape(comp.get("verdict", ""))
+    warn = "".join(f"<li>{html.escape(x)}</li>" for x in report.get("warnings", []))
+    warn_html = f"<h2>Before you ship it</h2><ul class=w>{warn}</ul>" if warn else ""
+    summary = html.escape((report.get("assessment") or {}).get("summary", ""))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ReaMaster report: {html.escape(str(report['input']))}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:780px;margin:24px auto;color:#222}}
@@ -241,6 +305,7 @@ table{{border-collapse:collapse}}td,th{{padding:3px 12px;border-bottom:1px solid
 <p><b>{html.escape(str(report['input']))}</b> &rarr; <b>{html.escape(str(report['output']))}</b><br>
 Delivery: {html.escape(d['preset'])}, {d['target_lufs']:g} LUFS at {d['ceiling_dbtp']:g} dBTP. {html.escape(d.get('note', ''))}</p>
 <p class=v>{verdict}</p>
+<p>{summary}</p>{warn_html}
 <table><tr><th></th><th>before</th><th>after</th></tr>
 {row('integrated loudness', 'integrated_lufs', 'LUFS')}{row('true peak', 'true_peak_dbtp', 'dBTP', 2)}
 {row('loudness range', 'lra_lu', 'LU')}{row('peak-to-loudness ratio', 'plr_db', 'dB')}

@@ -4,7 +4,12 @@ A session folder (``<output stem>.session/``) holds ``session.json`` and ``chain
 every version: the input it was made from, the delivery, the words that made each revision and
 what they changed. Any version can be rendered again from its chain. Files are written
 atomically; nothing in a session is ever overwritten except ``session.json`` itself, which only
-grows.
+grows: ``master --force`` over an existing session adds a fresh version (no parent) instead of
+wiping the history, so later revisions never collide with files of earlier ones.
+
+Paths (the input, each version's output) are stored relative to the session folder, so a
+session copied or moved together with its audio still points at its own files; :func:`load`
+returns them absolute.
 """
 
 from __future__ import annotations
@@ -39,24 +44,63 @@ def create(folder: Path, *, input_path: str, output: str, delivery: dict[str, An
 
     if folder.exists() and not force:
         raise OutputExistsError(f"the session {folder} already exists; use --force to start it again")
-    if folder.exists():
-        for old in folder.glob("chain-v*.json"):
-            old.unlink()
+    if (folder / "session.json").is_file():
+        try:
+            doc = load(folder)
+        except Exception:  # an unreadable session is started again; its chain files stay
+            doc = None
+        if doc is not None:
+            doc["input"] = str(Path(input_path).resolve())
+            doc["delivery"] = delivery
+            add_version(folder, doc, chain_json=chain_json, output=output, words=None,
+                        changes=["mastered again from the input (--force); earlier versions kept"], after=after,
+                        target_lufs=delivery["target_lufs"], parent=None)
+            return folder
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "chain-v1.json", chain_json, force=True)
-    doc = new_session_document(input_path=input_path, output=output, delivery=delivery, after=after)
+    n = 1
+    while (folder / f"chain-v{n}.json").exists():  # never overwrite a chain of an unreadable session
+        n += 1
+    atomic_write_text(folder / f"chain-v{n}.json", chain_json, force=True)
+    doc = new_session_document(input_path=input_path, output=output, delivery=delivery, after=after, folder=folder)
+    if n != 1:
+        doc["versions"][0].update(version=n, chain=f"chain-v{n}.json")
     atomic_write_text(folder / "session.json", json.dumps(doc, indent=2) + "\n", force=True)
     return folder
 
 
+def _rel(path: str, folder: Path | None) -> str:
+    """``path`` relative to the session folder (as given when there is no folder)."""
+    if folder is None:
+        return str(Path(path).resolve())
+    try:
+        return os.path.relpath(Path(path).resolve(), Path(folder).resolve())
+    except ValueError:  # another drive on Windows
+        return str(Path(path).resolve())
+
+
+def _abs(path: str, folder: Path) -> str:
+    p = Path(path)
+    return str(p if p.is_absolute() else (Path(folder).resolve() / p).resolve())
+
+
+def _write(folder: Path, doc: dict[str, Any]) -> None:
+    from dsp.io.audio_io import atomic_write_text
+
+    out = dict(doc, input=_rel(doc["input"], folder),
+               versions=[dict(v, output=_rel(v["output"], folder)) for v in doc["versions"]])
+    atomic_write_text(folder / "session.json", json.dumps(out, indent=2) + "\n", force=True)
+
+
 def new_session_document(*, input_path: str, output: str, delivery: dict[str, Any],
-                         after: dict[str, Any]) -> dict[str, Any]:
-    """``session.json`` of a new session (version 1). Standard library only: REAPER's side uses it."""
+                         after: dict[str, Any], folder: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """``session.json`` of a new session (version 1), paths relative to ``folder`` when given.
+    Standard library only: REAPER's side uses it."""
+    f = Path(folder) if folder is not None else None
     return {
         "format": SESSION_FORMAT, "version": SESSION_VERSION,
-        "input": str(Path(input_path).resolve()),
+        "input": _rel(input_path, f),
         "delivery": delivery,
-        "versions": [_entry(1, str(Path(output).resolve()), None, [], after, delivery["target_lufs"])],
+        "versions": [_entry(1, _rel(output, f), None, [], after, delivery["target_lufs"])],
     }
 
 
@@ -81,6 +125,9 @@ def load(folder: str | os.PathLike[str]) -> dict[str, Any]:
         raise ChainError(f"{path} is not a ReaMaster session of version {SESSION_VERSION}")
     if not doc.get("versions"):
         raise ChainError(f"the session {folder} has no versions")
+    doc["input"] = _abs(doc["input"], Path(folder))
+    for v in doc["versions"]:
+        v["output"] = _abs(v["output"], Path(folder))
     return doc
 
 
@@ -107,13 +154,15 @@ def load_chain(folder: str | os.PathLike[str], entry: dict[str, Any]) -> Chain:
     return Chain.from_json(path.read_text(encoding="utf-8"))
 
 
-def add_version(folder: str | os.PathLike[str], doc: dict[str, Any], *, chain_json: str, output: str, words: str,
-                changes: list[str], after: dict[str, Any], target_lufs: float, parent: int) -> int:
+def add_version(folder: str | os.PathLike[str], doc: dict[str, Any], *, chain_json: str, output: str,
+                words: str | None, changes: list[str], after: dict[str, Any], target_lufs: float,
+                parent: int | None) -> int:
+    """Append version n+1 (its chain file and entry); ``doc`` is what :func:`load` returned."""
     from dsp.io.audio_io import atomic_write_text
 
     n: int = max(v["version"] for v in doc["versions"]) + 1
     folder = Path(folder)
     atomic_write_text(folder / f"chain-v{n}.json", chain_json, force=False)
     doc["versions"].append(_entry(n, str(Path(output).resolve()), words, changes, after, target_lufs, parent))
-    atomic_write_text(folder / "session.json", json.dumps(doc, indent=2) + "\n", force=True)
+    _write(folder, doc)
     return n

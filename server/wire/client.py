@@ -20,9 +20,11 @@ Album, revision and stems: ``album_paths``, ``revise_session``, ``master_stems_p
 
 Reliability (Lazy Pirate on a DEALER socket): while requests are pending the client pings
 every second; when the server has said nothing for ``timeout`` seconds the socket is closed,
-reopened (the connection file is read again: a restarted server has a new key) and every
-pending request is sent again with the same msg_id, at most ``retries`` times; then the
-requests fail with ``server_unavailable``. Use one Client per thread.
+reopened (the connection file is read again: a restarted server has a new key) and hello
+(with project_dir) then every pending request is sent again with the same msg_id, at most
+``retries`` times; then the requests fail with ``server_unavailable``. A ``bad_signature``
+refusal while the file holds a new key, or a reply from a new server id, triggers the same
+replay at once; a request the server calls ``unknown`` twice fails. Use one Client per thread.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ from .connection import (
     ConnectionFileError,
     ConnectionInfo,
     default_path,
-    pid_alive,
     read_connection_file,
     read_key_file,
+    server_running,
 )
 
 DEFAULT_TIMEOUT_S = 2.5
@@ -131,6 +133,7 @@ class Job:
         self.msg_id = msg_id or P.new_id()
         self.progress: Progress | None = None
         self.outcome: Result | Failure | None = None
+        self.unknown_count = 0  # pings that found the server had never heard of it
 
     @property
     def done(self) -> bool:
@@ -206,6 +209,9 @@ class Client:
         self._last_ping = 0.0
         self._attempts = 0
         self._needs_reconnect = False
+        self._pings: dict[str, bool] = {}  # ids of our pings still unanswered (their replies list job states)
+        self._hellos: set[str] = set()  # ids of hellos replayed to a restarted server
+        self._said_hello = False
         self._open()
 
     # --- connecting ---------------------------------------------------------------------------
@@ -225,10 +231,10 @@ class Client:
         if target_s is None or target_s == "auto" or not target_s.startswith(("tcp://", "ipc://")):
             conn_path = Path(target_s) if target_s not in (None, "auto") else default_path()
             try:
-                info = read_connection_file(conn_path)
-                if not pid_alive(info.pid):
+                info = read_connection_file(conn_path, trust_check=True)
+                if not server_running(conn_path):  # the server's lifetime lock, not a pid that may be reused
                     raise ConnectionFileError(f"the connection file {conn_path} is stale "
-                                              f"(server pid {info.pid} is not running)")
+                                              f"(no server holds {conn_path.name}'s lock)")
             except ConnectionFileError as exc:
                 if not autostart:
                     raise ServerUnavailable(f"{exc}; start one with `reamaster serve`") from None
@@ -239,14 +245,20 @@ class Client:
             endpoint = target_s
             if key is None and key_file is not None:
                 key = read_key_file(key_file)
-            if key is None:  # the local connection file may describe this endpoint
+                try:  # a connection file also carries the CURVE key of a tcp server
+                    kw.setdefault("curve_server_key", read_connection_file(key_file).curve_server_key)
+                except ConnectionFileError:
+                    pass
+            if key is None or "curve_server_key" not in kw:  # the local connection file may describe it
                 try:
-                    info = read_connection_file()
+                    info = read_connection_file(trust_check=True)
                 except ConnectionFileError:
                     info = None
-                if info is None or info.endpoint != endpoint:
+                if info is not None and info.endpoint == endpoint:
+                    key = key or info.key
+                    kw.setdefault("curve_server_key", info.curve_server_key)
+                elif key is None:
                     raise ServerUnavailable(f"no key for {endpoint}: pass --key-file (the server's connection file)")
-                key = info.key
             k = key
         c = cls(endpoint, k, conn_file=conn_path, timeout=timeout, retries=retries, project_dir=project_dir,
                 client_name=client_name, **kw)
@@ -270,23 +282,45 @@ class Client:
         s.connect(self.endpoint)
         self._sock = s
 
+    def _read_file(self) -> ConnectionInfo | None:
+        """The connection file as it is now (None without one, or when it cannot be trusted)."""
+        if self.conn_file is None:
+            return None
+        try:
+            return read_connection_file(self.conn_file, trust_check=True)
+        except ConnectionFileError:
+            return None
+
     def _reconnect(self) -> None:
+        """A fresh socket to the server the connection file names now (a restarted server has a new
+        key, CURVE key and maybe endpoint); then hello again and every pending request again."""
         if self._sock is not None:
             self._sock.close(linger=0)
-        if self.conn_file is not None:  # a restarted server has a new key (and maybe port)
-            try:
-                info = read_connection_file(self.conn_file)
-                self.endpoint, self.key = info.endpoint, info.key_bytes
-            except ConnectionFileError:
-                pass
+        info = self._read_file()
+        if info is not None:
+            if info.server_id != self.server_id and info.key_bytes != self.key:
+                self._attempts = 0  # a new server is up: give it the full number of tries
+            self.endpoint, self.key = info.endpoint, info.key_bytes
+            self.curve_server_key = info.curve_server_key
+            self.server_id = info.server_id  # its replies then do not look like yet another restart
         self._open()
         self._last_activity = time.monotonic()
-        for job in list(self._pending.values()):
-            self._send(job)
+        self._resend_all()
 
-    def close(self) -> None:
+    def _resend_all(self, skip: str | None = None) -> None:
+        """Replay hello (a restarted server has not seen our project_dir), then every pending request."""
+        if self._said_hello:
+            hello = Job(self, "hello", self._hello_content(), ())
+            self._hellos.add(hello.msg_id)
+            self._send(hello)
+        for job in list(self._pending.values()):
+            if job.msg_id != skip:
+                self._send(job)
+
+    def close(self, linger_ms: int = 0) -> None:
+        """Close the socket; ``linger_ms`` > 0 lets messages still queued (a cancel) go out first."""
         if self._sock is not None:
-            self._sock.close(linger=0)
+            self._sock.close(linger=max(0, int(linger_ms)))
             self._sock = None
         self._ctx.term()
 
@@ -311,6 +345,10 @@ class Client:
                *, msg_id: str | None = None) -> Job:
         """Send a request without waiting; follow it with ``job.poll()`` or ``job.wait()``."""
         job = Job(self, msg_type, dict(content or {}), buffers, msg_id)
+        if msg_type == "hello":
+            self._said_hello = True
+            if content and content.get("project_dir") is not None:
+                self.project_dir = content["project_dir"]
         if self._needs_reconnect:
             self._needs_reconnect = False
             self._reconnect()
@@ -343,6 +381,10 @@ class Client:
         if refusal is not None:
             code, message = refusal
             if code == P.BAD_SIGNATURE:
+                info = self._read_file()
+                if info is not None and info.key_bytes != self.key:
+                    self._reconnect()  # a restarted server (same endpoint, new key): carry on with it
+                    return
                 message = (f"the server at {self.endpoint} refused our key; read its connection file again "
                            f"(a restarted server has a new key)")
             self._fail_all(code, message)
@@ -353,14 +395,23 @@ class Client:
             return  # not from our server (or not for our key): ignore
         self._last_activity = time.monotonic()
         self._attempts = 0
-        if self.server_id is not None and msg.sender != self.server_id:
-            # a new server: it knows nothing of our pending requests; send them again
-            self.server_id = msg.sender
-            for pending in list(self._pending.values()):
-                if pending.msg_id != msg.ref:
-                    self._send(pending)
+        new_server = self.server_id is not None and msg.sender != self.server_id
         self.server_id = msg.sender
-        job = self._pending.get(msg.ref or "")
+        if new_server:
+            # a new server knows nothing of our project folders or pending requests: tell it again
+            self._resend_all(skip=msg.ref)
+        ref = msg.ref or ""
+        if ref in self._hellos:
+            self._hellos.discard(ref)
+            if msg.type == "ok":
+                self.info = msg.content
+            return
+        if ref in self._pings:
+            del self._pings[ref]
+            if msg.type == "ok" and not new_server:
+                self._on_ping_reply(msg.content.get("jobs"))
+            return
+        job = self._pending.get(ref)
         if job is None:
             return
         if msg.type == "progress":
@@ -379,6 +430,24 @@ class Client:
         else:
             job.outcome = Result(msg.content)
 
+    def _on_ping_reply(self, states: Any) -> None:
+        """The server lists what it knows of our pending requests. One it calls ``unknown`` never
+        reached it (dropped by libzmq as oversize, or lost in a reconnect): send it once more,
+        then fail it rather than wait for a reply that cannot come."""
+        if not isinstance(states, dict):
+            return
+        for msg_id, state in states.items():
+            job = self._pending.get(msg_id)
+            if job is None or state != "unknown":
+                continue
+            job.unknown_count += 1
+            if job.unknown_count == 1:
+                self._send(job)
+            else:
+                del self._pending[msg_id]
+                job.outcome = Failure(P.INTERNAL, f"the server never received {job.type} {msg_id} (sent twice); "
+                                                  "it may exceed the server's limits")
+
     def _maintain(self) -> None:
         if not self._pending:
             return
@@ -386,7 +455,10 @@ class Client:
         if now - self._last_ping >= PING_INTERVAL_S and any(j.type != "ping" for j in self._pending.values()):
             self._last_ping = now
             ping = Job(self, "ping", {"jobs": list(self._pending)[:256]}, ())
-            self._send(ping)  # not tracked: any reply counts as a sign of life
+            if len(self._pings) > 64:
+                self._pings.clear()
+            self._pings[ping.msg_id] = True
+            self._send(ping)  # not tracked as a job: any reply counts as a sign of life
         if now - self._last_activity > self.timeout:
             self._attempts += 1
             if self._attempts > self.retries:
@@ -403,11 +475,14 @@ class Client:
 
     # --- requests -----------------------------------------------------------------------------------
 
-    def hello(self) -> dict[str, Any]:
+    def _hello_content(self) -> dict[str, Any]:
         content: dict[str, Any] = {"client_name": self.client_name}
         if self.project_dir is not None:
             content["project_dir"] = self.project_dir
-        self.info = self.call("hello", content).content
+        return content
+
+    def hello(self) -> dict[str, Any]:
+        self.info = self.call("hello", self._hello_content()).content
         return self.info
 
     def status(self, msg_id: str | None = None) -> dict[str, Any]:
@@ -644,8 +719,8 @@ def start_server(conn_path: Path | None = None, *, wait_s: float = AUTOSTART_WAI
     end = time.monotonic() + wait_s
     while time.monotonic() < end:
         try:
-            info = read_connection_file(conn_path)
-            if pid_alive(info.pid):
+            info = read_connection_file(conn_path, trust_check=True)
+            if server_running(conn_path):
                 return info
         except ConnectionFileError:
             pass

@@ -144,14 +144,14 @@ REPLIES: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
 }
 # between the server and its worker processes (same framing, a separate per-run key)
 WORKER: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
-    "w_ready": {"pid": ((int,), True)},
+    "w_ready": {"pid": ((int,), True), "nonce": ((str,), True)},
     "w_job": {"job_id": ((str,), True), "kind": ((str,), True), "request": ((dict,), True)},
     "w_progress": {"job_id": ((str,), True), "stage": ((str,), True), "fraction": (_NUM, True)},
     "w_result": {"job_id": ((str,), True), "status": ((str,), True)},
     "w_stop": {},
 }
 
-_ID_RE = re.compile(r"^[0-9A-Za-z_.:-]{1,64}$")
+_ID_RE = re.compile(r"[0-9A-Za-z_.:-]{1,64}")  # always used with fullmatch (no "$" before a newline)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -395,19 +395,19 @@ def decode(
                                            "(wrong or stale key: read the connection file again)")
     header = _load_json(body[0].tobytes(), limits.max_header_bytes, "header", None)
     msg_id = header.get("msg_id")
-    if not isinstance(msg_id, str) or not _ID_RE.match(msg_id):
+    if not isinstance(msg_id, str) or not _ID_RE.fullmatch(msg_id):
         raise ProtocolError(BAD_MESSAGE, "header msg_id must be 1-64 letters, digits or _.:-")
     version = header.get("version")
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:  # not true, not 1.0
         raise ProtocolError(UNSUPPORTED_VERSION, f"protocol version {version!r} is not supported "
                                                  f"(this side speaks {PROTOCOL_VERSION})", msg_id=msg_id)
     for name in ("type", "sender", "time"):
         if not isinstance(header.get(name), str):
             raise ProtocolError(BAD_MESSAGE, f"header {name!r} must be a string", msg_id=msg_id)
-    if not _ID_RE.match(header["sender"]):
+    if not _ID_RE.fullmatch(header["sender"]):
         raise ProtocolError(BAD_MESSAGE, "header sender must be 1-64 letters, digits or _.:-", msg_id=msg_id)
     ref = header.get("ref")
-    if ref is not None and not (isinstance(ref, str) and _ID_RE.match(ref)):
+    if ref is not None and not (isinstance(ref, str) and _ID_RE.fullmatch(ref)):
         raise ProtocolError(BAD_MESSAGE, "header ref must be a message id", msg_id=msg_id)
     content = _load_json(body[1].tobytes(), limits.max_content_bytes, "content", msg_id)
     msg_type = header["type"]

@@ -27,6 +27,13 @@ def _reapy_modules() -> dict:
     return {k: v for k, v in sys.modules.items() if k == "reapy" or k.startswith("reapy.")}
 
 
+@pytest.fixture(autouse=True)
+def _own_config_dir(tmp_path_factory, monkeypatch):
+    """No test writes ReaMaster's real config folder (install copies the location file there)."""
+    if "REAMASTER_CONFIG_DIR" not in os.environ:
+        monkeypatch.setenv("REAMASTER_CONFIG_DIR", str(tmp_path_factory.mktemp("rm_config")))
+
+
 @pytest.fixture(scope="module")
 def reaper_host(tmp_path_factory):
     host = standin.install()

@@ -40,6 +40,10 @@ def server_cfg(tmp_path_factory):
     while not (cfg / "server.json").exists() and time.monotonic() < end and proc.poll() is None:
         time.sleep(0.05)
     assert (cfg / "server.json").exists(), (cfg / "server.log").read_text()
+    # what `reamaster reaper install` records for the REAPER side (here: this checkout and venv)
+    sys.path.insert(0, str(REPO / "install"))
+    import reaper_install
+    (cfg / reaper_install.LOCATION).write_text(json.dumps(reaper_install.location()))
     yield cfg
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -158,6 +162,11 @@ def test_master_one_click_inserts_a_mastered_track(app, rpr, song):
     assert abs(lufs - (-14.0)) < 1.0 and tp <= -1.0 + 0.15, (lufs, tp)   # the streaming preset
     assert _snapshot(rpr, song) == before                                 # the user's tracks untouched
     assert _render_keys(rpr) == keys                                      # render settings restored
+    # the whole project rendered with a tail (reverb past the last item is not cut)
+    mix = app.render_log[0]["files"][0]
+    assert app.render_log[0]["settings"]["RENDER_TAILFLAG"] == 2
+    assert sf.info(mix).duration == pytest.approx(4.0 + 3.0, abs=0.01)
+    assert app.console_opened                                             # progress and "done" are seen
     assert [e["desc"] for e in _ends(app)] == ["ReaMaster: master mix"]
     assert app.blocked_dialogs == []
     assert "done:" in app.console
@@ -253,6 +262,9 @@ def test_cancel_while_mastering(app, rpr, song):
 
 
 def test_server_down_and_cannot_start(app, rpr, song, monkeypatch, tmp_path):
+    (tmp_path / "nocfg").mkdir()
+    (tmp_path / "nocfg" / "reamaster_location.json").write_bytes((Path(os.environ[
+        "REAMASTER_CONFIG_DIR"]) / "reamaster_location.json").read_bytes())
     monkeypatch.setenv("REAMASTER_CONFIG_DIR", str(tmp_path / "nocfg"))
     monkeypatch.setenv("REAMASTER_SERVE_CMD", f"{sys.executable} -c 'raise SystemExit(3)'")
     run_action("Master mix (one click)")
@@ -387,16 +399,40 @@ def test_master_dialog_choices_land_and_are_remembered(app, rpr, song):
     assert rpr.RPR_CountTracks(0) == 4 and len(_ends(app)) == 1
 
 
-def test_open_report_without_a_master_then_without_sws(app, rpr, song):
+def _opener(tmp_path, monkeypatch) -> Path:
+    """$REAMASTER_OPENER: a command that records what it was asked to open (the OS opener's stand-in)."""
+    log = tmp_path / "opened.txt"
+    script = tmp_path / "opener.py"
+    script.write_text(f"import sys\nopen({str(log)!r}, 'a').write(sys.argv[1] + '\\n')\n")
+    monkeypatch.setenv("REAMASTER_OPENER", f"{sys.executable} {script}")
+    return log
+
+
+def _wait_file(path: Path, seconds: float = 20.0) -> str:
+    end = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    return path.read_text() if path.exists() else ""
+
+
+def test_open_report_opens_the_html_page_even_with_sws(app, rpr, song, tmp_path, monkeypatch):
+    """SWS registers CF_ShellExecute (APIExists is true) but reapy cannot call it (sws_python64.py):
+    the report opens with the OS opener, and it is the HTML page."""
+    log = _opener(tmp_path, monkeypatch)
+    app.sws = True
     run_action("Open report")
     assert any("no ReaMaster report" in d.get("msg", "") for d in app.dialog_log), app.dialog_log
     run_action("Master mix (one click)")
     assert "Traceback" not in app.console, app.console
-    assert not rpr.RPR_APIExists("CF_ShellExecute")  # the stand-in has no SWS
     run_action("Open report")
+    assert "Traceback" not in app.console, app.console
     last = json.loads(rpr.RPR_GetProjExtState(0, "ReaMaster", "last_master", "", 65536)[4])
-    assert os.path.isfile(last["report"])
-    assert last["report"] in app.dialog_log[-1].get("msg", ""), app.dialog_log[-1]
+    page = os.path.splitext(last["report"])[0] + ".html"
+    assert _wait_file(log).strip() == page
+    for proc in sys.modules["reamaster_reaper.host"]._OPENERS:  # reaped here, not at garbage collection
+        proc.wait(30)
+    text = Path(page).read_text()
+    assert text.lstrip().lower().startswith("<!doctype html") and "LUFS" in text
 
 
 # --- suggest: every EQ band lands, beyond ReaEQ's five ------------------------------------------------
@@ -430,12 +466,14 @@ def test_suggest_puts_every_eq_band_on_reaeq_instances(app, rpr, tmp_path):
     chain = plan_chain(analyze(np.ascontiguousarray(x.T), sr), delivery("streaming")).to_dict()
     eq_stages = [s for s in chain["stages"] if s["kind"] == "eq" and s.get("enabled", True)]
     want = [b for s in eq_stages for b in s["params"]["bands"] if b.get("enabled", True)]
-    assert len(want) > 5, eq_stages
+    # the planner's EQ is bounded and never moves a region the wrong way (issue 10), so this mix now
+    # gets 4 corrective bands plus any resonance cuts; every one must land on a ReaEQ instance
+    assert len(want) >= 3, eq_stages
 
     m = rpr.RPR_GetMasterTrack(0)
     names = [rpr.RPR_TrackFX_GetNamedConfigParm(m, i, "renamed_name", "", 256)[4]
              for i in range(rpr.RPR_TrackFX_GetCount(m))]
-    assert "ReaMaster EQ" in names and "ReaMaster EQ 2" in names, names
+    assert "ReaMaster EQ" in names and ("ReaMaster EQ 2" in names or len(want) <= 5), names
     if any(s.get("label") == "resonance control" for s in eq_stages):
         assert "ReaMaster resonance EQ" in names
     got = []
@@ -456,3 +494,104 @@ def test_suggest_puts_every_eq_band_on_reaeq_instances(app, rpr, tmp_path):
     run_action("Suggest settings to native FX")
     assert rpr.RPR_TrackFX_GetCount(m) == n1 + 1
     assert rpr.RPR_TrackFX_GetFXName(m, 0, "", 256)[3] == "VST: ReaXcomp (Cockos)"
+
+
+def test_master_in_a_folder_named_mix_something(app, rpr, song, tmp_path):
+    """Only the file name changes from mix_ to master_: a project under "mix_sessions/" still works."""
+    app.save_as(app.project, "song", folder=str(tmp_path / "mix_sessions" / "song"))
+    run_action("Master mix (one click)")
+    assert "Traceback" not in app.console and "failed" not in app.console, app.console
+    last = json.loads(rpr.RPR_GetProjExtState(0, "ReaMaster", "last_master", "", 65536)[4])
+    assert os.path.dirname(last["master"]) == os.path.dirname(last["mix"])
+    assert os.path.basename(last["master"]).startswith("master_") and os.path.isfile(last["master"])
+
+
+def test_stopping_the_script_reaches_the_server_as_a_cancel(app, rpr, song, server_cfg):
+    """REAPER's atexit cancels the job; the socket lingers, so the cancel is not dropped and the
+    server never writes the master."""
+    from server.wire.client import Client
+    from server.wire.connection import read_connection_file
+    host = standin.host()
+    host.run_script(str(SCRIPTS / "ReaMaster - Master mix (one click).py"))
+    media = Path(rpr.RPR_GetProjectPathEx(0, "", 4096)[1], "ReaMaster")
+    n = 0
+    while "mastering mix_" not in app.console and n < 5000:
+        host.tick()
+        n += 1
+        time.sleep(0.002)
+    assert "mastering mix_" in app.console, app.console
+    host.stop_script()  # the user stops the script: pending deferred code dropped, atexit runs
+    info = read_connection_file(server_cfg / "server.json")
+    with Client(info.endpoint, info.key) as c:
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            if not [j for j in c.status()["jobs"] if j["state"] in ("queued", "running")]:
+                break
+            time.sleep(0.1)
+    assert not [p for p in media.iterdir() if p.name.startswith("master_")], sorted(p.name for p in media.iterdir())
+
+
+def test_a_cancel_queued_at_close_still_goes_out(app):
+    """What stopping a script does to its socket: the cancel is still queued (the server is slow to
+    read, here not even listening yet) when the link closes. With the linger the task asks for after
+    a cancel it arrives; closing with linger 0 (the old behaviour) drops it."""
+    import threading
+
+    import zmq
+    from server.wire.client import Client
+    sys.path.insert(0, str(SCRIPTS))
+    from reamaster_reaper.task import Task
+
+    def flow(task):
+        yield
+
+    def arrived(linger_ms: int) -> bool:
+        ctx = zmq.Context()
+        probe = ctx.socket(zmq.ROUTER)
+        port = probe.bind_to_random_port("tcp://127.0.0.1")
+        probe.close(linger=0)  # nothing listens until after close() was called
+        c = Client(f"tcp://127.0.0.1:{port}", "00" * 32)
+        c.submit("cancel", {"target": "x"})
+        t = threading.Thread(target=c.close, kwargs={"linger_ms": linger_ms})
+        t.start()
+        time.sleep(0.2)
+        router = ctx.socket(zmq.ROUTER)
+        router.bind(f"tcp://127.0.0.1:{port}")
+        got = router.poll(1500)
+        t.join(5)
+        router.close(linger=0)
+        ctx.term()
+        return bool(got)
+
+    task = Task("x", flow)
+    assert task.close_linger_ms() == 0
+    task.job = type("J", (), {"cancel": lambda self: None})()
+    task.abort()
+    assert task.close_linger_ms() >= 500
+    assert arrived(task.close_linger_ms())
+    assert not arrived(0)
+
+
+def test_display_parser_reads_si_suffixes(app):
+    sys.path.insert(0, str(SCRIPTS))
+    from reamaster_reaper.fxparam import parse_display
+    assert parse_display("4.6k") == pytest.approx(4600.0)
+    assert parse_display("1.2 kHz") == pytest.approx(1200.0)
+    assert parse_display("4600.0") == 4600.0 and parse_display("-6.0 dB") == -6.0
+    assert parse_display("12 ms") == 12.0 and parse_display("inf:1") == math.inf
+    assert parse_display("Off") is None
+
+
+def test_a_refused_named_config_parameter_stops_the_write(app, rpr):
+    """TrackFX_SetNamedConfigParm returns false when the FX does not take the key: ReaMaster says so
+    instead of carrying on with a half-written FX."""
+    sys.path.insert(0, str(SCRIPTS))
+    from reamaster_reaper import host as H
+    from reamaster_reaper.native import set_config
+    H.capture()
+    m = rpr.RPR_GetMasterTrack(0)
+    fx = rpr.RPR_TrackFX_AddByName(m, "ReaComp (Cockos)", False, -1)
+    with pytest.raises(H.UserError, match="refused setting BANDTYPE0=8"):
+        set_config(m, fx, "BANDTYPE0", "8")
+    set_config(m, fx, "renamed_name", "ReaMaster x")
+    assert rpr.RPR_TrackFX_GetNamedConfigParm(m, fx, "renamed_name", "", 64)[4] == "ReaMaster x"

@@ -450,12 +450,64 @@ def test_unmodelled_format_and_empty_time_selection_write_nothing(three_tracks, 
     assert not any(f.endswith(".wav") and f.startswith(("mp3", "sel")) for f in os.listdir(tmp_path))
 
 
-def test_master_fx_recorded_not_applied(three_tracks, reaper, rpr, tmp_path):
-    master = rpr.RPR_GetMasterTrack(0)
-    assert rpr.RPR_TrackFX_AddByName(master, "ReaLimit", False, -1) == 0
-    _set_render(rpr, tmp_path, "m")
+def _render_peak_db(rpr, folder, pattern):
+    _set_render(rpr, folder, pattern)
     rpr.RPR_Main_OnCommand(42230, 0)
-    assert ("MASTER", "VST: ReaLimit (Cockos)") in reaper.render_log[-1]["fx_not_applied"]
+    x, _ = sf.read(str(folder / f"{pattern}.wav"), always_2d=True)
+    return 20 * np.log10(np.max(np.abs(x)))
+
+
+def test_master_fx_are_applied_and_bypass_is_honoured(three_tracks, reaper, rpr, tmp_path):
+    """As in REAPER, a master-mix render goes through the master FX (here a ReaEQ whose Global Gain
+    is set by its displayed value, and a ReaLimit by display): the level moves by what they show."""
+    master = rpr.RPR_GetMasterTrack(0)
+    dry = _render_peak_db(rpr, tmp_path, "dry")
+    eq = rpr.RPR_TrackFX_AddByName(master, "ReaEQ", False, -1)
+    for b in range(5):
+        rpr.RPR_TrackFX_SetNamedConfigParm(master, eq, f"BANDENABLED{b}", "0")
+    rpr.RPR_TrackFX_SetParam(master, eq, 15, 0.5)  # Global Gain native 0.5 = -6.02 dB
+    assert rpr.RPR_TrackFX_GetFormattedParamValue(master, eq, 15, "", 64)[4].startswith("-6.0")
+    assert _render_peak_db(rpr, tmp_path, "eq") == pytest.approx(dry - 6.02, abs=0.05)
+    assert ("MASTER", "VST: ReaEQ (Cockos)") in reaper.render_log[-1]["fx_applied"]
+    rpr.RPR_TrackFX_SetEnabled(master, eq, False)
+    assert _render_peak_db(rpr, tmp_path, "bypassed") == pytest.approx(dry, abs=1e-4)
+    rpr.RPR_TrackFX_SetEnabled(master, eq, True)
+    rpr.RPR_SetMediaTrackInfo_Value(master, "I_FXEN", 0)
+    assert _render_peak_db(rpr, tmp_path, "chain_off") == pytest.approx(dry, abs=1e-4)
+    rpr.RPR_SetMediaTrackInfo_Value(master, "I_FXEN", 1)
+    rpr.RPR_TrackFX_SetEnabled(master, eq, False)
+    lim = rpr.RPR_TrackFX_AddByName(master, "ReaLimit", False, -1)
+    assert rpr.RPR_TrackFX_SetNamedConfigParm(master, lim, "CEILING", "-12")
+    assert _render_peak_db(rpr, tmp_path, "limited") <= -12.0 + 0.05 < dry - 1.0
+    assert ("MASTER", "VST: ReaLimit (Cockos)") in reaper.render_log[-1]["fx_applied"]
+    rpr.RPR_TrackFX_AddByName(master, "ReaXcomp", False, -1)  # not rendered: said so
+    _render_peak_db(rpr, tmp_path, "xcomp")
+    assert ("MASTER", "VST: ReaXcomp (Cockos)") in reaper.render_log[-1]["fx_not_applied"]
+
+
+def test_reaeq_follows_the_user_default_preset(reaper, rpr):
+    """A user default preset with 4 bands: 4x3 + Global Gain + Bypass/Wet/Delta = 16 parameters,
+    Global Gain at 12, BANDTYPE4 unknown (TrackFX_GetNamedConfigParm fails)."""
+    reaper.reaeq_default_types = [4, 0, 8, 1]
+    rpr.RPR_InsertTrackAtIndex(0, False)
+    tr = rpr.RPR_GetTrack(0, 0)
+    fx = rpr.RPR_TrackFX_AddByName(tr, "ReaEQ (Cockos)", False, -1)
+    assert rpr.RPR_TrackFX_GetNumParams(tr, fx) == 16
+    assert rpr.RPR_TrackFX_GetParamName(tr, fx, 12, "", 64)[4] == "Global Gain"
+    assert rpr.RPR_TrackFX_GetParamName(tr, fx, 0, "", 64)[4] == "Freq-High Pass"
+    assert rpr.RPR_TrackFX_GetNamedConfigParm(tr, fx, "BANDTYPE3", "", 8)[:1] == (1,)
+    assert rpr.RPR_TrackFX_GetNamedConfigParm(tr, fx, "BANDTYPE4", "", 8)[0] == 0
+    assert not rpr.RPR_TrackFX_SetNamedConfigParm(tr, fx, "BANDENABLED4", "1")
+
+
+def test_default_track_template_fx_and_sws(reaper, rpr):
+    reaper.default_track_fx = ["ReaComp (Cockos)"]
+    rpr.RPR_InsertTrackAtIndex(0, True)
+    rpr.RPR_InsertTrackAtIndex(1, False)
+    assert [rpr.RPR_TrackFX_GetCount(rpr.RPR_GetTrack(0, i)) for i in range(2)] == [1, 0]
+    assert not rpr.RPR_APIExists("CF_ShellExecute")
+    reaper.sws = True
+    assert rpr.RPR_APIExists("CF_ShellExecute") and not hasattr(rpr, "RPR_CF_ShellExecute")
 
 
 # --- native FX ------------------------------------------------------------------------------------------

@@ -36,9 +36,10 @@ class DeferredError(RuntimeError):
 class Host:
     """REAPER's Python host: the ``__main__`` namespace, the defer queue and the atexit list."""
 
-    def __init__(self, rpr) -> None:
+    def __init__(self, rpr, main: types.ModuleType | None = None) -> None:
         self.rpr = rpr
-        self.main = types.ModuleType("__main__")
+        self.embedded = main is not None  # inside the C host: the interpreter's own __main__
+        self.main = main if main is not None else types.ModuleType("__main__")
         self.deferred: list[str] = []
         self.atexit: list[str] = []
         self.ticks = 0
@@ -47,7 +48,7 @@ class Host:
 
     def _populate(self) -> None:
         d = self.main.__dict__
-        d["__builtins__"] = __builtins__
+        d.setdefault("__builtins__", __builtins__)
         d["obj"] = object()  # reapy's inside-REAPER marker
         for k, v in self.rpr.__dict__.items():
             if k.startswith("RPR_"):
@@ -62,12 +63,33 @@ class Host:
             raise TypeError("RPR_defer() argument must be str (Python code), not "
                             + type(code).__name__)
         self.deferred.append(code)
+        self._pending()
 
     def at_exit(self, code) -> None:
         if not isinstance(code, str):
             raise TypeError("RPR_atexit() argument must be str (Python code), not "
                             + type(code).__name__)
         self.atexit.append(code)
+        self._pending()
+
+    def _pending(self) -> None:
+        """Tell the C host's main loop (install/reaper_host.c) whether this script still runs."""
+        if self.embedded:
+            sys._reaper_pending = len(self.deferred) + len(self.atexit)
+
+    def embedded_tick(self) -> None:
+        """One pass of REAPER's main loop in the C host; the script's atexit code runs when nothing
+        is deferred any more (or after a deferred error, as REAPER stops the script)."""
+        try:
+            self.tick()
+        except DeferredError:
+            pass
+        if not self.deferred:
+            try:
+                self.run_atexit()
+            except DeferredError:
+                pass
+        self._pending()
 
     def _exec(self, code: str, where: str) -> None:
         try:
@@ -92,6 +114,9 @@ class Host:
         """One main-loop pass: run the code deferred before this tick; returns how many ran."""
         batch, self.deferred = self.deferred, []
         self.ticks += 1
+        sw = app().tab_switch
+        if sw is not None and self.ticks == sw[0]:  # the user clicks another project tab
+            app().current = sw[1]
         for i, code in enumerate(batch):
             try:
                 self._exec(code, "<deferred>")
@@ -155,14 +180,19 @@ def errors() -> list[str]:
     return api.B.errors
 
 
-def install() -> Host:
-    """Put ``reaper_python`` in ``sys.modules`` and a REAPER ``__main__`` in place."""
+def install(main: types.ModuleType | None = None) -> Host:
+    """Put ``reaper_python`` in ``sys.modules`` and a REAPER ``__main__`` in place (``main``: the
+    embedding interpreter's own ``__main__``, as in the C host)."""
     global _HOST
     from . import reaper_python
     sys.modules["reaper_python"] = reaper_python
     if _HOST is None:
-        _HOST = Host(reaper_python)
-    _HOST.install()
+        _HOST = Host(reaper_python, main)
+    if main is None:
+        _HOST.install()
+    else:
+        sys._reaper_tick = "__import__('standin').host().embedded_tick()"
+        sys._reaper_pending = 0
     return _HOST
 
 

@@ -98,7 +98,9 @@ def get_ini_file():
 
 @api("bool APIExists(const char* function_name)")
 def APIExists(function_name):
-    return function_name in B.bindings
+    # SWS registers its functions with REAPER (so APIExists is true) but ships their Python
+    # wrappers in sws_python64.py, which neither reaper_python nor reapy import.
+    return function_name in B.bindings or (A().sws and (function_name or "").startswith(("CF_", "BR_", "SNM_", "NF_")))
 
 
 @api("double time_precise()")
@@ -345,13 +347,24 @@ def GetMasterTrack(proj):
 
 @api("void InsertTrackAtIndex(int idx, bool wantDefaults)")
 def InsertTrackAtIndex(idx, want_defaults):
-    A().insert_track(A().project, idx)
+    t = A().insert_track(A().project, idx)
+    if want_defaults:  # the default track template's FX (Preferences > Track/send defaults)
+        _default_fx(t)
+
+
+def _default_fx(t) -> None:
+    for name in A().default_track_fx:
+        spec = find_plugin(name)
+        if spec is not None:
+            t.fx.append(A().new_fx(spec))
 
 
 @api("void InsertTrackInProject(ReaProject* proj, int idx, int flags)")
 def InsertTrackInProject(proj, idx, flags):
     p = P(proj)
-    A().insert_track(p, len(p.tracks) if idx < 0 else idx)
+    t = A().insert_track(p, len(p.tracks) if idx < 0 else idx)
+    if flags & 1:
+        _default_fx(t)
 
 
 @api("void DeleteTrack(MediaTrack* tr)")
@@ -1149,7 +1162,7 @@ def TrackFX_AddByName(tr, fxname, rec, inst):
         A().unknown_fx.append(fxname or "")
         return -1
     pos = len(chain) if inst > -1000 else min(max(-1000 - inst, 0), len(chain))
-    chain.insert(pos, FXInstance(spec))
+    chain.insert(pos, A().new_fx(spec))
     tr.project.dirty = True
     return pos + base
 

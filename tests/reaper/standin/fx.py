@@ -79,9 +79,23 @@ _EQ_BANDS = (  # (label used in the names, internal type at creation, default fr
 )
 
 
-def _reaeq_params() -> tuple[ParamSpec, ...]:
+# Band types a user default preset may hold, with the label REAPER names their parameters by.
+EQ_LABELS = {0: "Low Shelf", 1: "High Shelf", 3: "Low Pass", 4: "High Pass", 6: "Notch", 7: "Bandpass", 8: "Band"}
+
+
+def eq_bands_for_types(types: list[int]) -> tuple:
+    """A user default preset's band layout (``_EQ_BANDS`` form) from its internal band types; REAPER
+    numbers bands from the second on ("Band 2", "High Shelf 4"): the parameters follow the preset."""
+    out = []
+    for i, ty in enumerate(types):
+        label = EQ_LABELS[ty] if i == 0 else f"{EQ_LABELS[ty]} {i + 1}"
+        out.append((label, ty, 0.3 + 0.1 * i, 0.25, 0.5))
+    return tuple(out)
+
+
+def _reaeq_params(bands: tuple = _EQ_BANDS) -> tuple[ParamSpec, ...]:
     ps = []
-    for label, _t, f, g, bw in _EQ_BANDS:
+    for label, _t, f, g, bw in bands:
         ps.append(ParamSpec(f"Freq-{label}", 0.0, 1.0, f, lambda n: f"{eq_freq_hz(n):.1f}"))
         ps.append(ParamSpec(f"Gain-{label}", 0.0, 1.0, g, lambda n: _db_text(_amp_db(n / 0.25))))
         ps.append(ParamSpec(f"BW-{label}", 0.0, 1.0, bw, lambda n: f"{4.0 * n:.2f}"))
@@ -247,18 +261,27 @@ class FXInstance:
     band_types: list[int] = field(default_factory=list)      # ReaEQ internal BANDTYPEx
     band_enabled: list[bool] = field(default_factory=list)
     truepeak: bool = False
+    eq_layout: tuple = ()   # ReaEQ: the band layout of the user's default preset (``_EQ_BANDS`` form)
+    own: tuple = ()
 
     def __post_init__(self) -> None:
+        self.own = _reaeq_params(self.eq_layout) if self.spec.file_stem == "reaeq" and self.eq_layout \
+            else self.spec.params
         if not self.values:
             self.values = [p.default for p in self.all_params]
         if self.spec.file_stem == "reaeq" and not self.band_types:
-            self.band_types = [t for _l, t, *_ in _EQ_BANDS]
-            # [?] one source says the High Pass 5 band is disabled in a fresh instance.
-            self.band_enabled = [True, True, True, True, False]
+            layout = self.eq_layout or _EQ_BANDS
+            self.band_types = [t for _l, t, *_ in layout]
+            # [?] one source says the High Pass 5 band is disabled in a fresh stock instance.
+            self.band_enabled = [True] * len(layout) if self.eq_layout else [True, True, True, True, False]
+
+    @property
+    def n_bands(self) -> int:
+        return len(self.band_types)
 
     @property
     def all_params(self) -> tuple[ParamSpec, ...]:
-        return self.spec.params + APPENDED
+        return self.own + APPENDED
 
     @property
     def n_params(self) -> int:
@@ -277,8 +300,8 @@ class FXInstance:
         self.values[self.n_params - 3] = 0.0 if on else 1.0
 
     def ident(self, i: int) -> str:
-        own = len(self.spec.params)
-        return APPENDED_IDENTS[i - own] if i >= own else param_ident(i, self.spec.params[i].name)
+        own = len(self.own)
+        return APPENDED_IDENTS[i - own] if i >= own else param_ident(i, self.own[i].name)
 
     def set_native(self, i: int, v: float) -> None:
         p = self.all_params[i]
@@ -360,9 +383,9 @@ class FXInstance:
         """(api bandtype, bandidx among bands of that type, paramtype) of parameter ``i``."""
         if self.spec.file_stem != "reaeq":
             return None
-        if i == 15:
+        if i == 3 * self.n_bands:
             return (-1, 0, 0)
-        if not 0 <= i < 15:
+        if not 0 <= i < 3 * self.n_bands:
             return None
         band, ptype = divmod(i, 3)
         api = EQ_INTERNAL_TO_API[self.band_types[band]]
@@ -373,7 +396,7 @@ class FXInstance:
         """Band number (0..4) of the ``bandidx``-th band whose API type is ``bandtype``."""
         if self.spec.file_stem != "reaeq":
             return None
-        found = [b for b in range(5) if EQ_INTERNAL_TO_API[self.band_types[b]] == bandtype]
+        found = [b for b in range(self.n_bands) if EQ_INTERNAL_TO_API[self.band_types[b]] == bandtype]
         return found[bandidx] if 0 <= bandidx < len(found) else None
 
     def eq_set(self, bandtype: int, bandidx: int, paramtype: int, val: float, isnorm: bool) -> bool:
@@ -381,7 +404,8 @@ class FXInstance:
         if self.spec.file_stem != "reaeq":
             return False
         if bandtype == -1:
-            self.set_norm(15, val) if isnorm else self.set_native(15, 10.0 ** (val / 20.0))
+            g = 3 * self.n_bands
+            self.set_norm(g, val) if isnorm else self.set_native(g, 10.0 ** (val / 20.0))
             return True
         band = self.eq_band_index(bandtype, bandidx)
         if band is None or paramtype not in (0, 1, 2):

@@ -246,6 +246,11 @@ class Reaper:
         self.last_touched: Track | None = None
         self.unknown_fx: list[str] = []
         self.named_commands: dict[str, int] = {}
+        # what a user's REAPER may hold that ReaMaster must cope with
+        self.reaeq_default_types: list[int] | None = None  # a user default preset for ReaEQ (band types)
+        self.default_track_fx: list[str] = []               # FX in the default track template
+        self.sws = False                                     # SWS installed (its API is in sws_python64.py)
+        self.tab_switch: tuple[int, int] | None = None      # (tick, project index): the user switches tabs
         self.new_project("untitled_project", saved=False)
 
     # --- registry -------------------------------------------------------------------------------------
@@ -309,6 +314,13 @@ class Reaper:
         return proj if proj is not None else self.project
 
     # --- helpers used by several API functions ----------------------------------------------------------
+    def new_fx(self, spec) -> FXInstance:
+        """A new FX instance as REAPER makes it: ReaEQ follows the user's default preset."""
+        if spec.file_stem == "reaeq" and self.reaeq_default_types:
+            from .fx import eq_bands_for_types
+            return FXInstance(spec, eq_layout=eq_bands_for_types(self.reaeq_default_types))
+        return FXInstance(spec)
+
     def insert_track(self, proj: Project, idx: int) -> Track:
         idx = min(max(int(idx), 0), len(proj.tracks))
         t = self.register(Track(proj))

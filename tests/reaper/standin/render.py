@@ -1,7 +1,10 @@
 """Rendering for actions 41824/42230: real WAV files mixed from the project's items (REAPER_API.md 3).
 
-The stand-in renders DRY: native FX (track or master) are not applied; the FX that would have
-processed the audio are listed in the render-log entry under ``fx_not_applied``. Normalisation,
+Track FX and master FX are applied as REAPER does (track FX before the track's fader, master FX on
+the summed mix before the master fader; ``I_FXEN`` 0 or a bypassed FX skips them): ReaEQ, ReaComp and
+ReaLimit are rendered by ``dsp`` from their displayed parameter values (``fxrender``); FX that are not
+rendered (ReaXcomp) are listed in the render-log entry under ``fx_not_applied``, the rendered ones
+under ``fx_applied``. Normalisation,
 dither and brickwall settings are stored and read back but not applied (listed under ``ignored``).
 If any target file already exists, real REAPER opens an "overwrite?" dialog a script cannot dismiss:
 here the render does not happen and the event goes to ``Reaper.blocked_dialogs``.
@@ -19,6 +22,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from . import fxrender
 from .project import Project, Reaper, Source, Track
 
 _SUBTYPES = {8: "PCM_U8", 16: "PCM_16", 24: "PCM_24", 32: "FLOAT", 64: "DOUBLE"}
@@ -74,7 +78,8 @@ class Target:
 
 
 def _stem_tracks(proj: Project) -> list[Track]:
-    return [t for t in proj.tracks if t.selected]
+    # [?] a selected master track renders as a stem too (REAPER's "Selected tracks" includes it)
+    return ([proj.master] if proj.master.selected else []) + [t for t in proj.tracks if t.selected]
 
 
 def plan_targets(proj: Project) -> tuple[list[Target], str | None]:
@@ -215,6 +220,7 @@ class Mixer:
                 out += self.track_out(c, audible)
         if t.attrs["B_MUTE"]:
             return np.zeros_like(out)
+        out = fxrender.apply_chain(t.fx, out, self.sr, bool(t.attrs["I_FXEN"]))
         return _pan(out * t.attrs["D_VOL"], t.attrs["D_PAN"])
 
     def master_mix(self, only: list[Track] | None = None) -> np.ndarray:
@@ -232,10 +238,13 @@ class Mixer:
         m = self.proj.master
         if m.attrs["B_MUTE"]:
             return np.zeros_like(out)
+        out = fxrender.apply_chain(m.fx, out, self.sr, bool(m.attrs["I_FXEN"]))
         return _pan(out * m.attrs["D_VOL"], m.attrs["D_PAN"])
 
     def stem(self, t: Track) -> np.ndarray:
         # [?] stems ignore solo states (each stem renders its track as if soloed)
+        if t.is_master:
+            return self.master_mix()
         return self.track_out(t, lambda _t: True)
 
 
@@ -293,17 +302,19 @@ def render(app: Reaper, proj: Project, action: int) -> dict:
         if tg.track is None:
             only = _stem_tracks(proj) if settings & 128 else None
             x = mixer.master_mix(only)
-            fx_used += [("MASTER", f.name) for f in proj.master.fx if f.enabled]
-            fx_used += [(track_display_name(t), f.name) for t in proj.tracks for f in t.fx if f.enabled]
+            fx_used += [("MASTER", f) for f in proj.master.fx if f.enabled and proj.master.attrs["I_FXEN"]]
+            fx_used += [(track_display_name(t), f) for t in proj.tracks for f in t.fx
+                        if f.enabled and t.attrs["I_FXEN"]]
         else:
             x = mixer.stem(tg.track)
-            fx_used += [(track_display_name(tg.track), f.name) for f in tg.track.fx if f.enabled]
+            fx_used += [(track_display_name(tg.track), f) for f in tg.track.fx if f.enabled and tg.track.attrs["I_FXEN"]]
         x = _to_channels(x, nch)
         os.makedirs(os.path.dirname(tg.path), exist_ok=True)
         sf.write(tg.path, x.T, sr, subtype=subtype, format="WAV")
         entry["files"].append(tg.path)
         stats.append(_stats(tg.path, x))
-    entry["fx_not_applied"] = sorted(set(fx_used))
+    entry["fx_not_applied"] = sorted({(n, f.name) for n, f in fx_used if not fxrender.renderable(f)})
+    entry["fx_applied"] = sorted({(n, f.name) for n, f in fx_used if fxrender.renderable(f)})
     entry["notes"] = sorted(set(mixer.notes))
     proj.last_render_stats = "".join(stats)
     if int(proj.render_num["RENDER_ADDTOPROJ"]) & 1:

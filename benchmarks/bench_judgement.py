@@ -1,0 +1,332 @@
+"""Judgement on real music: does the planner do no harm, repair in the right direction, and match
+a reference's movement? Prints the figures of issue 10's "done when".
+
+    .venv/bin/python benchmarks/bench_judgement.py [--tracks 6] [--seconds 60]
+
+Material: finished masters from Debian's game-music packages (singularity-music,
+warzone2100-music, ufoai-music, fb-music-high, hyperrogue-music; never wesnoth, nexuiz or
+xonotic music, kept for independent evaluation), one excerpt of ``--seconds`` from each track
+(from 30 % into the track), alternating between packages. Everything is measured with meters
+independent of the code under test: loudness and LRA by libebur128 (pyebur128), the tonal
+shape by scipy's Welch PSD summed into 1/3-octave bands, side/mid from the samples.
+
+1. **Finished masters at -14 LUFS** (default settings, auto style): tonal change (mean |shape
+   difference| over 40 Hz-16 kHz, level removed), |LRA change|, |side/mid change|; goal <= 0.3 dB,
+   <= 1 LU, <= 0.5 dB. Also which stages the planner chose.
+2. **Broadcast -23 LUFS**: how many masters got a compressor (goal: none that the limiter alone
+   handles) and the LRA change.
+3. **Damaged mixes**: each original is damaged by a known move (tilt, low shelf, high shelf,
+   bell bump, side cut) and mastered; the distance to the original (tonal distance + |side/mid
+   difference|) must be smaller for the master than for the damaged mix, on every one.
+4. **Reference mode**: same-song pairs (damaged mix, its original as reference): |LRA - ref|
+   <= 1 LU, |side/mid - ref| <= 1 dB, tonal error <= 0.5 dB; different-song pairs: no EQ move
+   beyond +/-6 dB.
+5. **Resonance control** on a real track with a held note (a harmonic tone added throughout) and
+   a 1 kHz test tone added: no cut near them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SOURCES = [
+    ("singularity", "/usr/share/games/singularity/music"),
+    ("warzone2100", "/usr/share/games/warzone2100/music"),
+    ("ufoai", "/usr/share/games/ufoai/base/0music.pk3"),
+    ("frozen-bubble", "/usr/share/games/frozen-bubble/snd/music"),
+    ("hyperrogue", "/usr/share/games/hyperrogue"),
+]
+EXCLUDED = ("wesnoth", "nexuiz", "xonotic")  # kept for independent evaluation
+FS = 48000
+
+
+def _candidates(path: str) -> list[tuple[str, object]]:
+    p = Path(path)
+    if any(e in str(p).lower() for e in EXCLUDED):
+        return []
+    if p.suffix == ".pk3" and p.is_file():
+        with zipfile.ZipFile(p) as z:
+            return [(f"{p.name}:{n}", (p, n)) for n in sorted(z.namelist()) if n.endswith(".ogg")]
+    if p.is_dir():
+        return [(str(f), f) for f in sorted(p.rglob("*")) if f.suffix in (".ogg", ".opus", ".flac", ".wav")]
+    return []
+
+
+def load_excerpt(item: object, seconds: float) -> tuple[np.ndarray, int] | None:
+    import soundfile as sf
+
+    if isinstance(item, tuple):
+        pk3, name = item
+        with zipfile.ZipFile(pk3) as z:
+            data, sr = sf.read(io.BytesIO(z.read(name)), dtype="float64", always_2d=True)
+    else:
+        data, sr = sf.read(str(item), dtype="float64", always_2d=True)
+    if data.shape[1] != 2 or data.shape[0] < seconds * sr * 1.2:
+        return None
+    start = int(0.3 * data.shape[0])
+    start = min(start, data.shape[0] - int(seconds * sr))
+    return np.ascontiguousarray(data[start:start + int(seconds * sr)].T), sr
+
+
+def pick_tracks(n: int, seconds: float) -> list[tuple[str, np.ndarray, int]]:
+    groups = [(name, _candidates(path)) for name, path in SOURCES]
+    picked: list[tuple[str, np.ndarray, int]] = []
+    idx = [0] * len(groups)
+    while len(picked) < n and any(idx[g] < len(groups[g][1]) for g in range(len(groups))):
+        for g, (src, cands) in enumerate(groups):
+            while idx[g] < len(cands) and len(picked) < n:
+                label, item = cands[idx[g]]
+                idx[g] += 1
+                got = load_excerpt(item, seconds)
+                if got is not None:
+                    picked.append((f"{src}/{Path(label.split(':')[-1]).stem}", got[0], got[1]))
+                    break
+    return picked
+
+
+# --- independent meters ---------------------------------------------------------------------------
+
+def ebur128(x: np.ndarray, sr: int) -> tuple[float, float]:
+    """Integrated loudness and LRA by libebur128."""
+    import pyebur128
+
+    m = pyebur128.R128State(x.shape[0], sr, pyebur128.MeasurementMode.MODE_I | pyebur128.MeasurementMode.MODE_LRA)
+    m.add_frames(np.ascontiguousarray(x.T, dtype=np.float64).ravel(), x.shape[1])
+    return float(pyebur128.get_loudness_global(m)), float(pyebur128.get_loudness_range(m))
+
+
+_EDGES = None
+
+
+def third_octave_shape(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mid-channel 1/3-octave band levels (Welch PSD, scipy), 40 Hz-16 kHz, mean removed."""
+    from scipy.signal import welch
+
+    f, p = welch(np.mean(x, axis=0), fs=sr, nperseg=16384, noverlap=8192)
+    centers = 1000.0 * 10 ** (np.arange(-14, 13) / 10)  # 40 Hz .. 16 kHz
+    lv = []
+    for c in centers:
+        sel = (f >= c * 2 ** (-1 / 6)) & (f < c * 2 ** (1 / 6))
+        lv.append(10 * np.log10(max(float(np.sum(p[sel])), 1e-30)))
+    lv = np.array(lv)
+    return centers, lv - lv.mean()
+
+
+def side_mid_db(x: np.ndarray) -> float:
+    m, s = (x[0] + x[1]) / 2, (x[0] - x[1]) / 2
+    return float(10 * np.log10(max(np.mean(s ** 2), 1e-30) / max(np.mean(m ** 2), 1e-30)))
+
+
+def tonal_distance(a: np.ndarray, b: np.ndarray, sr: int) -> float:
+    return float(np.mean(np.abs(third_octave_shape(a, sr)[1] - third_octave_shape(b, sr)[1])))
+
+
+# --- damage ---------------------------------------------------------------------------------------
+
+def damage(x: np.ndarray, sr: int, kind: str) -> np.ndarray:
+    """A known mix problem: tilt, shelves, a bell bump (RBJ biquads written here), a side cut."""
+    from scipy.signal import sosfilt
+
+    def rbj(kind_: str, f0: float, gain_db: float, q: float = 0.707) -> np.ndarray:
+        a = 10 ** (gain_db / 40)
+        w0 = 2 * np.pi * f0 / sr
+        cw, sw = np.cos(w0), np.sin(w0)
+        alpha = sw / (2 * q)
+        if kind_ == "bell":
+            b = [1 + alpha * a, -2 * cw, 1 - alpha * a]
+            d = [1 + alpha / a, -2 * cw, 1 - alpha / a]
+        else:
+            sa = 2 * np.sqrt(a) * alpha
+            if kind_ == "low":
+                b = [a * ((a + 1) - (a - 1) * cw + sa), 2 * a * ((a - 1) - (a + 1) * cw), a * ((a + 1) - (a - 1) * cw - sa)]
+                d = [(a + 1) + (a - 1) * cw + sa, -2 * ((a - 1) + (a + 1) * cw), (a + 1) + (a - 1) * cw - sa]
+            else:
+                b = [a * ((a + 1) + (a - 1) * cw + sa), -2 * a * ((a - 1) + (a + 1) * cw), a * ((a + 1) + (a - 1) * cw - sa)]
+                d = [(a + 1) - (a - 1) * cw + sa, 2 * ((a - 1) - (a + 1) * cw), (a + 1) - (a - 1) * cw - sa]
+        b, d = np.array(b) / d[0], np.array(d) / d[0]
+        return np.concatenate((b, d))[None, :]
+
+    if kind == "dull tilt":  # -5 dB at 10 kHz, +2 dB at 100 Hz: two shelves
+        sos = np.vstack((rbj("high", 2500, -5.0), rbj("low", 150, 2.0)))
+    elif kind == "bright tilt":
+        sos = np.vstack((rbj("high", 3000, 5.0), rbj("low", 150, -2.0)))
+    elif kind == "boomy shelf":
+        sos = rbj("low", 200, 6.0)
+    elif kind == "harsh bump":
+        sos = rbj("bell", 3000, 6.0, q=1.0)
+    elif kind == "muddy bump":
+        sos = rbj("bell", 300, 5.0, q=0.9)
+    elif kind == "side cut":
+        m, s = (x[0] + x[1]) / 2, (x[0] - x[1]) / 2 * 10 ** (-6 / 20)
+        return np.vstack((m + s, m - s))
+    else:
+        raise ValueError(kind)
+    return sosfilt(sos, x, axis=-1)
+
+
+DAMAGES = ("dull tilt", "bright tilt", "boomy shelf", "harsh bump", "muddy bump", "side cut")
+
+
+# --- runs -----------------------------------------------------------------------------------------
+
+def run_master(x: np.ndarray, sr: int, preset: str, style: str = "auto"):
+    from dsp.decide.master import Intent, master, style_target
+    from dsp.decide.presets import delivery
+    from dsp.measure.analysis import analyze
+
+    a = analyze(x, sr, resonances=True)
+    target, info = style_target(a, style)
+    return master(x, sr, delivery(preset), before=a, intent=Intent(target=target, style_info=info))
+
+
+def stages_of(result) -> str:
+    labels = [s.label for s in result.chain.stages if s.kind != "limiter"]
+    return ", ".join(labels) or "limiter only"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tracks", type=int, default=6)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: masters,broadcast,damaged,reference,resonance")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    t0 = time.perf_counter()
+    tracks = pick_tracks(args.tracks, args.seconds)
+    print(f"# bench_judgement: {len(tracks)} tracks, {args.seconds:g} s excerpts "
+          f"(command: .venv/bin/python benchmarks/bench_judgement.py --tracks {args.tracks} --seconds {args.seconds:g})")
+    if not tracks:
+        print("no music found: install singularity-music warzone2100-music ufoai-music (benchmarks/run.sh does)")
+        return 1
+    ok_all = True
+
+    if "masters" not in skip:
+        print("\n## 1. finished masters at -14 LUFS (goal: tone <= 0.3 dB, |dLRA| <= 1 LU, |d side/mid| <= 0.5 dB)")
+        worst = [0.0, 0.0, 0.0]
+        for name, x, sr in tracks:
+            r = run_master(x, sr, "streaming")
+            y = r.audio.astype(np.float64)
+            _, lra0 = ebur128(x, sr)
+            _, lra1 = ebur128(y, sr)
+            tone = tonal_distance(x, y, sr)
+            dw = side_mid_db(y) - side_mid_db(x)
+            worst = [max(worst[0], tone), max(worst[1], abs(lra1 - lra0)), max(worst[2], abs(dw))]
+            heard = r.chain.meta.get("style", {})
+            print(f"{name:32s} tone {tone:4.2f} dB  LRA {lra0:5.1f} -> {lra1:5.1f} LU  side/mid {dw:+5.2f} dB  "
+                  f"style {heard.get('heard', '?')} {heard.get('confidence', '')}  [{stages_of(r)}]")
+        ok = worst[0] <= 0.3 and worst[1] <= 1.0 and worst[2] <= 0.5
+        ok_all &= ok
+        print(f"worst: tone {worst[0]:.2f} dB, |dLRA| {worst[1]:.2f} LU, |d side/mid| {worst[2]:.2f} dB -> "
+              f"{'PASS' if ok else 'FAIL'}")
+
+    if "broadcast" not in skip:
+        print("\n## 2. broadcast -23 LUFS (goal: no compression where the limiter alone reaches the target)")
+        compressed = 0
+        for name, x, sr in tracks:
+            r = run_master(x, sr, "broadcast")
+            comp = r.chain.find("compressor") is not None
+            compressed += comp
+            _, lra0 = ebur128(x, sr)
+            lufs1, lra1 = ebur128(r.audio.astype(np.float64), sr)
+            print(f"{name:32s} {lufs1:6.2f} LUFS  LRA {lra0:5.1f} -> {lra1:5.1f} LU  limiter max GR "
+                  f"{r.limiter.get('max_reduction_db', float('nan')):.1f} dB  compressor: {'YES' if comp else 'no'}")
+        ok_all &= compressed == 0
+        print(f"compressed: {compressed}/{len(tracks)} -> {'PASS' if compressed == 0 else 'FAIL'}")
+
+    if "damaged" not in skip:
+        print("\n## 3. damaged mixes (goal: every master closer to its original than the mix)")
+        closer = total = 0
+        for i, (name, x, sr) in enumerate(tracks):
+            for kind in (DAMAGES[i % len(DAMAGES)], DAMAGES[(i + 3) % len(DAMAGES)]):
+                mix = damage(x, sr, kind)
+                r = run_master(mix, sr, "streaming")
+                y = r.audio.astype(np.float64)
+                d_mix = tonal_distance(mix, x, sr) + abs(side_mid_db(mix) - side_mid_db(x))
+                d_out = tonal_distance(y, x, sr) + abs(side_mid_db(y) - side_mid_db(x))
+                total += 1
+                closer += d_out < d_mix
+                print(f"{name:32s} {kind:12s} distance mix {d_mix:4.2f} -> master {d_out:4.2f} dB "
+                      f"{'closer' if d_out < d_mix else 'NOT closer'}  [{stages_of(r)}]")
+        ok_all &= closer == total
+        print(f"closer: {closer}/{total} -> {'PASS' if closer == total else 'FAIL'}")
+
+    if "reference" not in skip:
+        print("\n## 4. reference mode (same-song: |dLRA| <= 1 LU, |d width| <= 1 dB, tone <= 0.5 dB; "
+              "different-song: no band beyond +/-6 dB)")
+        from dsp.decide.presets import delivery
+        from dsp.decide.reference import master_to_reference, reference_target
+        from dsp.measure.analysis import analyze
+
+        worst = [0.0, 0.0, 0.0]
+        for i, (name, x, sr) in enumerate(tracks):
+            kind = DAMAGES[i % len(DAMAGES)]
+            mix = damage(x, sr, kind)
+            res, err = master_to_reference(mix, sr, reference_target([analyze(x, sr)]), delivery("streaming"))
+            y = res.audio.astype(np.float64)
+            _, lra_ref = ebur128(x, sr)
+            _, lra_out = ebur128(y, sr)
+            dw = side_mid_db(y) - side_mid_db(x)
+            tone = tonal_distance(y, x, sr)
+            worst = [max(worst[0], abs(lra_out - lra_ref)), max(worst[1], abs(dw)), max(worst[2], tone)]
+            print(f"{name:32s} same song, {kind:12s}: LRA {lra_out:5.1f} vs ref {lra_ref:5.1f} LU, width {dw:+5.2f} dB, "
+                  f"tone {tone:4.2f} dB")
+        ok_same = worst[0] <= 1.0 and worst[1] <= 1.0 and worst[2] <= 0.5
+        print(f"same-song worst: |dLRA| {worst[0]:.2f} LU, |d width| {worst[1]:.2f} dB, tone {worst[2]:.2f} dB -> "
+              f"{'PASS' if ok_same else 'FAIL'}")
+        from dsp.decide.eqfit import band_response_db
+
+        worst_band = 0.0
+        for i, (name, x, sr) in enumerate(tracks):
+            rname, rx, rsr = tracks[(i + 1) % len(tracks)]
+            res, err = master_to_reference(x, sr, reference_target([analyze(rx, rsr)]), delivery("streaming"))
+            eq = next((s for s in res.chain.stages if s.kind == "eq" and "match" in s.label), None)
+            move = 0.0
+            if eq is not None:
+                f = np.asarray(res.before.spectrum.centers_hz, dtype=float)
+                f = f[(f >= 40) & (f <= 16000)]
+                move = float(np.max(np.abs(band_response_db(eq.params, sr, f))))
+            worst_band = max(worst_band, move)
+            print(f"{name:32s} against {rname:28s}: largest EQ move {move:4.1f} dB")
+        ok_diff = worst_band <= 6.05
+        ok_all &= ok_same and ok_diff
+        print(f"different-song worst band: {worst_band:.1f} dB -> {'PASS' if ok_diff else 'FAIL'}")
+
+    if "resonance" not in skip:
+        print("\n## 5. resonance control on real music with a held note and a test tone (goal: no cut near them)")
+        from dsp.measure.resonance import find_resonances
+
+        cut_near = 0
+        for name, x, sr in tracks[:3]:
+            t = np.arange(x.shape[1]) / sr
+            level = np.sqrt(np.mean(x ** 2))
+            note = sum(a * np.sin(2 * np.pi * 397.0 * h * t) for h, a in ((1, 1.0), (2, 0.5), (3, 0.3)))
+            tone = np.sin(2 * np.pi * 1000.0 * t)
+            for label, add in (("held note 397 Hz", note), ("test tone 1 kHz", tone)):
+                y = x + 0.7 * level * add / np.sqrt(np.mean(add ** 2))
+                found = find_resonances(y, sr)
+                cuts = [r for r in found if not r.left_alone]
+                near = [r for r in cuts if min(abs(np.log2(r.freq_hz / f)) for f in (397, 794, 1191, 1000)) < 1 / 12]
+                cut_near += bool(near)
+                alone = [f"{r.freq_hz:.0f}" for r in found if r.left_alone]
+                print(f"{name:32s} + {label:17s}: cuts {[round(r.freq_hz) for r in cuts]}, near the added tone "
+                      f"{'YES' if near else 'none'}; left alone {alone}")
+        ok_all &= cut_near == 0
+        print(f"cuts on the added notes/tones: {cut_near} -> {'PASS' if cut_near == 0 else 'FAIL'}")
+
+    print(f"\n# {time.perf_counter() - t0:.0f} s; overall {'PASS' if ok_all else 'FAIL (see above)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
