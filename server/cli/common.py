@@ -18,10 +18,6 @@ from dsp.process.chain import Chain
 from ..service import mastering
 from .progress import ProgressBar
 
-# what `reamaster master` decides with no options (the demo uses the same)
-DEFAULT_CHOICES: dict[str, Any] = {"style": "auto", "references": None, "tone_pct": 100.0, "dynamics_pct": 100.0,
-                                   "width_pct": 100.0, "intensity": "balanced", "loudness": True,
-                                   "codec_safe": False, "mono_as": "dual"}
 PROGRESS_MIN_SECONDS = 30.0  # files at least this long show a progress bar on a terminal
 
 

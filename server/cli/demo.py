@@ -11,7 +11,7 @@ from pathlib import Path
 from dsp.demo import DEMO_SAMPLE_RATE, demo_mix
 from dsp.io.audio_io import write_audio
 
-from .common import DEFAULT_CHOICES
+from ..service.mastering import DEFAULT_CHOICES
 from .master import run_master
 
 

@@ -19,7 +19,8 @@ EXIT_REFUSED = 2
 
 #: command -> the module of this package that runs it
 COMMANDS = {"analyze": "analyze", "master": "master", "revise": "revise", "album": "album", "stems": "stems",
-            "profile": "profile", "demo": "demo", "serve": "serve", "reaper": "reaper"}
+            "profile": "profile", "demo": "demo", "serve": "serve", "reaper": "reaper",
+            "batch": "batch"}
 
 
 def _parser() -> argparse.ArgumentParser:

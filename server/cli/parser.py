@@ -85,6 +85,38 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--force", action="store_true")
     _progress_flags(al)
 
+    b = sub.add_parser("batch", help="master a catalog on Dask: reamaster batch SOURCE -o OUT (resumable, with a ledger)")
+    b.add_argument("source", help="a folder (searched recursively), a glob (quote it) or a manifest "
+                                  "(.csv/.parquet with a path column; optional preset, style, reference, album, "
+                                  "output, lufs, ceiling)")
+    b.add_argument("-o", "--output", required=True,
+                   help="folder for the masters (same sub-folders as SOURCE), ledger.parquet and report.html")
+    b.add_argument("--preset", choices=PRESET_NAMES, default=None, help="delivery target (default: streaming)")
+    b.add_argument("--lufs", type=float, default=None, help="integrated loudness target, LUFS (overrides the preset)")
+    b.add_argument("--ceiling", type=float, default=None, help="true-peak ceiling, dBTP (overrides the preset)")
+    b.add_argument("--style", default="auto", help="as for master: auto, a built-in style or a profile JSON")
+    b.add_argument("--reference", nargs="+", default=None, metavar="REF", help="as for master")
+    b.add_argument("--intensity", choices=("gentle", "balanced", "loud"), default="balanced")
+    b.add_argument("--tone", type=float, default=100.0, metavar="PCT")
+    b.add_argument("--dynamics", type=float, default=100.0, metavar="PCT")
+    b.add_argument("--width", type=float, default=100.0, metavar="PCT")
+    b.add_argument("--no-loudness", dest="loudness", action="store_false")
+    b.add_argument("--codec-safe", action="store_true")
+    b.add_argument("--bits", type=int, choices=(16, 24, 32), default=None,
+                   help="output word length (default: the preset's; 32 = float WAV)")
+    b.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a running Dask scheduler, e.g. tcp://host:8786 (default: a local cluster on this machine)")
+    b.add_argument("--workers", type=int, default=None,
+                   help="local cluster size (default: one per core, fewer if memory is short)")
+    b.add_argument("--album-by", choices=("folder", "tag", "none"), default="none",
+                   help="master each folder / each album tag as one album (the rules of `reamaster album`); "
+                        "default none: every file on its own, as `reamaster master`")
+    b.add_argument("--resume", action="store_true",
+                   help="continue a batch in OUT: skip tracks whose input, options and output are unchanged")
+    b.add_argument("--dry-run", action="store_true", help="list what would be mastered; write nothing")
+    b.add_argument("--force", action="store_true", help="start over in an OUT that holds a batch or files")
+    _progress_flags(b)
+
     st = sub.add_parser("stems", help="master a song from its stems (drums, bass, music, vocals, other)")
     st.add_argument("stems", nargs="+", metavar="STEM",
                     help="stem files as NAME=FILE, or FILE (the name comes from the file: vocals.wav -> vocals)")

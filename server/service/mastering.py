@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # imported where used: the command line starts without numpy 
     from dsp.process.chain import Chain, Stage
     from dsp.process.limiter import LimiterParams
 
+#: what `reamaster master` decides with no options (the demo and `reamaster batch` use the same)
+DEFAULT_CHOICES: dict[str, Any] = {"style": "auto", "references": None, "tone_pct": 100.0, "dynamics_pct": 100.0,
+                                   "width_pct": 100.0, "intensity": "balanced", "loudness": True,
+                                   "codec_safe": False, "mono_as": "dual"}
 _ALBUM_KEYS = ("integrated_lufs", "true_peak_dbtp", "lra_lu", "plr_db")
 
 
