@@ -193,7 +193,7 @@ def main() -> int:
                 hwm_loop = vm_hwm_mb(proc.pid)
                 hwm_workers = [vm_hwm_mb(p) for p in children(proc.pid)]
 
-            from server.daemon.jobs import execute
+            from server.daemon.worker import execute
 
             def in_process(out: Path) -> None:
                 execute("master", {"path": str(p240), "output": str(out)}, None, lambda s, f: True)

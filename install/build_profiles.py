@@ -52,11 +52,18 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dsp import profiles as prof  # noqa: E402
+# the repository's dsp, also when run as a plain script
+from dsp.decide import profiles as prof  # noqa: E402
+from dsp.decide import style  # noqa: E402
+from dsp.decide.master import balanced_shape_db, generic_tolerance_db  # noqa: E402
+from dsp.decide.profiles import track_measurement  # noqa: E402
+from dsp.measure.analysis import analyze  # noqa: E402
+from dsp.measure.spectrum import THIRD_OCTAVE_CENTERS_HZ  # noqa: E402
 
 DATA = ROOT / "dsp" / "data"
 MIN_DURATION_S = 30.0  # stingers and loops shorter than this are not mixes
@@ -116,11 +123,6 @@ def _read_bytes(t: dict) -> bytes:
 
 def measure_one(t: dict) -> dict:
     """Decode one track and measure it with dsp.measure.analysis.analyze (the engine's own meter)."""
-    import soundfile as sf
-
-    from dsp.decide.profiles import track_measurement
-    from dsp.measure.analysis import analyze
-
     data = _read_bytes(t)
     sha = hashlib.sha256(data).hexdigest()
     x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
@@ -255,14 +257,12 @@ def assign(t: dict) -> tuple[str | None, str, str]:
 
 
 def _features(t: dict, centers: np.ndarray) -> np.ndarray:
-    from dsp.decide import style
     return np.round(style.features_from_measurements(
         centers[:len(t["shape_db"])], t["shape_db"], lra_lu=t["lra_lu"], plr_db=t["plr_db"],
         side_mid_db=t["side_mid_db"], correlation=t["correlation"]), 4)
 
 
 def _synthesised(name: str, centers: np.ndarray):
-    from dsp.decide.master import balanced_shape_db, generic_tolerance_db
     spec = SYNTHESISED[name]
     f_adj, v_adj = np.array(spec["adjust"]).T
     shape = balanced_shape_db(centers) + np.interp(np.log2(centers), np.log2(f_adj), v_adj)
@@ -274,9 +274,6 @@ def _synthesised(name: str, centers: np.ndarray):
 
 
 def build(measured: list[dict], missing: list[str], *, check: bool) -> int:
-    from dsp.decide import style
-    from dsp.measure.spectrum import THIRD_OCTAVE_CENTERS_HZ
-
     centers_all = np.asarray(THIRD_OCTAVE_CENTERS_HZ, dtype=np.float64)
     centers = centers_all[centers_all <= PROFILE_TOP_HZ]
     used, unused = [], []

@@ -21,6 +21,7 @@ import sys
 import sysconfig
 from pathlib import Path
 from urllib.parse import quote
+from xml.sax.saxutils import escape, quoteattr
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "reaper_scripts"
@@ -107,7 +108,7 @@ def config_location_path() -> Path:
     """ReaMaster's own copy of the location file (its config folder), for ReaPack installs."""
     sys.path.insert(0, str(REPO))
     try:
-        from server.wire.connection import config_dir
+        from server.wire.connection import config_dir  # from the repository, on sys.path just for this
     finally:
         sys.path.remove(str(REPO))
     return config_dir() / LOCATION
@@ -424,7 +425,6 @@ def reapack_index(base_url: str) -> str:
     """One ReaPack package ("ReaMaster") holding every action (each a main source, registered in the
     Main section) and the support files they import; ReaPack refuses two packages owning one file,
     so the support files live in exactly one package. Support files carry ``@noindex``."""
-    from xml.sax.saxutils import escape, quoteattr
     if not re.match(r"^https?://[^\s]+$", base_url):
         raise InstallError(f"--base-url must be an http(s) URL without spaces (got {base_url!r})")
     main = headers(SCRIPTS / MAIN_PACKAGE)

@@ -88,6 +88,7 @@ def run(name):
         _show(problem)
         return None
     try:
+        # only now: prepare() has put ReaMaster's packages on sys.path
         from reamaster_reaper.actions import run as run_action
     except ImportError as exc:
         _show("ReaMaster cannot load what its actions need (%s) in %s, with ReaMaster's environment %s.\n"

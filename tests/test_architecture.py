@@ -183,3 +183,40 @@ def test_the_rule_check_can_fail(rules: list[tuple[str, tuple[str, ...]]], monke
     planted = {**graph, victim: graph[victim] | {"server.cli.main" if rules is _SERVER_RULES else "dsp.decide.master"}}
     monkeypatch.setattr(sys.modules[__name__], "_graph", lambda: planted)
     assert _violations(rules) != []
+
+
+def _local_imports_without_reason(paths: list[Path]) -> list[str]:
+    """Imports inside functions with no reason: neither a comment on the import nor a comment line
+    opening the run of import lines it belongs to."""
+    found = []
+    for path in paths:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for fn in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                    continue
+                text = lines[node.lineno - 1: node.end_lineno]
+                i = node.lineno - 2
+                while i >= 0 and lines[i].strip().startswith(("from ", "import ")):
+                    i -= 1
+                if not any("#" in t for t in text) and not (i >= 0 and lines[i].strip().startswith("#")):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text[0].strip()}")
+    return found
+
+
+def test_function_local_imports_say_why() -> None:
+    """Imports sit at the top of a module; one inside a function (startup time, an optional or
+    platform-only module, a cycle) says why in a comment."""
+    paths = [p for d in (*PACKAGES, "install", "reaper_scripts") for p in sorted((ROOT / d).rglob("*.py"))]
+    assert _local_imports_without_reason(paths) == []
+
+
+def test_the_local_import_check_can_fail(tmp_path: Path) -> None:
+    bad = ROOT / "tests" / f"_planted_{tmp_path.name}.py"
+    bad.write_text("def f():\n    import json\n    return json\n\n\ndef g():\n    import json  # why\n    return json\n")
+    try:
+        assert [s.split(": ", 1)[1] for s in _local_imports_without_reason([bad])] == ["import json"]
+    finally:
+        bad.unlink()

@@ -683,7 +683,8 @@ def test_revise_adds_a_version_to_the_session_and_moves_the_loudness(srv, tmp_pa
     assert v2["changes"] == got["changes"] and any("loudness" in ch for ch in got["changes"])
     assert (session / "chain-v2.json").is_file()
     out2 = Path(got["output"])
-    assert out2 == proj / "master.v2.wav" and out2.is_file() and v2["output"] == str(out2)
+    assert out2 == proj / "master.v2.wav" and out2.is_file()
+    assert (session / v2["output"]).resolve() == out2.resolve()  # stored relative to the session folder
     # "much louder" is +2 LU: the new master moved by that much, measured independently
     assert abs(r128_lufs(out2) - r128_lufs(master) - 2.0) <= 0.3
     assert abs(v2["target_lufs"] - (v1["target_lufs"] + 2.0)) < 1e-9

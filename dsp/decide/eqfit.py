@@ -21,9 +21,10 @@ import math
 from typing import cast
 
 import numpy as np
+from scipy.optimize import least_squares, lsq_linear
 
 from ..params import check_range
-from ..process.eq import EqBand, EqParams
+from ..process.eq import EqBand, EqParams, eq_response_db
 
 _BAND_EDGE_POINTS = np.array([-1 / 6, -1 / 12, 0.0, 1 / 12, 1 / 6])  # octaves around a band centre
 _MIN_GAIN_DB = 0.3  # bands doing less than this are dropped
@@ -38,8 +39,6 @@ class FitResult:
 
 def band_response_db(params: EqParams, sample_rate: int, centers_hz: np.ndarray) -> np.ndarray:
     """The EQ's effect on each 1/3-octave band's power (power average over the band), dB."""
-    from ..process.eq import eq_response_db
-
     f = np.asarray(centers_hz, dtype=float)[:, None] * 2.0 ** _BAND_EDGE_POINTS[None, :]
     f = np.minimum(f, 0.499 * sample_rate)
     mag_db = eq_response_db(params, sample_rate, f)
@@ -72,8 +71,6 @@ def fit_eq(
     ``weights`` (>= 0, same length) say how much each band matters (e.g. 0 outside 30 Hz-16 kHz).
     Gains are bounded to +-``max_gain_db``; bell widths to ``min_bw_oct``..``max_bw_oct`` octaves.
     """
-    from scipy.optimize import least_squares
-
     check_range("max_bands", max_bands, 1, 16)
     check_range("max_gain_db", max_gain_db, 0.5, 24.0)
     f = np.asarray(centers_hz, dtype=float)
@@ -157,8 +154,6 @@ def fit_graphic_eq(
     The bells' mutual overlap is handled by solving with their measured influence matrix,
     then correcting the small nonlinearity in a few fixed-point steps.
     """
-    from scipy.optimize import lsq_linear
-
     f = np.asarray(centers_hz, dtype=float)
     t = np.asarray(target_db, dtype=float)
     w = np.ones_like(t) if weights is None else np.asarray(weights, dtype=float)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
 from ..errors import CancelledError, ChainError, TargetUnreachableError
-from ..measure.analysis import Analysis, analyze
+from ..measure.analysis import Analysis, AnalysisMeter, analyze
 from ..measure.loudness import (
     LoudnessResult,
     gated_loudness_of_hops,
@@ -26,6 +27,7 @@ from ..measure.loudness import (
     k_weighted_power,
     measure_loudness,
 )
+from ..params import check_choice, check_range
 from ..process import limiter as lim
 from ..process.chain import Chain, Stage, render, render_blocks
 from ..process.clipper import ClipperParams
@@ -33,7 +35,11 @@ from ..process.compressor import CompressorParams
 from ..process.eq import EqBand, EqParams
 from ..process.stereo import StereoParams
 from ..process.utility import DcParams, HighPassParams
-from .eqfit import fit_eq
+from . import profiles
+from . import style as style_model
+from .eqfit import band_response_db, fit_eq
+from .evidence import bass_width, dynamics_need, lra_range_for
+from .mastered import check_mastered
 from .presets import Delivery
 
 if TYPE_CHECKING:  # codec_safe imports this module
@@ -112,10 +118,6 @@ UNSURE_EXTRA_TOLERANCE_DB = 1.5  # ... whose tolerance is this much wider
 def style_target(a: Analysis, style: str | None = None) -> tuple[TonalTarget, dict[str, Any]]:
     """The tonal target for ``style``: a built-in style name, a profile JSON path, or None/"auto"
     (classify the mix and blend the nearest styles by confidence). Also says what was heard."""
-    from . import profiles
-    from . import style as style_model
-    from .evidence import lra_range_for
-
     confidence = 1.0
     if style in (None, "", "auto"):
         guess = style_model.classify(a)
@@ -180,8 +182,6 @@ class Intent:
     style_info: dict[str, Any] = dataclasses.field(default_factory=dict)  # what style was heard or chosen
 
     def __post_init__(self) -> None:
-        from ..params import check_choice, check_range
-
         for name in ("tone_pct", "dynamics_pct", "width_pct"):
             check_range(name, getattr(self, name), 0.0, 100.0)
         check_choice("intensity", self.intensity, INTENSITIES)
@@ -197,9 +197,6 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
     every correction not made is listed with its measurement in ``meta["left_alone"]``;
     ``meta["assessment"]`` says what was found.
     """
-    from .evidence import bass_width, dynamics_need, lra_range_for
-    from .mastered import check_mastered
-
     intent = intent or Intent()
     stages: list[Stage] = []
     left_alone: list[str] = []
@@ -499,8 +496,6 @@ def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *,
     (refitted with that region held at 0 dB), and the bands together never exceed ``max_gain_db``.
     Returns None when no band would do at least 0.3 dB.
     """
-    from .eqfit import band_response_db
-
     dev = tonal_deviation_db(freqs, levels_db, target_db)
     smooth = np.convolve(np.pad(dev, 1, mode="edge"), np.ones(3) / 3, mode="valid")
     beyond = audible_regions(np.sign(smooth) * np.maximum(np.abs(smooth) - tolerance_db, 0.0))
@@ -796,8 +791,6 @@ class _Spill:
     render. The page cache holds it, not the process: peak memory does not grow with length."""
 
     def __init__(self, folder: str) -> None:
-        import tempfile
-
         self._file = tempfile.TemporaryFile(dir=folder)
         self._sizes: list[tuple[int, int]] = []
 
@@ -857,8 +850,6 @@ def master_stream(
     With ``spill_dir`` (a folder with room for the audio as float32), the model pass also parks the
     pre-limiter signal there and the exact renders limit it instead of rendering the stages again.
     """
-    from ..measure.analysis import AnalysisMeter
-
     if intent is not None and not intent.loudness:
         delivery = dataclasses.replace(delivery, target_lufs=float(before.integrated_lufs))
 

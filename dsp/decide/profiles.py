@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from ..errors import EmptyAudioError, FileMissingError, InputError, ProfileError
+from ..io.audio_io import SUPPORTED_READ, atomic_write_text, read_audio
+from ..measure.analysis import analyze
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -202,9 +204,6 @@ def build_profile_from_folder(folder: str | os.PathLike[str], *, name: str | Non
     Every file is read with :func:`dsp.io.audio_io.read_audio` and measured with
     :func:`dsp.measure.analysis.analyze`; the profile is named after the folder unless ``name`` is given.
     """
-    from ..io.audio_io import SUPPORTED_READ, read_audio
-    from ..measure.analysis import analyze
-
     p = Path(folder)
     if not p.is_dir():
         raise FileMissingError(f"folder not found: {p}")
@@ -313,8 +312,6 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
 
 def save_profile(profile: Profile, path: str | os.PathLike[str], *, force: bool = False) -> None:
     """Write a profile atomically (refuses to overwrite unless ``force``)."""
-    from ..io.audio_io import atomic_write_text
-
     profile_from_dict(profile.to_dict(), what=f"profile {profile.name!r}")  # never write what cannot be read
     atomic_write_text(path, profile.to_json(), force=force)
 

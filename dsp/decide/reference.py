@@ -26,8 +26,18 @@ import numpy as np
 from ..errors import ParameterError
 from ..measure.analysis import Analysis, analyze
 from ..process.chain import Chain, Stage
-from .eqfit import fit_graphic_eq
-from .master import Intent, MasterResult, ProgressFn, master, plan_chain, tonal_deviation_db
+from ..process.stereo import StereoParams
+from .eqfit import band_response_db, fit_graphic_eq
+from .master import (
+    Intent,
+    MasterResult,
+    ProgressFn,
+    TonalTarget,
+    generic_tolerance_db,
+    master,
+    plan_chain,
+    tonal_deviation_db,
+)
 from .presets import Delivery
 
 TONAL_BAND_LO_HZ, TONAL_BAND_HI_HZ = 40.0, 16000.0
@@ -125,8 +135,6 @@ def master_to_reference(
     """
     if not 0.0 <= tone_pct <= 100.0:
         raise ParameterError(f"tone amount {tone_pct:g}% is outside 0-100%")
-    from .master import TonalTarget, generic_tolerance_db
-
     a = before if before is not None else analyze(x, sample_rate)
     d = dataclasses.replace(delivery, target_lufs=target.loudness_lufs) if match_loudness else delivery
     f = target.centers_hz
@@ -148,8 +156,6 @@ def master_to_reference(
         mix_width = side_mid_db(a, target.level_db)
         off = target.side_mid_db - mix_width
         if abs(off) > WIDTH_MATCH_TOLERANCE_DB and mix_width > -40.0:
-            from ..process.stereo import StereoParams
-
             width = float(np.clip(100.0 * 10 ** (off * intent.width_pct / 100.0 / 20), 50.0, 200.0))
             stages = list(base.stages)
             stages.insert(len(stages) - 1, Stage(
@@ -175,8 +181,6 @@ def master_to_reference(
                              weights=weights, max_gain_db=max(cap + 1.0, 0.5))
         eq_params = fit.eq
         if eq_params.bands:  # overlapping bells may add past the cap: scale them back together
-            from .eqfit import band_response_db
-
             peak = float(np.max(np.abs(band_response_db(eq_params, sample_rate, f[weights > 0]))))
             if peak > cap + 0.05:
                 eq_params = dataclasses.replace(eq_params, bands=tuple(

@@ -49,6 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import numpy as np
+import soundfile as sf
 
 from ..errors import (
     CancelledError,
@@ -59,6 +60,7 @@ from ..errors import (
     SampleRateError,
     SilentAudioError,
 )
+from ..io.audio_io import check_audio, read_audio
 from ..measure.analysis import Analysis, analyze
 from ..measure.loudness import LoudnessResult, measure_loudness
 from ..measure.spectrum import SpectrumResult, third_octave_spectrum
@@ -183,8 +185,6 @@ def conform_stems(stems: Mapping[str, np.ndarray], sample_rate: int) -> tuple[di
     not (channels, samples) float audio or hold NaN/inf, mismatched channel counts or lengths,
     audio shorter than 0.4 s, and a set in which every stem is silent.
     """
-    from ..io.audio_io import check_audio
-
     if not isinstance(stems, Mapping) or not stems:
         raise InputError("give at least one stem (e.g. vocals, drums, bass, music)")
     seen: dict[str, str] = {}
@@ -229,9 +229,6 @@ def conform_stems(stems: Mapping[str, np.ndarray], sample_rate: int) -> tuple[di
 def read_stems(paths: Mapping[str, str | os.PathLike[str]]) -> tuple[dict[str, np.ndarray], int]:
     """Read named stem files; all must have the same sample rate. Silent files are allowed
     (a stem may be empty in this song); every other refusal is :func:`dsp.io.audio_io.read_audio`'s."""
-    import soundfile as sf
-
-    from ..io.audio_io import read_audio
 
     stems: dict[str, np.ndarray] = {}
     rates: dict[str, int] = {}

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ProfileError
-from .profiles import Profile, builtin_profiles
+from .profiles import Profile, builtin_profiles, side_mid_db
 
 if TYPE_CHECKING:
     from ..measure.analysis import Analysis
@@ -92,8 +92,6 @@ def features_from_measurements(centers_hz: Sequence[float] | np.ndarray, level_d
 
 def style_features(analysis: Analysis) -> np.ndarray:
     """The 13 style features of an :class:`dsp.measure.analysis.Analysis`; see the module docstring."""
-    from .profiles import side_mid_db
-
     s = analysis.spectrum
     return features_from_measurements(s.centers_hz, s.level_db, lra_lu=float(analysis.lra_lu),
                                       plr_db=float(analysis.plr_db), side_mid_db=side_mid_db(s),

@@ -23,6 +23,7 @@ import dataclasses
 import math
 import os
 import secrets
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -146,8 +147,6 @@ def read_audio(path: str | os.PathLike[str], *, mono_as: str = "dual") -> tuple[
 
 def _riff_chunks(path: str | os.PathLike[str]) -> tuple[int, list[tuple[bytes, int, int]]] | None:
     """``(file size, [(chunk id, data offset, declared size), ...])`` of a RIFF/WAVE file, else None."""
-    import struct
-
     size = os.path.getsize(path)
     with open(path, "rb") as fh:
         head = fh.read(12)
@@ -186,8 +185,6 @@ def _check_not_truncated(path: str | os.PathLike[str], name: str) -> None:
 
 def channel_mask(path: str | os.PathLike[str]) -> int | None:
     """The WAVE_FORMAT_EXTENSIBLE speaker mask of a WAV file (None when it has none)."""
-    import struct
-
     try:
         info = _riff_chunks(path)
         if info is None:
@@ -221,8 +218,6 @@ def _extensible_mask(spec: _OutFormat, channels: int, channel_mask: int | None) 
 
 def _set_channel_mask(fd: int, mask: int) -> None:
     """Patch dwChannelMask in the WAVE_FORMAT_EXTENSIBLE header of an open, written WAV file."""
-    import struct
-
     os.lseek(fd, 0, os.SEEK_SET)
     head = os.read(fd, 4096)
     i = head.find(b"fmt ")

@@ -18,10 +18,17 @@ from typing import TYPE_CHECKING, Any
 import numba
 import numpy as np
 
-from ..errors import NonFiniteAudioError
-from .loudness import LoudnessResult, measure_loudness
-from .spectrum import SpectrumResult, third_octave_spectrum
-from .truepeak import to_db, true_peak_dbtp
+from ..errors import CancelledError, NonFiniteAudioError
+from .loudness import LoudnessMeter, LoudnessResult, measure_loudness
+from .spectrum import SpectrumMeter, SpectrumResult, third_octave_spectrum
+from .truepeak import (
+    FUTURE_SAMPLES,
+    PAST_SAMPLES,
+    envelope_with_context,
+    polyphase_taps,
+    to_db,
+    true_peak_dbtp,
+)
 
 if TYPE_CHECKING:  # imported where looked for: scipy.ndimage is slow to load
     from .resonance import Resonance
@@ -216,7 +223,7 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
         spec, st = spec_job.result(), stats_job.result()
     found: tuple[Resonance, ...] = ()
     if resonances:
-        from .resonance import find_resonances
+        from .resonance import find_resonances  # scipy.ndimage loads only when resonances are asked for
 
         found = tuple(find_resonances(x[:2], sample_rate))
     integrated = loud.integrated_lufs
@@ -354,8 +361,6 @@ class TruePeakMeter:
     """
 
     def __init__(self, channels: int, *, factor: int = 4) -> None:
-        from .truepeak import FUTURE_SAMPLES, PAST_SAMPLES, polyphase_taps
-
         self.factor = factor
         self.context = PAST_SAMPLES + FUTURE_SAMPLES
         self.gain = max(1.0, float(np.abs(polyphase_taps(factor)).sum(axis=1).max()))
@@ -366,8 +371,6 @@ class TruePeakMeter:
         self.skipped = 0
 
     def feed(self, x: np.ndarray) -> None:
-        from .truepeak import envelope_with_context
-
         xp = np.concatenate((self._hist, np.asarray(x, dtype=np.float32)), axis=1)
         self._hist = xp[:, xp.shape[1] - self.context:]
         n_out = xp.shape[1] - self.context  # envelope positions this block can settle
@@ -398,8 +401,6 @@ class TruePeakMeter:
 
     def finish(self) -> float:
         """Flushes the last samples' reach; returns the true peak in dBTP."""
-        from .truepeak import FUTURE_SAMPLES, to_db
-
         self.feed(np.zeros((self._hist.shape[0], FUTURE_SAMPLES), dtype=np.float32))
         return to_db(self.peak)
 
@@ -418,9 +419,6 @@ class AnalysisMeter:
 
     def __init__(self, channels: int, sample_rate: int, frames: int, *, true_peak_factor: int = 4,
                  resonances: bool = False, loudness: bool = True) -> None:
-        from .loudness import LoudnessMeter
-        from .spectrum import SpectrumMeter
-
         self.sample_rate, self.channels = int(sample_rate), int(channels)
         self.true_peak_factor = true_peak_factor
         self.loudness = LoudnessMeter(channels, sample_rate) if loudness else None
@@ -429,7 +427,7 @@ class AnalysisMeter:
         self.true_peak = TruePeakMeter(channels, factor=true_peak_factor)
         self.resonance = None
         if resonances:
-            from .resonance import ResonanceMeter
+            from .resonance import ResonanceMeter  # scipy.ndimage loads only when resonances are asked for
 
             self.resonance = ResonanceMeter(sample_rate)
         self.invalid = 0  # NaN / inf samples seen (measuring stops counting anything else)
@@ -498,8 +496,6 @@ def analyze_source(source: Any, *, true_peak_factor: int = 4, resonances: bool =
     ``sample_rate``, ``frames`` and ``blocks()``) in one block-wise read; the source's first pass
     applies the input refusals (non-finite, too short, silent). ``progress(fraction)`` is called
     after each block; returning False cancels."""
-    from ..errors import CancelledError
-
     meter = AnalysisMeter(source.channels, source.sample_rate, source.frames,
                           true_peak_factor=true_peak_factor, resonances=resonances)
     total = max(1, source.frames)

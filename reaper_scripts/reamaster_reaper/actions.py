@@ -247,7 +247,7 @@ def master_path_for(mix: str) -> str:
 
 def write_report(report: dict, out: str) -> str:
     """``<master>.report.json`` and the HTML page beside it (``.report.html``); returns the JSON path."""
-    from server.service.report import render_html
+    from server.service.report import render_html  # stdlib-only at import; loaded when a report is written
     report_path = os.path.splitext(out)[0] + ".report.json"
     with open(report_path, "x", encoding="utf-8") as f:
         json.dump(report, f, indent=1)

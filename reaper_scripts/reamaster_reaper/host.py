@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -211,7 +212,6 @@ def open_file(path: str) -> None:
     _OPENERS[:] = [p for p in _OPENERS if p.poll() is None]
     env = os.environ.get("REAMASTER_OPENER")
     if env:
-        import shlex
         _OPENERS.append(subprocess.Popen(shlex.split(env) + [path], stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True))
     elif sys.platform == "win32":

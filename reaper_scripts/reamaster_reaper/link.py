@@ -24,7 +24,7 @@ def _location() -> dict:
     """The install record, found as the bootstrap finds it (beside the scripts, else in ReaMaster's
     config folder, where a ReaPack install finds it)."""
     try:
-        import reamaster_bootstrap
+        import reamaster_bootstrap  # beside the action files, on sys.path only inside REAPER
         return reamaster_bootstrap.location()
     except ImportError:
         here = Path(__file__).resolve().parent.parent

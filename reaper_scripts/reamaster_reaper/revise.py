@@ -23,7 +23,7 @@ def start_session(report: dict, mix: str, master: str) -> str:
 
     The server's ``master`` job writes no session, so the REAPER side starts it, in the format
     server.service.session defines (that module's document builder is standard library only)."""
-    from server.service.session import new_session_document, session_dir_for
+    from server.service.session import new_session_document, session_dir_for  # stdlib-only at import; loaded on use
 
     folder = str(session_dir_for(master))
     os.makedirs(folder)
@@ -60,7 +60,7 @@ def revise_master(connect) -> Task | None:
         out, n = c["output"], int(c["version"])
         if not os.path.isfile(out):
             raise H.UserError(f"The server reported success but {out} is missing.")
-        from .actions import write_report
+        from .actions import write_report  # actions imports this module
         report_path = write_report(c["report"], out)
         H.undo_begin()
         try:

@@ -21,6 +21,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dsp.io.audio_io import atomic_write_text
+
 STATE_DIR = ".reamaster-batch"
 LEDGER_NAME = "ledger.parquet"
 REPORT_NAME = "report.html"
@@ -59,8 +64,6 @@ def load(out: str) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     lp = Path(out) / LEDGER_NAME
     if lp.is_file():
-        import pyarrow.parquet as pq
-
         try:
             for r in pq.read_table(lp).to_pylist():
                 rows[r["key"]] = r
@@ -81,16 +84,11 @@ def load(out: str) -> dict[str, dict[str, Any]]:
 
 def write_record(out: str, rec: dict[str, Any]) -> None:
     """The client's own record (dead worker, duplicate row, unchanged track), atomically."""
-    from dsp.io.audio_io import atomic_write_text
-
     atomic_write_text(records_dir(out) / f"{rec['key']}.json", json.dumps(rec, allow_nan=False) + "\n", force=True)
 
 
 def compact(out: str, rows: list[dict[str, Any]]) -> Path:
     """Write ``rows`` (ledger order) as ``ledger.parquet``, atomically (temp file, fsync, rename)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     schema = pa.schema([(c, getattr(pa, t)()) for c, t in COLUMNS])
     table = pa.Table.from_pylist([{c: r.get(c) for c, _ in COLUMNS} for r in rows], schema=schema)
     dest = Path(out) / LEDGER_NAME
@@ -119,7 +117,5 @@ def prune_records(out: str, keys: list[str]) -> int:
 
 def read_ledger(path: str) -> list[dict[str, Any]]:
     """The rows of a ledger file (for tests, the report and users' own tools)."""
-    import pyarrow.parquet as pq
-
     rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
     return rows

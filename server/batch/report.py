@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dsp.decide.album import spread_of_shapes_db
+from dsp.io.audio_io import atomic_write_text
+
 from . import ledger
 
 TARGET_TOLERANCE_LU = 0.2  # the same tolerance the master's loudness convergence guarantees
@@ -33,8 +36,6 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def albums(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per album: tracks, loudness range before/after (LU), tonal spread before/after (dB)."""
-    from dsp.decide.album import spread_of_shapes_db
-
     by: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         if r.get("album") and r["status"] in ("done", "skipped") and r.get("after_lufs") is not None:
@@ -52,8 +53,6 @@ def albums(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_report(out: str, rows: list[dict[str, Any]], opts: Any = None) -> Path:
-    from dsp.io.audio_io import atomic_write_text
-
     dest = Path(out) / ledger.REPORT_NAME
     atomic_write_text(dest, render(rows, source=getattr(opts, "source", "")), force=True)
     return dest

@@ -8,6 +8,8 @@ each, a memory limit per worker) and shut down at the end.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -19,12 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from dsp.errors import OutputError, ParameterError, OutputExistsError, ReaMasterError
+from distributed import Client, LocalCluster, as_completed
+
+from dsp.decide.presets import delivery
+from dsp.errors import FileMissingError, OutputError, OutputExistsError, ParameterError, ReaMasterError
+from dsp.io.audio_io import atomic_write_text, output_format_for
 
 from ..service.mastering import DEFAULT_CHOICES
-from . import ledger
+from . import ledger, tasks
+from .report import write_report
 from .source import Item, list_source
-
 
 
 class SchedulerError(ReaMasterError):
@@ -76,9 +82,6 @@ class BatchSummary:
 
 def _spec(item: Item, opts: BatchOptions, run_id: str) -> dict[str, Any]:
     """The small dict a task gets for one row (validated here: a bad per-row option is that row's error)."""
-    from dsp.decide.presets import delivery
-    from dsp.io.audio_io import output_format_for
-
     preset = item.preset or opts.preset
     lufs = item.lufs if item.lufs is not None else opts.lufs
     ceiling = item.ceiling if item.ceiling is not None else opts.ceiling
@@ -101,8 +104,6 @@ def _spec(item: Item, opts: BatchOptions, run_id: str) -> dict[str, Any]:
             fmt = output_format_for(item.output, 16)  # as `reamaster master`: the preset's word length
         for ref in choices.get("references") or []:
             if not os.path.isfile(ref):
-                from dsp.errors import FileMissingError
-
                 raise FileMissingError(f"reference file not found: {ref}")
     except ReaMasterError as exc:
         spec.update(error_code=exc.code, error=str(exc))
@@ -116,8 +117,6 @@ def _spec(item: Item, opts: BatchOptions, run_id: str) -> dict[str, Any]:
 def _set_options(spec: dict[str, Any], album: dict[str, Any] | None) -> None:
     """The options a row was mastered with; ``--resume`` redoes a row whose options changed.
     An album row's options include every member's content hash (one changed track redoes the album)."""
-    import hashlib
-
     opts = {"version": 1, "delivery": spec["delivery"], "fmt": spec["fmt"], "choices": spec["choices"],
             "output": spec["rel"], "album": album}
     text = json.dumps(opts, sort_keys=True, allow_nan=False)
@@ -128,8 +127,6 @@ def _set_options(spec: dict[str, Any], album: dict[str, Any] | None) -> None:
 # --- the cluster --------------------------------------------------------------------------------
 
 def bokeh_available() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("bokeh") is not None
 
 
@@ -143,8 +140,6 @@ def local_cluster_size(workers: int | None) -> tuple[int, int]:
 
 def start_cluster(opts: BatchOptions, echo: Callable[[str], None]) -> tuple[Any, Any, str | None]:
     """(client, local cluster or None, dashboard address or None)."""
-    from distributed import Client, LocalCluster
-
     has_bokeh = bokeh_available()
     if opts.scheduler:
         try:
@@ -217,8 +212,6 @@ def _check_out(opts: BatchOptions, items: list[Item], prior: dict[str, dict[str,
 
 def _prepare_out(opts: BatchOptions) -> None:
     """Create OUT and the state folder, and prove OUT is writable before any work."""
-    from dsp.io.audio_io import atomic_write_text
-
     try:
         Path(opts.out).mkdir(exist_ok=True)
         if opts.force and not opts.resume and ledger.state_dir(opts.out).is_dir():
@@ -249,8 +242,6 @@ def run_batch(opts: BatchOptions, *, client: Any = None, echo: Callable[[str], N
 
     ``client``: an existing ``distributed.Client`` to use (left open); else one is made from
     ``opts.scheduler`` or a LocalCluster. ``on_record`` is called with each finished record."""
-    from distributed import as_completed
-
     if opts.album_by not in ALBUM_BY:
         raise ParameterError(f"--album-by {opts.album_by!r}: choose folder, tag or none")
     t_start = time.monotonic()
@@ -280,8 +271,6 @@ def run_batch(opts: BatchOptions, *, client: Any = None, echo: Callable[[str], N
     dashboard = None
     if own_client:
         client, cluster, dashboard = start_cluster(opts, echo)
-    from . import tasks
-
     last_compact = time.monotonic()
     compact_cost = 0.0
     try:
@@ -421,8 +410,6 @@ def run_batch(opts: BatchOptions, *, client: Any = None, echo: Callable[[str], N
     rows = _ordered(items, results)
     lp = ledger.compact(opts.out, rows)
     ledger.prune_records(opts.out, [r["key"] for r in rows])
-    from .report import write_report
-
     rp = write_report(opts.out, rows, opts)
     return BatchSummary(rows, str(lp), str(rp), time.monotonic() - t_start, dashboard)
 

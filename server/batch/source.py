@@ -16,6 +16,8 @@ import hashlib
 import os
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from dsp.errors import FileMissingError, ParameterError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".aif", ".aiff", ".ogg")
@@ -158,8 +160,6 @@ def _float_or_none(v: object, column: str, row: int) -> float | None:
 def _read_manifest(path: str) -> list[dict[str, str]]:
     """Rows of a CSV or Parquet manifest as dicts of strings (missing columns are absent)."""
     if path.lower().endswith(".parquet"):
-        import pyarrow.parquet as pq
-
         try:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several types for a bad file

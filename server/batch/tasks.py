@@ -18,6 +18,19 @@ import time
 import traceback
 from typing import Any
 
+import numpy as np
+import soundfile as sf
+from distributed import get_worker
+
+from dsp.decide.album import album_shape_db, distance_to_target_db, plan_album
+from dsp.decide.master import Intent, master
+from dsp.decide.presets import delivery
+from dsp.errors import FileMissingError, ReaMasterError
+from dsp.io.audio_io import atomic_write_text, audio_info, check_audio, read_audio, write_audio
+from dsp.measure.analysis import analyze
+
+from ..service.mastering import render_and_write
+
 HASH_CHUNK_BYTES = 1 << 20
 RECORD_VERSION = 1
 
@@ -33,8 +46,6 @@ def file_hash(path: str) -> str:
 
 def worker_name() -> str:
     try:
-        from distributed import get_worker
-
         w = get_worker()
         return f"{w.address} ({w.name})"
     except (ImportError, ValueError):
@@ -42,8 +53,6 @@ def worker_name() -> str:
 
 
 def _error(exc: BaseException) -> tuple[str, str]:
-    from dsp.errors import ReaMasterError
-
     if isinstance(exc, ReaMasterError):
         return exc.code, str(exc)
     if isinstance(exc, MemoryError):
@@ -63,11 +72,7 @@ def scan(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"key": spec["key"], "input_hash": None, "album_tag": None, "output_ok": False,
                            "error_code": None, "error": None}
     try:
-        from dsp.io.audio_io import audio_info
-
         if not os.path.isfile(spec["input"]):
-            from dsp.errors import FileMissingError
-
             raise FileMissingError(f"input file not found: {spec['input']}")
         out["input_hash"] = file_hash(spec["input"])
         audio_info(spec["input"])  # refuses unreadable / corrupt headers here, cheaply
@@ -86,8 +91,6 @@ def scan(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _album_tag(path: str) -> str | None:
-    import soundfile as sf
-
     try:
         with sf.SoundFile(path) as f:
             tag = getattr(f, "album", None)
@@ -104,9 +107,6 @@ def master_track(spec: dict[str, Any]) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     rec = _base_record(spec)
     try:
-        from dsp.decide.presets import delivery
-
-        from ..service.mastering import render_and_write
 
         d = delivery(spec["preset"], target_lufs=spec["lufs"], ceiling_dbtp=spec["ceiling"])
         _prepare_output(spec["output"])
@@ -133,9 +133,6 @@ def analyse_track(spec: dict[str, Any]) -> dict[str, Any]:
     ``{"ok": True, "analysis": Analysis, "seconds": s}`` or ``{"ok": False, code, error}``."""
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        from dsp.io.audio_io import check_audio, read_audio
-        from dsp.measure.analysis import analyze
-
         x, sr = read_audio(spec["input"])
         check_audio(x, sr, what=spec["input"])
         a = analyze(x, sr, resonances=True)
@@ -155,10 +152,6 @@ def decide_album(names: list[str], analysed: list[dict[str, Any]], spec: dict[st
     if len(ok) < 2:
         return {"ok": True, "plan": None, "members": ok}
     try:
-        from dsp.decide.album import plan_album
-        from dsp.decide.master import Intent
-        from dsp.decide.presets import delivery
-
         d = delivery(spec["preset"], target_lufs=spec["lufs"], ceiling_dbtp=spec["ceiling"])
         c = spec["choices"]
         intent = Intent(tone_pct=c["tone_pct"], dynamics_pct=c["dynamics_pct"], width_pct=c["width_pct"],
@@ -186,11 +179,6 @@ def render_album_track(spec: dict[str, Any], analysed: dict[str, Any], decided: 
         elif decided["plan"] is None:
             return master_track(spec)  # the only readable track of its album: mastered on its own
         else:
-            from dsp.decide.album import album_shape_db, distance_to_target_db
-            from dsp.decide.master import master
-            from dsp.decide.presets import delivery
-            from dsp.io.audio_io import check_audio, read_audio, write_audio
-
             plan = decided["plan"]
             i = decided["members"].index(index)
             d_album = delivery(spec["preset"], target_lufs=spec["lufs"], ceiling_dbtp=spec["ceiling"])
@@ -204,8 +192,6 @@ def render_album_track(spec: dict[str, Any], analysed: dict[str, Any], decided: 
                         protect=[spec["input"]])
             _fill(rec, r, d.target_lufs, d.ceiling_dbtp, distance_to_target_db(a, plan.target),
                   distance_to_target_db(r.after, plan.target), plan.target.name)
-            import numpy as np
-
             f = np.asarray(plan.target.centers_hz, dtype=float)
             rec["album_shapes"] = json.dumps({"before": album_shape_db(a, f), "after": album_shape_db(r.after, f)})
             rec["output_hash"] = file_hash(spec["output"])
@@ -230,8 +216,6 @@ def _base_record(spec: dict[str, Any]) -> dict[str, Any]:
 
 def finish_record(spec: dict[str, Any], rec: dict[str, Any]) -> dict[str, Any]:
     """Stamp the record (worker, time) and write it atomically beside the others."""
-    from dsp.io.audio_io import atomic_write_text
-
     rec.setdefault("worker", worker_name())
     rec["finished_at"] = time.time()
     if rec["status"] == "done":

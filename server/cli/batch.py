@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..batch.report import summary
+from ..batch.run import BatchOptions, run_batch
 from .common import build_choices
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch.report import summary
-    from ..batch.run import BatchOptions, run_batch
-
     opts = BatchOptions(source=args.source, out=args.output, preset=args.preset, lufs=args.lufs,
                         ceiling=args.ceiling, bits=args.bits, choices=build_choices(args), scheduler=args.scheduler,
                         workers=args.workers, album_by=args.album_by, resume=args.resume, dry_run=args.dry_run,

@@ -27,6 +27,8 @@ import multiprocessing
 import os
 import secrets
 import signal
+import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
 
 from ..wire import protocol as P
 from ..wire.connection import (
@@ -78,6 +82,14 @@ class StartupError(Exception):
 
     code = "cannot_start"
 
+
+
+def _worker_entry(endpoint: str, key_hex: str, identity: bytes, cancel_event: Event, parent_pid: int,
+                  max_part_bytes: int, nonce: str = "", curve_server_key: str | None = None) -> None:
+    """The body of a spawned worker process: :func:`server.daemon.worker.worker_main`."""
+    from .worker import worker_main  # in the worker only: the server loop stays free of numpy
+
+    worker_main(endpoint, key_hex, identity, cancel_event, parent_pid, max_part_bytes, nonce, curve_server_key)
 
 @dataclasses.dataclass
 class ServerConfig:
@@ -243,9 +255,6 @@ class Server:
                                "that needs --allow-remote and --curve-keys DIR (CURVE encryption)")
         if not self.cfg.curve_keys:
             return None
-        import stat
-
-        import zmq.auth
 
         d = Path(self.cfg.curve_keys)
         secret_file, clients = d / "server.key_secret", d / "clients"
@@ -328,8 +337,6 @@ class Server:
             self.transport = "ipc"
         else:
             if curve is not None:  # remote or explicit keys: only the allowed client keys get in (ZAP)
-                from zmq.auth.thread import ThreadAuthenticator
-
                 public, secret, clients = curve
                 self.auth = ThreadAuthenticator(self.ctx)
                 self.auth.start()
@@ -395,7 +402,7 @@ class Server:
         event = self.mp.Event()
         w = _Worker(index, gen, None, event, started=time.monotonic(), misses=misses)
         w.process = self.mp.Process(
-            target=J.worker_main, name=f"reamaster-worker-{index}", daemon=True,
+            target=_worker_entry, name=f"reamaster-worker-{index}", daemon=True,
             args=(self.back_endpoint, self.worker_key, w.identity, event, os.getpid(),
                   self.limits.max_frame_bytes, w.nonce, self.back_curve_public))
         w.process.start()
@@ -1034,8 +1041,6 @@ class Server:
 
 def run(config: ServerConfig) -> int:
     """Start, serve until SIGTERM/SIGINT or a shutdown request, stop cleanly. Returns the exit code."""
-    import sys
-
     sys.setswitchinterval(0.0005)  # the loop thread gets the GIL back quickly from the decode pool
     srv = Server(config)
     srv.start()

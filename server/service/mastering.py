@@ -8,22 +8,35 @@ callback (a bar on the command line, progress events on the server); returning F
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from .report import html_path_for
+import numpy as np
 
-if TYPE_CHECKING:  # imported where used: the command line starts without numpy and dsp
-    import numpy as np
+from dsp.decide.album import AlbumResult
+from dsp.decide.codec_safe import codec_safe_master
+from dsp.decide.master import Intent, MasterResult, ProgressFn, master, master_stream, style_target
+from dsp.decide.presets import Delivery
+from dsp.decide.reference import master_to_reference, reference_target
+from dsp.errors import CancelledError
+from dsp.io.audio_io import (
+    AudioSource,
+    AudioWriter,
+    WriteResult,
+    atomic_write_text,
+    channel_mask,
+    check_audio,
+    read_audio,
+    write_audio,
+)
+from dsp.measure.analysis import analyze, analyze_source
+from dsp.process.chain import Chain, Stage
+from dsp.process.limiter import LimiterParams
 
-    from dsp.decide.album import AlbumResult
-    from dsp.decide.master import MasterResult, ProgressFn
-    from dsp.decide.presets import Delivery
-    from dsp.io.audio_io import WriteResult
-    from dsp.process.chain import Chain, Stage
-    from dsp.process.limiter import LimiterParams
+from .report import build_report, html_path_for, render_html
 
 #: what `reamaster master` decides with no options (the demo and `reamaster batch` use the same)
 DEFAULT_CHOICES: dict[str, Any] = {"style": "auto", "references": None, "tone_pct": 100.0, "dynamics_pct": 100.0,
@@ -34,8 +47,6 @@ _ALBUM_KEYS = ("integrated_lufs", "true_peak_dbtp", "lra_lu", "plr_db")
 
 def _step(progress: ProgressFn | None, stage: str, fraction: float) -> None:
     if progress is not None and progress(stage, fraction) is False:
-        from dsp.errors import CancelledError
-
         raise CancelledError(f"cancelled while {stage}")
 
 
@@ -50,9 +61,6 @@ def render_and_write(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, 
     The audio streams (bounded memory at any length: one measuring read, then passes that read,
     process and write block by block) except with references or codec-safe checks, which hold the
     whole signal (their refinement renders and encodes it as a whole)."""
-    from dsp.io.audio_io import atomic_write_text
-
-    from .report import build_report, render_html
 
     if choices and (choices.get("references") or choices.get("codec_safe")):
         result, written = _master_in_memory(src, dst, d, fmt=fmt, force=force, progress=progress, chain=chain,
@@ -72,8 +80,6 @@ def render_and_write(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, 
 def _master_in_memory(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progress: ProgressFn | None,
                       chain: Chain | None, planned: Chain | None,
                       choices: dict[str, Any] | None) -> tuple[MasterResult, WriteResult]:
-    from dsp.io.audio_io import check_audio, read_audio, write_audio
-
     _step(progress, "reading", 0.0)
     x, sr = read_audio(src, mono_as=_mono_as(choices))
     check_audio(x, sr, what=src)
@@ -91,8 +97,6 @@ def _mono_as(choices: dict[str, Any] | None) -> str:
 
 def _layout(src: str, channels: int) -> int | None:
     """The input's speaker layout, kept for outputs of more than two channels (5.1 and others)."""
-    from dsp.io.audio_io import channel_mask
-
     return channel_mask(src) if channels > 2 else None
 
 
@@ -102,10 +106,6 @@ def master_file(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progr
     """The streaming master of a file: the same decisions as :func:`decide_and_master` (style and
     amounts from ``choices``; no references or codec checks), peak memory independent of length.
     Returns the result (``audio`` empty: it is in the file) and the WriteResult."""
-    from dsp.decide.master import Intent, master_stream, style_target
-    from dsp.io.audio_io import AudioSource, AudioWriter
-    from dsp.measure.analysis import analyze_source
-
     source = AudioSource(src, mono_as=_mono_as(choices))
     _step(progress, "analysing", 0.0)
     before = analyze_source(source, resonances=True,
@@ -132,8 +132,6 @@ def master_file(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progr
 def decide_and_master(x: np.ndarray, sr: int, d: Delivery, *, chain: Chain | None = None, planned: Chain | None = None,
                       choices: dict[str, Any] | None = None, progress: ProgressFn | None = None) -> MasterResult:
     """The decision path shared by the CLI and the server: style or references, amounts, master."""
-    from dsp.decide.master import master
-
     if chain is not None or planned is not None or not choices:
         return master(x, sr, d, chain=chain, planned=planned, progress=progress)
     result = _decide(x, sr, d, choices, progress)
@@ -143,11 +141,6 @@ def decide_and_master(x: np.ndarray, sr: int, d: Delivery, *, chain: Chain | Non
 def make_codec_safe(x: np.ndarray, sr: int, d: Delivery, result: MasterResult,
                     progress: ProgressFn | None = None) -> MasterResult:
     """Lower the limiter's ceiling until MP3/Vorbis/Opus decodes stay <= -0.5 dBTP; keep the checks."""
-    import dataclasses
-
-    from dsp.decide.codec_safe import codec_safe_master
-    from dsp.decide.master import master
-
     results = {d.ceiling_dbtp: result}
 
     def render(ceiling: float) -> np.ndarray:
@@ -165,17 +158,11 @@ def make_codec_safe(x: np.ndarray, sr: int, d: Delivery, result: MasterResult,
 
 
 def _decide(x: np.ndarray, sr: int, d: Delivery, choices: dict[str, Any], progress: ProgressFn | None) -> MasterResult:
-    from dsp.decide.master import Intent, master, style_target
-    from dsp.measure.analysis import analyze
-
     a = analyze(x, sr, resonances=True)
     amounts = dict(tone_pct=choices.get("tone_pct", 100.0), dynamics_pct=choices.get("dynamics_pct", 100.0),
                    width_pct=choices.get("width_pct", 100.0), intensity=choices.get("intensity", "balanced"),
                    loudness=choices.get("loudness", True))
     if choices.get("references"):
-        from dsp.decide.reference import master_to_reference, reference_target
-        from dsp.io.audio_io import read_audio
-
         refs = []
         for p in choices["references"]:
             rx, rsr = read_audio(p)

@@ -144,6 +144,7 @@ def stop_warnings(result: MasterResult, d: Delivery, chain: dict[str, Any]) -> l
 
 def build_report(src: str, dst: str, d: Delivery, result: MasterResult, written: WrittenAudio) -> dict[str, Any]:
     """The JSON report of a mastering run."""
+    # numpy loads only here: REAPER's side imports this module
     from dsp.decide.platforms import platform_preview
 
     before = result.before.to_dict(series=True)

@@ -20,8 +20,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dsp.errors import ChainError, FileMissingError, OutputExistsError, ParameterError
+
 if TYPE_CHECKING:
-    from dsp.process.chain import Chain
+    from dsp.process.chain import Chain  # numpy loads only here: REAPER's side imports this module
 
 SESSION_FORMAT = "reamaster.session"
 SESSION_VERSION = 1
@@ -39,8 +41,7 @@ def _now() -> str:
 def create(folder: Path, *, input_path: str, output: str, delivery: dict[str, Any], chain_json: str,
            after: dict[str, Any], force: bool) -> Path:
     """Start a session with version 1. An existing session is replaced only with ``force``."""
-    from dsp.errors import OutputExistsError
-    from dsp.io.audio_io import atomic_write_text
+    from dsp.io.audio_io import atomic_write_text  # numpy loads only here: REAPER's side imports this module
 
     if folder.exists() and not force:
         raise OutputExistsError(f"the session {folder} already exists; use --force to start it again")
@@ -84,7 +85,7 @@ def _abs(path: str, folder: Path) -> str:
 
 
 def _write(folder: Path, doc: dict[str, Any]) -> None:
-    from dsp.io.audio_io import atomic_write_text
+    from dsp.io.audio_io import atomic_write_text  # numpy loads only here: REAPER's side imports this module
 
     out = dict(doc, input=_rel(doc["input"], folder),
                versions=[dict(v, output=_rel(v["output"], folder)) for v in doc["versions"]])
@@ -112,7 +113,6 @@ def _entry(n: int, output: str, words: str | None, changes: list[str], after: di
 
 
 def load(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    from dsp.errors import ChainError, FileMissingError
 
     path = Path(folder) / "session.json"
     if not path.is_file():
@@ -132,7 +132,6 @@ def load(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def version(doc: dict[str, Any], n: int | None) -> dict[str, Any]:
-    from dsp.errors import ParameterError
 
     versions: list[dict[str, Any]] = doc["versions"]
     if n is None:
@@ -145,8 +144,7 @@ def version(doc: dict[str, Any], n: int | None) -> dict[str, Any]:
 
 
 def load_chain(folder: str | os.PathLike[str], entry: dict[str, Any]) -> Chain:
-    from dsp.errors import FileMissingError
-    from dsp.process.chain import Chain
+    from dsp.process.chain import Chain  # numpy loads only here: REAPER's side imports this module
 
     path = Path(folder) / entry["chain"]
     if not path.is_file():
@@ -158,7 +156,7 @@ def add_version(folder: str | os.PathLike[str], doc: dict[str, Any], *, chain_js
                 words: str | None, changes: list[str], after: dict[str, Any], target_lufs: float,
                 parent: int | None) -> int:
     """Append version n+1 (its chain file and entry); ``doc`` is what :func:`load` returned."""
-    from dsp.io.audio_io import atomic_write_text
+    from dsp.io.audio_io import atomic_write_text  # numpy loads only here: REAPER's side imports this module
 
     n: int = max(v["version"] for v in doc["versions"]) + 1
     folder = Path(folder)

@@ -18,6 +18,7 @@ Config directory: ``$REAMASTER_CONFIG_DIR`` if set; else ``%APPDATA%\\reamaster`
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -165,14 +166,14 @@ class ServerLock:
 
 def _try_lock(fd: int) -> bool:
     if sys.platform == "win32":  # pragma: no cover - Windows
-        import msvcrt
+        import msvcrt  # Windows only
 
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
             return True
         except OSError:
             return False
-    import fcntl
+    import fcntl  # POSIX only
 
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -183,12 +184,12 @@ def _try_lock(fd: int) -> bool:
 
 def _unlock(fd: int) -> None:
     if sys.platform == "win32":  # pragma: no cover - Windows
-        import msvcrt
+        import msvcrt  # Windows only
 
         os.lseek(fd, 0, 0)
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
         return
-    import fcntl
+    import fcntl  # POSIX only
 
     fcntl.flock(fd, fcntl.LOCK_UN)
 
@@ -214,7 +215,7 @@ def ipc_supported() -> bool:
     if os.name != "posix":
         return False
     try:
-        import zmq
+        import zmq  # pyzmq loads when a server starts, not when the command line reads a port
 
         return bool(zmq.has("ipc"))
     except ImportError:  # pragma: no cover
@@ -229,8 +230,6 @@ def ipc_dir(conn_path: str | os.PathLike[str] | None = None) -> Path:
         return secure_dir(base)
     # too long for sun_path: a 0700 folder of ours in /tmp, named after the config folder so a
     # restarted server binds the same endpoint again (secure_dir refuses one made by someone else)
-    import hashlib
-
     tag = hashlib.sha256(str(base.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
     root = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
     return secure_dir(Path(root) / f"reamaster-{os.geteuid()}-{tag}")
@@ -300,7 +299,7 @@ def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
     if sys.platform == "win32":  # pragma: no cover - Windows only
-        import ctypes
+        import ctypes  # Windows only
 
         handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
         if not handle:

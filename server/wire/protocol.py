@@ -21,6 +21,7 @@ This module must import only the standard library: the client runs inside REAPER
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import hashlib
 import hmac
@@ -353,9 +354,8 @@ def check_audio_set(descs: Any, limits: Limits, msg_id: str | None = None) -> tu
 def all_finite(buffers: Iterable[Any]) -> bool:
     """True when every float32 sample in the buffers is finite (numpy when available)."""
     try:
-        import numpy as np
+        import numpy as np  # optional: REAPER's Python may have no numpy
     except ImportError:  # pragma: no cover - REAPER's Python without numpy
-        import array
 
         for b in buffers:
             samples = array.array("f")

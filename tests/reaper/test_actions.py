@@ -510,7 +510,6 @@ def test_stopping_the_script_reaches_the_server_as_a_cancel(app, rpr, song, serv
     """REAPER's atexit cancels the job; the socket lingers, so the cancel is not dropped and the
     server never writes the master."""
     from server.wire.client import Client
-    from server.wire.connection import read_connection_file
     host = standin.host()
     host.run_script(str(SCRIPTS / "ReaMaster - Master mix (one click).py"))
     media = Path(rpr.RPR_GetProjectPathEx(0, "", 4096)[1], "ReaMaster")
@@ -521,8 +520,7 @@ def test_stopping_the_script_reaches_the_server_as_a_cancel(app, rpr, song, serv
         time.sleep(0.002)
     assert "mastering mix_" in app.console, app.console
     host.stop_script()  # the user stops the script: pending deferred code dropped, atexit runs
-    info = read_connection_file(server_cfg / "server.json")
-    with Client(info.endpoint, info.key) as c:
+    with Client.connect(server_cfg / "server.json") as c:  # tcp with CURVE in these tests: the file has its key
         end = time.monotonic() + 60
         while time.monotonic() < end:
             if not [j for j in c.status()["jobs"] if j["state"] in ("queued", "running")]:

@@ -263,7 +263,7 @@ def test_a_reapack_install_finds_everything(host_bin, tmp_path, server_cfg):
         (dest / s.get("file")).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO / rel, dest / s.get("file"))
     cfg = tmp_path / "cfg_copy"
-    shutil.copytree(server_cfg, cfg, ignore=shutil.ignore_patterns("*.log"))
+    shutil.copytree(server_cfg, cfg, ignore=shutil.ignore_patterns("*.log", "run"))  # run/: live sockets
     (cfg / "reamaster_location.json").write_bytes(loc)
     rec = _run_host(host_bin, lib, root, tmp_path, cfg, [("code", "build_song()"),
                                                          ("action", "Master mix (one click)")], scripts=dest)
