@@ -887,7 +887,7 @@ def master_stream(
 
     iterations = 0
     if chain is not None:
-        after, states, out = render_into_sink(chain, "rendering", split=False)
+        after, states, out = render_into_sink(chain, "writing", split=False)  # each exact render writes the file
         final_chain = chain
     else:
         if planned is None:
@@ -924,7 +924,7 @@ def master_stream(
             # the limiter last, as master() renders it (planned chains end in their limiter)
             final_chain = dataclasses.replace(planned, stages=(
                 *(st for st in planned.stages if st.kind != "limiter"), lim_final))
-            after, states, out = render_into_sink(final_chain, "limiting", split=True)
+            after, states, out = render_into_sink(final_chain, "writing", split=True)
             measured = after.integrated_lufs
             history.append((p.threshold_db, measured))
             err = measured - target

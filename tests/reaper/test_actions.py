@@ -550,9 +550,16 @@ def test_a_cancel_queued_at_close_still_goes_out(app):
         probe.close(linger=0)  # nothing listens until after close() was called
         c = Client(f"tcp://127.0.0.1:{port}", "00" * 32)
         c.submit("cancel", {"target": "x"})
-        t = threading.Thread(target=c.close, kwargs={"linger_ms": linger_ms})
+        closing = threading.Event()
+
+        def close() -> None:
+            closing.set()
+            c.close(linger_ms=linger_ms)
+
+        t = threading.Thread(target=close)
         t.start()
-        time.sleep(0.2)
+        closing.wait(5)
+        time.sleep(0.02)  # close() is under way (most of the linger still left for the reconnect)
         router = ctx.socket(zmq.ROUTER)
         router.bind(f"tcp://127.0.0.1:{port}")
         got = router.poll(1500)
