@@ -161,7 +161,7 @@ def warm_server_seconds(files: list[Path], repeats: int = 2) -> list[tuple[str, 
                 if proc.poll() is not None or time.perf_counter() - t_start > 60:
                     raise RuntimeError((tmp_p / "server.log").read_text()[-2000:])
                 time.sleep(0.05)
-            with Client.connect(conn, timeout=600.0, project_dir=str(tmp_p)) as c:
+            with Client.connect(conn, timeout=600.0, project_dir=[str(tmp_p), *sorted({str(f.parent) for f in files})]) as c:
                 while c.status()["workers"]["ready"] < c.info["workers"]:
                     time.sleep(0.05)
                 c.master_path(files[0], tmp_p / "warmup.wav")
@@ -365,12 +365,13 @@ def main() -> int:
     if minutes:
         print("\nLength sweep: `reamaster master` whole process on 48 kHz stereo 24-bit WAV "
               "(the tracks concatenated)")
-        print(f"{'minutes':>8} {'wall s':>8} {'s/min':>7} {'peak RSS MB':>12} {'LUFS (libebur128)':>18}")
+        print(f"{'minutes':>8} {'wall s':>8} {'s/min':>7} {'peak RSS MB':>12} {'LUFS (libebur128 / ffmpeg > 10 min)':>36}")
         for m, f in zip(minutes, sweep_inputs(files, minutes), strict=True):
             out = tmp / f"sweep-{m}.master.wav"
             wall, rss, _ = run_cli(["master", str(f), "-o", str(out), "--force"])
-            lufs = pyebur128_meter(out)[0] if m <= 10 else float("nan")
-            print(f"{m:8d} {wall:8.1f} {wall / m:7.3f} {rss:12.0f} {lufs:18.2f}", flush=True)
+            # libebur128 here reads the whole file; ffmpeg's ebur128 streams the long ones
+            lufs = pyebur128_meter(out)[0] if m <= 10 else (ffmpeg_ebur128(out) or (float("nan"),))[0]
+            print(f"{m:8d} {wall:8.1f} {wall / m:7.3f} {rss:12.0f} {lufs:36.2f}", flush=True)
             out.unlink()
     shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -16,7 +16,8 @@ Conventions used everywhere in this package:
 
 The package follows the data, bottom to top:
 
-* ``dsp.errors``, ``dsp.params`` - the base: the exception hierarchy and parameter checks;
+* ``dsp.errors``, ``dsp.params``, ``dsp.streams`` - the base: the exception hierarchy, parameter
+  checks, and running a stream of blocks a few blocks ahead on the second core;
 * ``dsp.io`` - reading and writing files; ``dsp.measure`` - measuring a signal;
 * ``dsp.process`` - the processors and the chain that renders them (may use ``measure``);
 * ``dsp.decide`` - the mastering decisions (may use all of the above);

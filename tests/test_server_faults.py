@@ -645,17 +645,25 @@ def test_kill_9_of_a_worker_while_queued_running_and_writing(tmp_path):
         s.kill()
 
 
-def test_kill_9_of_the_server_with_jobs_queued_and_running_loses_none_and_runs_none_twice(tmp_path):
+@pytest.mark.parametrize("stage", ["running", "writing"])
+def test_kill_9_of_the_server_with_jobs_queued_and_running_loses_none_and_runs_none_twice(tmp_path, stage):
+    """The server dies with one job queued and one running (analysing, or writing its file): the
+    restarted server runs both once, and the half-written file of the first is gone."""
     cfg, tmp = tmp_path / "cfg", tmp_path / "tmp"
     proj = tmp_path / "proj"
-    src = long_file(proj, 30.0)
+    src = long_file(proj, 30.0 if stage == "running" else 90.0)
     first = Server(cfg, tmp, "--transport", "ipc", "--workers", "1")
     second = None
     try:
         c = first.client(timeout=1.5, retries=4, project_dir=str(proj))
         wait_ready(c, 1)
         jobs = [c.submit("master", {"path": str(src), "output": str(proj / f"m{i}.wav")}) for i in range(2)]
-        wait_stage(jobs[0])
+        wait_stage(jobs[0], ("writing",) if stage == "writing" else None, timeout_s=120)
+        if stage == "writing":  # the worker's temp file is there: the kill lands mid-write
+            end = time.monotonic() + 30
+            while not temp_files(proj):
+                assert time.monotonic() < end, "no temp file while writing"
+                time.sleep(0.01)
         workers = first.children()
         assert len(workers) == 1
         first.kill()

@@ -35,6 +35,7 @@ from .processor import ProcessorSpec
 OVERSAMPLING = 4
 _TAPS = 16  # taps per polyphase branch (8 zero crossings each side)
 _BETA = 8.0  # Kaiser beta: images of the base band attenuated by about 80 dB
+_PIECE = 256  # up-sample groups per piece the clipper may skip (see _clip_kernel)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,62 +101,92 @@ def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float,
             j += f
         l1 = max(l1, s1)
     u = np.empty((f, nb))
-    r = np.zeros((f, nb))
+    r = np.empty((f, nb))
     width = c - k
     count = 0
     worst = 1.0
+    n_pieces = (nb + _PIECE - 1) // _PIECE
+    hot = np.zeros(n_pieces, dtype=np.bool_)  # some |u| of the piece may pass the knee (bound)
+    active = np.zeros(n_pieces, dtype=np.bool_)  # some |u| of the piece did
     for ch in range(n_ch):
-        big = 0.0
-        for q in range(xp.shape[1]):
-            big = max(big, abs(xp[ch, q]))
-        if big * l1 <= k:  # nothing can reach the knee: residual exactly zero
-            for i in range(n):
-                out[ch, i] = 0.0
-            continue
-        for p in range(f):  # u[4b + p] = sum_a h[p + 4a] x[b - a] (x[b] is xp[b + T])
-            for b in range(nb):
-                u[p, b] = 0.0
-            a = 0
-            while p + f * a < taps:
-                w = h[p + f * a]
-                off = T - a
-                for b in range(nb):
-                    u[p, b] += w * xp[ch, b + off]
-                a += 1
-        any_clip = False
+        # pieces of up-sample groups whose every |u| stays under the knee (bounded from the samples
+        # they reach) have an exactly zero residual: only runs of pieces around peaks are oversampled
+        for q in range(n_pieces):
+            b0, b1 = q * _PIECE, min(nb, (q + 1) * _PIECE)
+            big = 0.0
+            for j in range(b0, b1 + T):  # u[., b] reads xp[ch, b .. b + T]
+                big = max(big, abs(xp[ch, j]))
+            hot[q] = big * l1 > k
+            active[q] = False
         for p in range(f):
             for b in range(nb):
-                v = u[p, b]
-                av = abs(v)
-                if av > k:
-                    y = k + width * math.tanh((av - k) / width)
-                    r[p, b] = (y - av) if v > 0 else (av - y)
-                    any_clip = True
-                    if b >= T:
-                        count += 1
-                    if av / y > worst:
-                        worst = av / y
-                else:
-                    r[p, b] = 0.0
-        if not any_clip:
-            for i in range(n):
-                out[ch, i] = 0.0
-            continue
-        # down: e[i] = 1/4 sum_j h[j] r[4 (i + T) - j]; j = 4a + d -> r[4 (i + T - a) - d]
+                r[p, b] = 0.0
+        any_clip = False
+        q = 0
+        while q < n_pieces:
+            if not hot[q]:
+                q += 1
+                continue
+            q1 = q
+            while q1 < n_pieces and hot[q1]:
+                q1 += 1
+            b0, b1 = q * _PIECE, min(nb, q1 * _PIECE)
+            q = q1
+            for p in range(f):  # u[4b + p] = sum_a h[p + 4a] x[b - a] (x[b] is xp[b + T])
+                for b in range(b0, b1):
+                    u[p, b] = 0.0
+                a = 0
+                while p + f * a < taps:
+                    w = h[p + f * a]
+                    off = T - a
+                    for b in range(b0, b1):
+                        u[p, b] += w * xp[ch, b + off]
+                    a += 1
+            for qq in range(b0 // _PIECE, q1):
+                c0, c1 = qq * _PIECE, min(nb, (qq + 1) * _PIECE)
+                bent = False
+                for p in range(f):
+                    for b in range(c0, c1):
+                        v = u[p, b]
+                        av = abs(v)
+                        if av > k:
+                            y = k + width * math.tanh((av - k) / width)
+                            r[p, b] = (y - av) if v > 0 else (av - y)
+                            bent = True
+                            if b >= T:
+                                count += 1
+                            if av / y > worst:
+                                worst = av / y
+                active[qq] = bent
+                any_clip = any_clip or bent
         for i in range(n):
             out[ch, i] = 0.0
-        for j in range(taps):
-            a, d = j // f, j % f
-            w = h[j] / f
-            if d == 0:
-                off = T - a
-                for i in range(n):
-                    out[ch, i] += w * r[0, i + off]
-            else:
-                off = T - a - 1
-                pp = f - d
-                for i in range(n):
-                    out[ch, i] += w * r[pp, i + off]
+        if not any_clip:
+            continue
+        # down: e[i] = 1/4 sum_j h[j] r[4 (i + T) - j]; j = 4a + d -> r[4 (i + T - a) - d]; output i
+        # reads r[., i .. i + T], so only outputs up to T before a run of bent pieces can be nonzero
+        q = 0
+        while q < n_pieces:
+            if not active[q]:
+                q += 1
+                continue
+            q1 = q
+            while q1 < n_pieces and active[q1]:
+                q1 += 1
+            i0, i1 = max(0, q * _PIECE - T), min(n, q1 * _PIECE)
+            q = q1
+            for j in range(taps):
+                a, d = j // f, j % f
+                w = h[j] / f
+                if d == 0:
+                    off = T - a
+                    for i in range(i0, i1):
+                        out[ch, i] += w * r[0, i + off]
+                else:
+                    off = T - a - 1
+                    pp = f - d
+                    for i in range(i0, i1):
+                        out[ch, i] += w * r[pp, i + off]
     return count, worst
 
 

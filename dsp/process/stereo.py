@@ -31,7 +31,6 @@ import functools
 
 import numba
 import numpy as np
-import scipy.signal
 
 from ..errors import ParameterError
 from ..params import Params, check_range
@@ -104,6 +103,8 @@ MONO_BASS_KAISER_BETA = 6.0  # about -60 dB stop band
 @functools.lru_cache(maxsize=16)
 def mono_bass_fir(cutoff_hz: float, sample_rate: int) -> np.ndarray:
     """The linear-phase low-pass whose output is taken out of the side (odd length, unit DC gain)."""
+    import scipy.signal  # 0.4 s to load: only mono bass needs it, and few masters get mono bass
+
     taps = int(MONO_BASS_TAPS_PER_CYCLE * sample_rate / cutoff_hz) | 1
     h: np.ndarray = np.asarray(scipy.signal.firwin(taps, cutoff_hz, window=("kaiser", MONO_BASS_KAISER_BETA),
                                                   fs=sample_rate), dtype=np.float64)
@@ -141,6 +142,8 @@ def _mono_bass(y: np.ndarray, sample_rate: int, cutoff_hz: float, tail: np.ndarr
     mid = ext[0, n_taps - 1 - delay: n_taps - 1 - delay + n]
     side = ext[1, n_taps - 1 - delay: n_taps - 1 - delay + n]
     if n:
+        import scipy.signal  # loaded by mono_bass_fir above already
+
         side = side - scipy.signal.oaconvolve(ext[1], h, mode="valid")
     out = np.vstack((mid + side, mid - side))
     return out, ext[:, ext.shape[1] - (n_taps - 1):].copy()

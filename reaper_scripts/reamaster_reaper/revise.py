@@ -32,7 +32,8 @@ def start_session(report: dict, mix: str, master: str) -> str:
     d = report["delivery"]
     delivery = dict({k: d[k] for k in ("preset", "target_lufs", "ceiling_dbtp", "note") if k in d},
                     bit_format=report.get("output_format", "wav24"))
-    doc = new_session_document(input_path=mix, output=master, delivery=delivery, after=report["after"])
+    doc = new_session_document(input_path=mix, output=master, delivery=delivery, after=report["after"],
+                               folder=folder)  # paths relative to the session, as the CLI writes them
     with open(os.path.join(folder, "session.json"), "x", encoding="utf-8") as f:
         f.write(json.dumps(doc, indent=2) + "\n")
     return folder

@@ -148,7 +148,6 @@ def _streams(kind: str, req: dict[str, Any]) -> bool:
 
 
 def _execute_streaming(kind: str, req: dict[str, Any], progress: ProgressFn) -> tuple[dict[str, Any], list[Any]]:
-
     src = req["path"]
     source = AudioSource(src)  # reading and measuring are one pass: its stage is "analysing"
     # analysis reports no progress inside and is stopped by replacing the worker, as before streaming
@@ -176,20 +175,17 @@ def _execute_streaming(kind: str, req: dict[str, Any], progress: ProgressFn) -> 
 # --- album, revise, stems -------------------------------------------------------------------------
 
 def _checkpoint(progress: ProgressFn, stage: str, fraction: float = 0.0) -> None:
-
     if progress(stage, fraction) is False:
         raise CancelledError(f"cancelled while {stage}")
 
 
 def _delivery(req: dict[str, Any]) -> Delivery:
-
     return delivery(req.get("preset"), target_lufs=req.get("lufs"), ceiling_dbtp=req.get("ceiling"))
 
 
 
 
 def _album(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes: int) -> tuple[dict[str, Any], list[memoryview]]:
-
     d = _delivery(req)
     paths, outputs = req["paths"], req["outputs"]
     fmt = output_format_for(outputs[0], req.get("bits") or d.bit_depth)
@@ -219,7 +215,6 @@ def _render_to_file(src: str, dst: str, d: Delivery, fmt: str, progress: Progres
 
 
 def _revise(req: dict[str, Any], audio: Any, progress: ProgressFn, max_part_bytes: int) -> tuple[dict[str, Any], list[memoryview]]:
-
     folder, roots = req["session"], req["allowed_roots"]
     words, render = req.get("words"), req.get("render")
     if (words is None) == (render is None):

@@ -113,7 +113,6 @@ def _entry(n: int, output: str, words: str | None, changes: list[str], after: di
 
 
 def load(folder: str | os.PathLike[str]) -> dict[str, Any]:
-
     path = Path(folder) / "session.json"
     if not path.is_file():
         raise FileMissingError(f"no ReaMaster session at {folder} (expected {path})")
@@ -132,7 +131,6 @@ def load(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def version(doc: dict[str, Any], n: int | None) -> dict[str, Any]:
-
     versions: list[dict[str, Any]] = doc["versions"]
     if n is None:
         return versions[-1]

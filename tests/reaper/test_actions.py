@@ -351,6 +351,9 @@ def test_revise_quieter_adds_a_new_version(app, rpr, song):
     session = json.loads(rpr.RPR_GetProjExtState(0, "ReaMaster", "last_master", "", 65536)[4])["session"]
     doc = json.loads(Path(session, "session.json").read_text())
     assert [v["version"] for v in doc["versions"]] == [1, 2] and doc["versions"][1]["words"] == "quieter"
+    # paths relative to the session folder, as `reamaster master` writes them: the project can move
+    assert not os.path.isabs(doc["input"]) and not any(os.path.isabs(v["output"]) for v in doc["versions"])
+    assert Path(session, doc["versions"][0]["output"]).resolve() == Path(v1_path).resolve()
     assert app.blocked_dialogs == []
 
 

@@ -265,8 +265,13 @@ def test_a_reapack_install_finds_everything(host_bin, tmp_path, server_cfg):
     cfg = tmp_path / "cfg_copy"
     shutil.copytree(server_cfg, cfg, ignore=shutil.ignore_patterns("*.log", "run"))  # run/: live sockets
     (cfg / "reamaster_location.json").write_bytes(loc)
-    rec = _run_host(host_bin, lib, root, tmp_path, cfg, [("code", "build_song()"),
-                                                         ("action", "Master mix (one click)")], scripts=dest)
+    try:
+        rec = _run_host(host_bin, lib, root, tmp_path, cfg, [("code", "build_song()"),
+                                                             ("action", "Master mix (one click)")], scripts=dest)
+    finally:  # the action started its own server for this config folder: stop it
+        from server.wire.client import Client
+        with contextlib.suppress(Exception), Client.connect(cfg / "server.json", timeout=5, retries=1) as c:
+            c.shutdown()
     assert "Traceback" not in rec["console"] and "done:" in rec["console"], rec["console"] + rec["_stderr"]
     assert "ReaMaster master" in [t["name"] for t in rec["projects"][0]["tracks"]]
     assert rec["modules"]["reamaster_reaper"].startswith(str(dest))
