@@ -714,6 +714,21 @@ class AudioSource:
             self.checked = True
 
 
+    def section(self, start_frame: int, frames: int) -> np.ndarray:
+        """Float32 ``(channels, n)`` of ``frames`` samples from ``start_frame`` (clamped to the file),
+        read by seeking: a preview needs its stretch, not the whole file."""
+        start = min(max(0, int(start_frame)), self.frames)
+        n = min(max(0, int(frames)), self.frames - start)
+        try:
+            with sf.SoundFile(self.path) as f:
+                f.seek(start)
+                got = f.read(n, dtype="float32", always_2d=True)
+        except RuntimeError as exc:
+            raise _open_error(self.path, self.name, exc) from None
+        block = got.T.copy()
+        return np.repeat(block, self.channels, axis=0) if self.channels != self.file_channels else block
+
+
 def check_audio_summary(frames: int, sample_rate: int, *, peak: float, invalid: int, channels: int,
                         what: str = "the audio") -> None:
     """:func:`check_audio`'s refusals from a block-wise pass: ``peak`` (largest |sample|) and

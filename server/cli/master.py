@@ -4,20 +4,26 @@ the audio, the optional chain, report and session, and print the summary."""
 from __future__ import annotations
 
 import argparse
+import json
+import time
 from pathlib import Path
 from typing import Any
 
 from dsp.decide.presets import delivery
+from dsp.decide.preview import check_preview_seconds
 from dsp.errors import ChainError, FileMissingError
-from dsp.io.audio_io import output_format_for
+from dsp.io.audio_io import atomic_write_text, output_format_for
 from dsp.process.chain import Chain
 
+from ..service import mastering
 from ..service import session as sess
-from ..service.report import html_path_for
+from ..service.report import build_report, html_path_for, render_html
 from .common import build_choices, check_destinations, format_summary, render_with_progress
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.preview is not None:
+        return run_preview(args)
     fmt = output_format_for(args.output, args.bits)
     session = None if args.no_session else str(sess.session_dir_for(args.output))
     check_destinations([args.output, args.save_chain, args.report, html_path_for(args.report), session],
@@ -60,3 +66,38 @@ def run_master(
                     chain_json=result.chain.to_json(), after=doc["after"], force=force)
     print(format_summary(doc, title=title or src))
     return doc
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    """``master --preview SECONDS``: the loudest stretch, mastered in about a second (no session)."""
+    t0 = time.perf_counter()
+    d = delivery(args.preset, target_lufs=args.lufs, ceiling_dbtp=args.ceiling)
+    fmt = output_format_for(args.output, args.bits)
+    if args.bits is None and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
+        fmt = output_format_for(args.output, 16)
+    check_preview_seconds(args.preview)
+    check_destinations([args.output, args.save_chain, args.report, html_path_for(args.report)],
+                       inputs=[args.file], force=args.force)
+    chain = read_chain_file(args.chain) if args.chain is not None else None
+    result, written, window = mastering.preview_file(args.file, args.output, d, seconds=args.preview, fmt=fmt,
+                                                     force=args.force, chain=chain, choices=build_choices(args))
+    doc = build_report(args.file, args.output, d, result, written)
+    doc["preview"] = {"start_s": round(window.start_s, 2), "end_s": round(window.end_s, 2),
+                      "section_lufs_in_mix": round(window.section_lufs, 2),
+                      "offset_from_song_lu": round(window.offset_lu, 2)}
+    if args.save_chain:
+        atomic_write_text(args.save_chain, result.chain.to_json(), force=args.force, protect=[args.file])
+    if args.report:
+        atomic_write_text(args.report, json.dumps(doc, indent=2, allow_nan=False) + "\n", force=args.force,
+                          protect=[args.file])
+        atomic_write_text(html_path_for(args.report), render_html(doc), force=args.force, protect=[args.file])
+
+    def mmss(t: float) -> str:
+        return f"{int(t // 60)}:{t % 60:04.1f}"
+
+    print(format_summary(doc, title=f"{args.file} [preview {mmss(window.start_s)}-{mmss(window.end_s)}]"))
+    print(f"  preview: the loudest {window.end_s - window.start_s:.0f} s, {window.offset_lu:+.1f} LU from the "
+          f"song's loudness in the mix, so mastered to {doc['after']['integrated_lufs']:.1f} LUFS (the full "
+          f"master aims the whole song at {d.target_lufs:g}); chain decided from the whole file; "
+          f"{time.perf_counter() - t0:.1f} s")
+    return 0

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="encode to MP3 320, Vorbis and Opus, and lower the ceiling until every decoded "
                         "version stays at or under -0.5 dBTP")
     m.add_argument("--chain", default=None, help="render this chain JSON instead of deciding one")
+    m.add_argument("--preview", type=float, default=None, metavar="SECONDS",
+                   help="master only the loudest SECONDS (5-120) into OUT, quickly, with the chain decided "
+                        "from the whole file and the stretch as loud as it will play in the full master")
     m.add_argument("--save-chain", default=None, help="write the chain used as JSON")
     m.add_argument("--report", default=None,
                    help="write a JSON report (before/after, decisions) and an HTML page beside it")

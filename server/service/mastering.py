@@ -18,10 +18,19 @@ import numpy as np
 
 from dsp.decide.album import AlbumResult
 from dsp.decide.codec_safe import codec_safe_master
-from dsp.decide.master import Intent, MasterResult, ProgressFn, master, master_stream, style_target
+from dsp.decide.master import (
+    Intent,
+    MasterResult,
+    ProgressFn,
+    master,
+    master_stream,
+    plan_chain,
+    style_target,
+)
 from dsp.decide.presets import Delivery
+from dsp.decide.preview import PreviewWindow, check_preview_seconds, loudest_window
 from dsp.decide.reference import master_to_reference, reference_target
-from dsp.errors import CancelledError
+from dsp.errors import CancelledError, ParameterError
 from dsp.io.audio_io import (
     AudioSource,
     AudioWriter,
@@ -32,7 +41,7 @@ from dsp.io.audio_io import (
     read_audio,
     write_audio,
 )
-from dsp.measure.analysis import analyze, analyze_source
+from dsp.measure.analysis import Analysis, analyze, analyze_source
 from dsp.process.chain import Chain, Stage
 from dsp.process.limiter import LimiterParams
 
@@ -110,13 +119,7 @@ def master_file(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progr
     _step(progress, "analysing", 0.0)
     before = analyze_source(source, resonances=True,
                             progress=(lambda f: progress("analysing", f)) if progress is not None else None)
-    intent = None
-    if chain is None and planned is None and choices:
-        amounts = dict(tone_pct=choices.get("tone_pct", 100.0), dynamics_pct=choices.get("dynamics_pct", 100.0),
-                       width_pct=choices.get("width_pct", 100.0), intensity=choices.get("intensity", "balanced"),
-                       loudness=choices.get("loudness", True))
-        target, info = style_target(before, choices.get("style"))
-        intent = Intent(**amounts, target=target, style_info=info)
+    intent = _intent(before, choices) if chain is None and planned is None and choices else None
 
     def sink() -> AudioWriter:
         return AudioWriter(dst, source.sample_rate, source.channels, fmt=fmt, force=force, protect=[src],
@@ -127,6 +130,59 @@ def master_file(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progr
                                     spill_dir=os.path.dirname(os.path.abspath(dst)))
     _step(progress, "writing", 1.0)
     return result, written
+
+
+def _amounts(choices: dict[str, Any]) -> dict[str, Any]:
+    return dict(tone_pct=choices.get("tone_pct", 100.0), dynamics_pct=choices.get("dynamics_pct", 100.0),
+                width_pct=choices.get("width_pct", 100.0), intensity=choices.get("intensity", "balanced"),
+                loudness=choices.get("loudness", True))
+
+
+def _intent(before: Analysis, choices: dict[str, Any]) -> Intent:
+    """The user's style and amounts, with the style's target for this mix."""
+    target, info = style_target(before, choices.get("style"))
+    return Intent(**_amounts(choices), target=target, style_info=info)
+
+
+#: fades at the preview's ends (no click where the excerpt starts and stops), s
+PREVIEW_FADE_S = 0.02
+#: the stretch read before the preview starts, so filters and the compressor have settled, s
+PREVIEW_PREROLL_S = 1.0
+
+
+def preview_file(src: str, dst: str, d: Delivery, *, seconds: float, fmt: str, force: bool,
+                 chain: Chain | None = None,
+                 choices: dict[str, Any] | None = None) -> tuple[MasterResult, WriteResult, PreviewWindow]:
+    """Master the loudest ``seconds`` of ``src`` into ``dst`` in about a second: the chain decided
+    from the whole file (one block-wise analysis read), the stretch read by seeking and mastered
+    to its loudness relative to the whole song (see :mod:`dsp.decide.preview`)."""
+    choices = choices or {}
+    if choices.get("references") or choices.get("codec_safe"):
+        raise ParameterError("--preview works with styles and amounts; reference mode and --codec-safe "
+                             "need the full master")
+    seconds = check_preview_seconds(seconds)
+    source = AudioSource(src, mono_as=_mono_as(choices))
+    before = analyze_source(source, resonances=True)
+    window = loudest_window(before, seconds)
+    sr = source.sample_rate
+    start = int(round(window.start_s * sr))
+    pre = min(start, int(PREVIEW_PREROLL_S * sr))
+    x = source.section(start - pre, int(round((window.end_s - window.start_s) * sr)) + pre)
+    base = before.integrated_lufs if choices.get("loudness", True) is False else d.target_lufs
+    section_d = dataclasses.replace(d, target_lufs=min(base + window.offset_lu, d.ceiling_dbtp - 1.0))
+    if chain is not None:
+        result = master(x, sr, section_d, chain=chain)
+    else:
+        planned = plan_chain(before, d, _intent(before, choices) if choices else None)
+        result = master(x, sr, section_d, planned=planned)
+    y = np.array(result.audio[:, pre:], dtype=np.float32)
+    fade = min(int(PREVIEW_FADE_S * sr), y.shape[1] // 2)
+    if fade:
+        ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+        y[:, :fade] *= ramp
+        y[:, y.shape[1] - fade:] *= ramp[::-1]
+    written = write_audio(dst, y, sr, fmt=fmt, force=force, protect=[src], channel_mask=_layout(src, y.shape[0]))
+    return dataclasses.replace(result, audio=y), written, window
 
 
 def decide_and_master(x: np.ndarray, sr: int, d: Delivery, *, chain: Chain | None = None, planned: Chain | None = None,
@@ -159,9 +215,7 @@ def make_codec_safe(x: np.ndarray, sr: int, d: Delivery, result: MasterResult,
 
 def _decide(x: np.ndarray, sr: int, d: Delivery, choices: dict[str, Any], progress: ProgressFn | None) -> MasterResult:
     a = analyze(x, sr, resonances=True)
-    amounts = dict(tone_pct=choices.get("tone_pct", 100.0), dynamics_pct=choices.get("dynamics_pct", 100.0),
-                   width_pct=choices.get("width_pct", 100.0), intensity=choices.get("intensity", "balanced"),
-                   loudness=choices.get("loudness", True))
+    amounts = _amounts(choices)
     if choices.get("references"):
         refs = []
         for p in choices["references"]:
