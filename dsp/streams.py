@@ -8,6 +8,7 @@ blocks and their order are unchanged: results are bit-identical with and without
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -16,6 +17,20 @@ from typing import TypeVar
 T = TypeVar("T")
 
 _DONE = object()
+_one_core = os.environ.get("REAMASTER_ONE_CORE") == "1"
+
+
+def use_one_core(enabled: bool = True) -> None:
+    """Keep this process's work on one core: no prefetch thread, no split true-peak kernel. For
+    processes that are one of as many workers as there are cores (a catalog batch), where a second
+    thread per task only competes with the other workers. Same results either way."""
+    global _one_core
+    _one_core = bool(enabled)
+
+
+def one_core() -> bool:
+    """Whether :func:`use_one_core` (or ``REAMASTER_ONE_CORE=1``) is in force."""
+    return _one_core
 
 
 class _Raised:
@@ -31,6 +46,9 @@ def prefetch(items: Iterable[T], *, depth: int = 2) -> Iterator[T]:
     at its next item and waits for it, so nothing runs on after the consumer has gone."""
     if not 1 <= depth <= 64:
         raise ValueError(f"depth must be 1..64, got {depth}")
+    if _one_core:
+        yield from items
+        return
     q: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 

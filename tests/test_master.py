@@ -1,5 +1,6 @@
 """Mastering decisions and loudness convergence, checked with independent meters."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -160,3 +161,43 @@ def test_short_hits_get_a_clip_stage_with_its_reasons():
     taken = a.true_peak_dbtp - clip.params.ceiling_db
     assert 0.5 <= taken <= 4.0  # the first dB of the hits, never more than the cap
     assert "REAPER" in clip.why and "REAPER" in stages[1].why
+
+
+def test_limiter_timings_are_quickened_only_when_the_planned_ones_cannot_reach_the_target(tmp_path):
+    """A dense mix (steady noise bed, kicks every 250 ms) behind a limiter planned with long hold and
+    releases cannot reach -8 LUFS however hard it is driven; the master quickens the timings, says
+    so, and lands on the target (in memory and streamed alike). Timings that do reach are kept."""
+    from dsp.decide.master import master_stream
+    from dsp.decide.presets import Delivery
+    from dsp.io.audio_io import AudioSource, AudioWriter, write_audio
+    from dsp.process.chain import Chain, Stage
+    from dsp.process.limiter import LimiterParams
+
+    sr = 44100
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 20 * sr)) * 0.05
+    n = int(0.03 * sr)
+    hit = 0.6 * np.sin(2 * np.pi * 60 * np.arange(n) / sr) * np.exp(-np.arange(n) / (0.01 * sr))
+    for on in range(0, 20 * sr - n, sr // 4):
+        x[:, on:on + n] += hit
+    x = x.astype(np.float32)
+    slow = LimiterParams(threshold_db=0.0, ceiling_dbtp=-0.5, release_ms=2000.0, lookahead_ms=3.0, hold_ms=20.0,
+                         sustain_attack_ms=50.0, sustain_release_ms=2000.0)
+    d = Delivery("test", -8.0, -0.5, 24, "")
+    planned = Chain((Stage("limiter", slow, label="true-peak limiter", why="planned"),))
+    r = master(x, sr, d, planned=planned)
+    used = r.chain.find("limiter")
+    assert used.params.release_ms < slow.release_ms and used.params.sustain_release_ms == 0.0
+    assert "quickened" in used.why
+    assert abs(libebur128_lufs(r.audio, sr) + 8.0) <= 0.1
+    assert tp8_db(r.audio) <= -0.5
+    write_audio(tmp_path / "in.wav", x, sr, fmt="wav32f")
+    src = AudioSource(tmp_path / "in.wav")
+    rs, _ = master_stream(src.blocks, sr, 2, src.frames, d,
+                          lambda: AudioWriter(tmp_path / "out.wav", sr, 2, fmt="wav32f"), planned=planned,
+                          before=r.before)
+    assert rs.chain.find("limiter").params.release_ms == used.params.release_ms
+    # at -14 LUFS the same planned timings reach the target: kept as planned
+    kept = master(x, sr, Delivery("test", -14.0, -1.0, 24, ""), planned=Chain((Stage(
+        "limiter", dataclasses.replace(slow, ceiling_dbtp=-1.0), why="planned"),)))
+    assert kept.chain.find("limiter").params.release_ms == slow.release_ms and "quickened" not in kept.chain.find("limiter").why

@@ -685,6 +685,48 @@ def _model_threshold(model: _LoudnessModel, params: lim.LimiterParams, target_lu
     return thr, lo_thr
 
 
+def _faster_variants(params: lim.LimiterParams) -> Iterator[lim.LimiterParams]:
+    """Quicker limiter timings, gentlest first, for when the planned ones cannot reach the target:
+    the slow (sustained) release off and a 4 ms hold (50 Hz still keeps a steady gain), then
+    shorter fast releases. On a dense mix a long release keeps the gain down between peaks, so
+    loudness stops rising however hard it is driven."""
+    quick = dataclasses.replace(params, sustain_release_ms=0.0, hold_ms=min(params.hold_ms, 4.0))
+    yield quick
+    for release_ms in (30.0, 15.0):
+        if release_ms < params.release_ms:
+            yield dataclasses.replace(quick, release_ms=release_ms)
+
+
+def _reachable(model: _LoudnessModel, params: lim.LimiterParams,
+               target_lufs: float) -> tuple[lim.LimiterParams, float, float]:
+    """``(params, threshold, lowest threshold)``: the planned timings when the model says they reach
+    ``target_lufs``, else the first of :func:`_faster_variants` that does; TargetUnreachableError
+    (about the planned timings) when none does."""
+    try:
+        return (params, *_model_threshold(model, params, target_lufs))
+    except TargetUnreachableError as first:
+        for quicker in _faster_variants(params):
+            model.params = quicker
+            try:
+                return (quicker, *_model_threshold(model, quicker, target_lufs))
+            except TargetUnreachableError:
+                continue
+        model.params = params
+        raise first from None
+
+
+def _limiter_stage(planned: Stage, used: lim.LimiterParams, target_lufs: float) -> Stage:
+    """The limiter stage as rendered; when its timings had to be quickened, the reason is added."""
+    was = cast(lim.LimiterParams, planned.params)
+    why = planned.why
+    if (used.release_ms, used.hold_ms, used.sustain_release_ms) != (was.release_ms, was.hold_ms,
+                                                                      was.sustain_release_ms):
+        why += (f"; quickened to a {used.release_ms:g} ms release, {used.hold_ms:g} ms hold and no slow "
+                f"release: with the planned timings even {_MAX_LIMITING_DB:g} dB of limiting could not "
+                f"bring this dense mix to {target_lufs:g} LUFS (the gain never recovered between peaks)")
+    return dataclasses.replace(planned, params=used, why=why)
+
+
 def _next_threshold(history: list[tuple[float, float]], err: float) -> float:
     """The threshold for the next exact render from (threshold, measured LUFS) so far."""
     if len(history) >= 2 and abs(history[-1][0] - history[-2][0]) > 1e-6:
@@ -714,7 +756,7 @@ def converge_limiter(
     of peak reduction cannot get there.
     """
     model = _LoudnessModel(pre, sample_rate, params)
-    thr, lo_thr = _model_threshold(model, params, target_lufs)
+    params, thr, lo_thr = _reachable(model, params, target_lufs)
     history: list[tuple[float, float]] = []
     measured = math.nan
     for iteration in range(1, 5):
@@ -780,7 +822,7 @@ def master(
         out, lim_params, loud, states, iterations = converge_limiter(
             make_pre(), sample_rate, cast(lim.LimiterParams, lim_stage.params), delivery.target_lufs, progress=progress,
             remake_pre=make_pre)
-        final_chain = planned.replace_stage("limiter", dataclasses.replace(lim_stage, params=lim_params))
+        final_chain = planned.replace_stage("limiter", _limiter_stage(lim_stage, lim_params, delivery.target_lufs))
     limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
     after = analyze(out, sample_rate, true_peak_factor=8, loudness=loud if chain is None else None)
     return MasterResult(out, final_chain, before, after, lim.stats(limiter_state), iterations)
@@ -914,7 +956,7 @@ def master_stream(
         model = _LoudnessModel.from_builder(builder, lim_params)
         del builder
         target = delivery.target_lufs
-        thr, lo_thr = _model_threshold(model, lim_params, target)
+        lim_params, thr, lo_thr = _reachable(model, lim_params, target)
         del model
         history: list[tuple[float, float]] = []
         measured = math.nan
@@ -943,7 +985,7 @@ def master_stream(
             raise TargetUnreachableError(
                 f"loudness did not settle on {target:g} LUFS at {lim_params.ceiling_dbtp:g} dBTP: "
                 f"reached {measured:.2f} LUFS")
-        final_chain = planned.replace_stage("limiter", dataclasses.replace(lim_stage, params=p))
+        final_chain = planned.replace_stage("limiter", _limiter_stage(lim_stage, p, target))
     written = out.commit()
     limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
     return (MasterResult(np.zeros((channels, 0), dtype=np.float32), final_chain, before, after,

@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from ..streams import one_core
+
 #: taps per polyphase branch (``2 * 24`` zero crossings)
 TAPS_PER_PHASE = 48
 ZERO_CROSSINGS = TAPS_PER_PHASE // 2
@@ -107,7 +109,7 @@ def envelope_with_context(xp: np.ndarray, *, factor: int) -> np.ndarray:
     n_out = xp.shape[1] - (TAPS_PER_PHASE - 1)
     out = np.empty(max(n_out, 0), dtype=np.float32)
     taps = polyphase_taps(factor)
-    if n_out >= 2 * _BLOCK:
+    if n_out >= 2 * _BLOCK and not one_core():
         half = (n_out // 2 // _BLOCK) * _BLOCK
         job = _pool().submit(_envelope_kernel, xp, taps, out, half, n_out)
         _envelope_kernel(xp, taps, out, 0, half)

@@ -271,6 +271,12 @@ def run_batch(opts: BatchOptions, *, client: Any = None, echo: Callable[[str], N
     dashboard = None
     if own_client:
         client, cluster, dashboard = start_cluster(opts, echo)
+    # a worker per core (or a cluster elsewhere, sized by its owner): each task keeps to one core;
+    # fewer workers than cores here: each task may use a second thread (same bits either way)
+    n_workers = len(client.scheduler_info().get("workers", {}))
+    one_core = opts.scheduler is not None or n_workers >= (os.cpu_count() or 1)
+    for sp in specs.values():
+        sp["one_core"] = one_core
     last_compact = time.monotonic()
     compact_cost = 0.0
     try:

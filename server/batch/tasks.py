@@ -28,6 +28,7 @@ from dsp.decide.presets import delivery
 from dsp.errors import FileMissingError, ReaMasterError
 from dsp.io.audio_io import atomic_write_text, audio_info, check_audio, read_audio, write_audio
 from dsp.measure.analysis import analyze
+from dsp.streams import use_one_core
 
 from ..service.mastering import render_and_write
 
@@ -101,9 +102,16 @@ def _album_tag(path: str) -> str | None:
 
 # --- single tracks: the `reamaster master` path ---------------------------------------------------
 
+def _cores(spec: dict[str, Any]) -> None:
+    """One core per task when the cluster has a worker per core (see dsp.streams.use_one_core)."""
+    if spec.get("one_core"):
+        use_one_core(True)
+
+
 def master_track(spec: dict[str, Any]) -> dict[str, Any]:
     """Master one file exactly as ``reamaster master IN -o OUT [options] --no-session`` does
     (:func:`server.service.mastering.render_and_write`), then write its record."""
+    _cores(spec)
     t0, c0 = time.perf_counter(), time.process_time()
     rec = _base_record(spec)
     try:
@@ -131,6 +139,7 @@ def master_track(spec: dict[str, Any]) -> dict[str, Any]:
 def analyse_track(spec: dict[str, Any]) -> dict[str, Any]:
     """Phase 1: read and analyse one album track (as ``reamaster album`` does). Returns
     ``{"ok": True, "analysis": Analysis, "seconds": s}`` or ``{"ok": False, code, error}``."""
+    _cores(spec)
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         x, sr = read_audio(spec["input"])
@@ -168,6 +177,7 @@ def render_album_track(spec: dict[str, Any], analysed: dict[str, Any], decided: 
                        index: int) -> dict[str, Any]:
     """Phase 3: master album track ``index`` with its planned chain and loudness target, write it
     (the same calls as ``reamaster album``) and its record."""
+    _cores(spec)
     t0, c0 = time.perf_counter(), time.process_time()
     rec = _base_record(spec)
     try:

@@ -56,6 +56,9 @@ from .jobs import PARENT_CHECK_S, PROGRESS_INTERVAL_S, JobError, check_path, rem
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
 
+#: niceness added to worker processes: they yield the cores to the server loop's replies
+WORKER_NICE = 5
+
 
 # --- one job --------------------------------------------------------------------------------------
 
@@ -357,6 +360,8 @@ def worker_main(endpoint: str, key_hex: str, identity: bytes, cancel_event: Even
     ``identity`` and ``nonce`` are new for each spawn and come from the server through the spawn
     arguments; ``w_ready`` echoes the nonce, signed with the per-run worker key."""
     _die_with_parent()
+    if hasattr(os, "nice"):  # the server loop (hello, uploads, progress) before the DSP when the cores are busy
+        os.nice(WORKER_NICE)
     if not _parent_alive(parent_pid):
         return
 
