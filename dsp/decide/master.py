@@ -771,10 +771,11 @@ def converge_limiter(
         measured = loud.integrated_lufs
         history.append((p.threshold_db, measured))
         err = measured - target_lufs
-        if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and iteration == 4):
-            return out, p, loud, states, iteration
         thr = _next_threshold(history, err)
-        if thr < lo_thr:
+        at_bound = thr < lo_thr  # more limiting than allowed: what is within the promise is kept
+        if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and (iteration == 4 or at_bound)):
+            return out, p, loud, states, iteration
+        if at_bound:
             break
     raise TargetUnreachableError(
         f"loudness did not settle on {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
@@ -972,12 +973,13 @@ def master_stream(
             history.append((p.threshold_db, measured))
             err = measured - target
             iterations = iteration
-            if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and iteration == 4):
+            thr = _next_threshold(history, err)
+            at_bound = thr < lo_thr  # more limiting than allowed: what is within the promise is kept
+            if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and (iteration == 4 or at_bound)):
                 break
             out.abort()
             out = None
-            thr = _next_threshold(history, err)
-            if thr < lo_thr:
+            if at_bound:
                 break
         if spill is not None:
             spill.close()
