@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -125,6 +126,13 @@ def true_peak_envelope(x: np.ndarray, *, factor: int = 8, chunk: int = 1 << 18) 
     The signal is taken as zero outside its ends (as a file played from silence).
     Works through the signal in chunks, so memory is a few chunk-sized buffers.
     """
+    return _in_chunks(x, PAST_SAMPLES, FUTURE_SAMPLES, chunk, lambda xp: envelope_with_context(xp, factor=factor))
+
+
+def _in_chunks(x: np.ndarray, past: int, future: int, chunk: int,
+               envelope: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``envelope`` (of a chunk with ``past`` / ``future`` samples of context) over a whole
+    ``(channels, samples)`` signal taken as zero outside its ends, a chunk at a time."""
     x = np.asarray(x)
     if x.ndim != 2:
         raise ValueError("audio must be (channels, samples)")
@@ -132,11 +140,11 @@ def true_peak_envelope(x: np.ndarray, *, factor: int = 8, chunk: int = 1 << 18) 
     out = np.empty(n, dtype=np.float32)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        lo, hi = start - PAST_SAMPLES, stop + FUTURE_SAMPLES
+        lo, hi = start - past, stop + future
         xp = np.zeros((n_ch, hi - lo), dtype=np.float32)
         src_lo, src_hi = max(lo, 0), min(hi, n)
-        xp[:, src_lo - lo : src_hi - lo] = x[:, src_lo:src_hi]
-        out[start:stop] = envelope_with_context(xp, factor=factor)
+        xp[:, src_lo - lo: src_hi - lo] = x[:, src_lo:src_hi]
+        out[start:stop] = envelope(xp)
     return out
 
 
@@ -297,7 +305,7 @@ def detector_envelope_with_context(xp: np.ndarray, sample_rate: int) -> np.ndarr
     n_out = xp.shape[1] - (DETECTOR_PAST + DETECTOR_FUTURE)
     out = np.empty(max(n_out, 0), dtype=np.float32)
     ideal, ebu = detector_taps(int(sample_rate))
-    if n_out >= 2 * _BLOCK:
+    if n_out >= 2 * _BLOCK and not one_core():
         half = (n_out // 2 // _BLOCK) * _BLOCK
         job = _pool().submit(_detector_kernel, xp, ideal, ebu, out, half, n_out)
         _detector_kernel(xp, ideal, ebu, out, 0, half)
@@ -309,19 +317,8 @@ def detector_envelope_with_context(xp: np.ndarray, sample_rate: int) -> np.ndarr
 
 def detector_envelope(x: np.ndarray, sample_rate: int, *, chunk: int = 1 << 18) -> np.ndarray:
     """:func:`detector_envelope_with_context` of a whole ``(channels, samples)`` signal (zero outside)."""
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError("audio must be (channels, samples)")
-    n_ch, n = x.shape
-    out = np.empty(n, dtype=np.float32)
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        lo, hi = start - DETECTOR_PAST, stop + DETECTOR_FUTURE
-        xp = np.zeros((n_ch, hi - lo), dtype=np.float32)
-        src_lo, src_hi = max(lo, 0), min(hi, n)
-        xp[:, src_lo - lo: src_hi - lo] = x[:, src_lo:src_hi]
-        out[start:stop] = detector_envelope_with_context(xp, sample_rate)
-    return out
+    return _in_chunks(x, DETECTOR_PAST, DETECTOR_FUTURE, chunk,
+                      lambda xp: detector_envelope_with_context(xp, sample_rate))
 
 
 def detector_peak_dbtp(x: np.ndarray, sample_rate: int) -> float:

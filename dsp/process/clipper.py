@@ -80,6 +80,18 @@ class ClipperState:
 
 
 @numba.njit(cache=True, nogil=True)
+def _next_run(flags: np.ndarray, q: int) -> tuple[int, int]:  # pragma: no cover - jitted
+    """``(start, end)`` of the first run of set flags at or after ``q`` (start == len when none)."""
+    n = flags.shape[0]
+    while q < n and not flags[q]:
+        q += 1
+    end = q
+    while end < n and flags[end]:
+        end += 1
+    return q, end
+
+
+@numba.njit(cache=True, nogil=True)
 def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float,
                  out: np.ndarray) -> tuple[int, float]:  # pragma: no cover - jitted
     """xp: (C, 2T + n) driven input with 2T samples of history; out: (C, n) residual at the base
@@ -122,16 +134,12 @@ def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float,
             for b in range(nb):
                 r[p, b] = 0.0
         any_clip = False
-        q = 0
-        while q < n_pieces:
-            if not hot[q]:
-                q += 1
-                continue
-            q1 = q
-            while q1 < n_pieces and hot[q1]:
-                q1 += 1
+        q1 = 0
+        while True:
+            q, q1 = _next_run(hot, q1)
+            if q >= n_pieces:
+                break
             b0, b1 = q * _PIECE, min(nb, q1 * _PIECE)
-            q = q1
             for p in range(f):  # u[4b + p] = sum_a h[p + 4a] x[b - a] (x[b] is xp[b + T])
                 for b in range(b0, b1):
                     u[p, b] = 0.0
@@ -165,16 +173,12 @@ def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float,
             continue
         # down: e[i] = 1/4 sum_j h[j] r[4 (i + T) - j]; j = 4a + d -> r[4 (i + T - a) - d]; output i
         # reads r[., i .. i + T], so only outputs up to T before a run of bent pieces can be nonzero
-        q = 0
-        while q < n_pieces:
-            if not active[q]:
-                q += 1
-                continue
-            q1 = q
-            while q1 < n_pieces and active[q1]:
-                q1 += 1
+        q1 = 0
+        while True:
+            q, q1 = _next_run(active, q1)
+            if q >= n_pieces:
+                break
             i0, i1 = max(0, q * _PIECE - T), min(n, q1 * _PIECE)
-            q = q1
             for j in range(taps):
                 a, d = j // f, j % f
                 w = h[j] / f
