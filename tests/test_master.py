@@ -201,3 +201,25 @@ def test_limiter_timings_are_quickened_only_when_the_planned_ones_cannot_reach_t
     kept = master(x, sr, Delivery("test", -14.0, -1.0, 24, ""), planned=Chain((Stage(
         "limiter", dataclasses.replace(slow, ceiling_dbtp=-1.0), why="planned"),)))
     assert kept.chain.find("limiter").params.release_ms == slow.release_ms and "quickened" not in kept.chain.find("limiter").why
+
+
+def test_rumble_gets_a_subsonic_filter_and_a_deep_bass_line_does_not():
+    """Energy below 25 Hz that rises toward infrasound (a 12 Hz rumble) is filtered; a bass line
+    reaching down to 25-40 Hz (electronic sub-bass, whose spectrum falls off below 30 Hz) is left
+    alone, and the report says which it was."""
+    from dsp.demo import demo_mix
+
+    n = 20 * SR
+    t = np.arange(n) / SR
+    mix = demo_mix(SR, seconds=20.0)
+    rumble = (mix + 0.05 * np.sin(2 * np.pi * 12.0 * t)).astype(np.float32)
+    c = plan_chain(analyze(rumble, SR), delivery())
+    assert "high_pass" in [s.kind for s in c.stages], c.to_json()
+    notes = np.zeros(n)
+    for i, f0 in enumerate((41.2, 36.7, 32.7, 30.9) * 5):  # E1 D1 C1 B0, a note a second
+        seg = slice(i * SR, (i + 1) * SR)
+        notes[seg] = np.sin(2 * np.pi * f0 * t[: SR]) * np.minimum(1.0, np.arange(SR) / 400) * np.exp(-t[: SR] / 0.8)
+    deep = (mix + 0.25 * notes).astype(np.float32)
+    c = plan_chain(analyze(deep, SR), delivery())
+    assert "high_pass" not in [s.kind for s in c.stages], c.to_json()
+    assert any("no subsonic filter" in note for note in c.meta["left_alone"])

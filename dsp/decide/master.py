@@ -221,14 +221,22 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
     ref = _region_deviation(levels, freqs, 700, 1400)
     rel = levels - ref
     sub = _region_deviation(rel, freqs, 15, 25)
+    deep = _region_deviation(rel, freqs, 30, 45)
     bass = _region_deviation(rel, freqs, 50, 80)
-    if sub > bass - 10 and not loudness_only:
+    # rumble rises toward the infrasound: above the 30-45 Hz region, not the bottom of a bass line
+    # that reaches down there (electronic sub-bass falls off below 30 Hz)
+    rumble = sub > bass - SUBSONIC_UNDER_BASS_DB and sub > deep + SUBSONIC_OVER_DEEP_DB
+    if rumble and not loudness_only:
         stages.append(Stage("high_pass", HighPassParams(freq_hz=28.0, order=4), label="subsonic filter",
-                            why=f"energy below 25 Hz only {bass - sub:.1f} dB under the 50-80 Hz bass; "
-                                "inaudible rumble eats limiter headroom"))
-    elif sub > bass - 10:
+                            why=f"energy below 25 Hz only {bass - sub:.1f} dB under the 50-80 Hz bass and "
+                                f"{sub - deep:.1f} dB above 30-45 Hz (rising toward infrasound: rumble, not "
+                                "music); inaudible, it eats limiter headroom"))
+    elif rumble:
         left_alone.append(f"no subsonic filter: energy below 25 Hz is {bass - sub:.1f} dB under the 50-80 Hz bass, "
                           "but the input looks mastered")
+    elif sub > bass - SUBSONIC_UNDER_BASS_DB:
+        left_alone.append(f"no subsonic filter: energy below 25 Hz is {deep - sub:.1f} dB under 30-45 Hz, "
+                          "the bottom of the bass line, not rumble")
     else:
         left_alone.append(f"no subsonic filter: energy below 25 Hz is {bass - sub:.1f} dB under the 50-80 Hz bass")
 
@@ -342,6 +350,10 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
                                                   "level_db": [round(float(v), 2) for v in target_db]}})
 
 
+#: the subsonic filter needs energy below 25 Hz within this of the 50-80 Hz bass, dB ...
+SUBSONIC_UNDER_BASS_DB = 10.0
+#: ... and this far above the 30-45 Hz region (rumble rises toward infrasound), dB
+SUBSONIC_OVER_DEEP_DB = 3.0
 #: most the clip stage takes off the loudest transient, dB (by intensity); beyond it the curve's
 #: distortion would fall under the 25 dB treble margin the benchmark measures
 _CLIP_MAX_DB = {"gentle": 1.5, "balanced": 3.0, "loud": 4.0}
