@@ -28,7 +28,6 @@ shape by scipy's Welch PSD summed into 1/3-octave bands, side/mid from the sampl
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import sys
 import time

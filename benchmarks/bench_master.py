@@ -272,7 +272,7 @@ def pyebur128_meter(path: Path) -> tuple[float, float]:
 def quality(prefix: str, master: Path, reference: Path) -> dict:
     """Tonal error (1/3-octave, 40 Hz-16 kHz, level removed, mean |dB|), loudness difference and
     true peak of a reference-matched master, measured with libebur128 for loudness and peak."""
-    from dsp.decide.reference import reference_target, tonal_error_db
+    from dsp.decide.reference import reference_target
     from dsp.io.audio_io import read_audio
     from dsp.measure.analysis import analyze
 

@@ -147,8 +147,8 @@ def check(res: Path) -> tuple[bool, list[str]]:
             elif result.get("failed"):
                 for m, why in result["failed"].items():
                     problem(f"REAPER's Python cannot import {m} ({why})",
-                            f"reinstall ReaMaster's environment (./install/setup.sh or py install/setup.py), then "
-                            f"`reamaster reaper install --set-python`")
+                            "reinstall ReaMaster's environment (./install/setup.sh or py install/setup.py), then "
+                            "`reamaster reaper install --set-python`")
             else:
                 lines.append("imports in REAPER's Python: " + ", ".join(result.get("ok", [])) + " - all fine")
     lines.append("all well" if ok else "fix the problems above, then run `reamaster reaper doctor` again")

@@ -41,7 +41,6 @@ from .processor import ProcessorSpec
 
 #: samples each side of a peak that the meters' interpolators reach (the detector's context)
 REACH_SAMPLES = DETECTOR_FUTURE
-HOLD_SAMPLES = REACH_SAMPLES  # kept for callers of the old name
 #: aim this far under the ceiling. Measured (tests/test_truepeak.py, test_limiter.py): the
 #: detector under-reads an ideal 16x reference by at most 0.025 dB on content below 0.9 of
 #: Nyquist and never under-reads libebur128; the gain's slope across the interpolator adds
