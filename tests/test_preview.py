@@ -80,8 +80,12 @@ def test_preview_masters_the_stretch_as_loud_as_the_full_master_plays_it(song, t
 def test_preview_refuses_what_it_cannot_do_and_writes_nothing(song, tmp_path):
     for extra, code in ((["--preview", "2"], "bad_parameter"),
                         (["--preview", "10", "--reference", str(song)], "bad_parameter"),
-                        (["--preview", "10", "--codec-safe"], "bad_parameter")):
-        r = run("master", str(song), "-o", str(tmp_path / "p.wav"), *extra)
+                        (["--preview", "10", "--codec-safe"], "bad_parameter"),
+                        (["--preview", "10", "--server", "auto"], "bad_parameter")):
+        if "--server" in extra:  # a global option: before the command
+            r = run("--server", "auto", "master", str(song), "-o", str(tmp_path / "p.wav"), "--preview", "10")
+        else:
+            r = run("master", str(song), "-o", str(tmp_path / "p.wav"), *extra)
         assert r.returncode == 2 and r.stderr.strip().endswith(f"[{code}]"), (extra, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "p.wav").exists()

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dsp.errors import FileMissingError, ReaMasterError
+from dsp.errors import FileMissingError, ParameterError, ReaMasterError
 from dsp.io.audio_io import atomic_write_text, audio_info, output_format_for
 from dsp.process.chain import Chain
 
@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
 def run_master_via_server(endpoint_or_none: str | None, args: argparse.Namespace) -> int:
     """Master through the server at ``endpoint_or_none`` (None or "auto": its connection file)."""
     try:
+        if getattr(args, "preview", None) is not None:
+            raise ParameterError("--preview runs here, not through the server (it takes about a second); "
+                                 "leave out --server")
         output_format_for(args.output, args.bits)  # refuse a bad name before contacting anyone
         force = bool(getattr(args, "force", False))
         html = html_path_for(args.report)
