@@ -749,3 +749,23 @@ def test_master_stems_by_path_writes_the_stems_master_and_report(srv, tmp_path):
     assert doc == got["stems_report"] and doc["sum_check"]["max_abs_difference"] <= 1e-6
     assert got["outputs"] == {n: str(out / f"{n}.wav") for n in named}
     assert abs(r128_lufs(out / "master.wav") - -8.0) <= 0.2
+
+
+def test_a_preview_job_masters_only_the_loudest_stretch(srv, tmp_path):
+    """master with choices.preview_s: the stretch by path into an output file, its place in the
+    report; by value it is refused in one reply."""
+    proj = tmp_path / "proj"
+    x = noise_mix(20 * SR, SR, amp=0.05)
+    x[:, 12 * SR:18 * SR] *= 3.0  # the loudest six seconds
+    proj.mkdir()
+    sf.write(proj / "song.wav", x.T, SR, subtype="PCM_24")
+    with srv.client(project_dir=str(proj)) as c:
+        res = c.call("master", {"path": str(proj / "song.wav"), "output": str(proj / "prev.wav"),
+                                "choices": {"preview_s": 6.0}})
+        with pytest.raises(ServerError) as e:
+            c._with_audio("master", {"choices": {"preview_s": 6.0}},
+                          np.ascontiguousarray(x[:, : 5 * SR], dtype="<f4"), 2, 5 * SR, SR)
+    assert e.value.code == "bad_parameter", str(e.value)
+    window = res.content["report"]["preview"]
+    assert 11.8 <= window["start_s"] and window["end_s"] <= 18.2 and window["offset_from_song_lu"] > 0
+    assert sf.info(proj / "prev.wav").frames == pytest.approx(6 * SR, abs=0.11 * SR)

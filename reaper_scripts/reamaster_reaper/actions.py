@@ -81,6 +81,7 @@ def _master_flow(settings: dict):
             H.set_proj_ext("last_master", json.dumps({
                 "mix": mix, "master": out, "report": report_path, "session": session, "start": start,
                 "mix_lufs": report["before"]["integrated_lufs"], "master_lufs": report["after"]["integrated_lufs"]}))
+            H.set_proj_ext("ab_target", "")  # A/B compares this master (not an earlier preview)
         finally:
             H.undo_end("ReaMaster: master mix")
         H.set_ext("last_settings", json.dumps(settings), True)
@@ -88,6 +89,49 @@ def _master_flow(settings: dict):
         H.log(f"done: {os.path.basename(out)} at {a['integrated_lufs']:.1f} LUFS, "
               f"{a['true_peak_dbtp']:.1f} dBTP (track '{MASTER_TRACK_NAME}', muted; use A/B compare)")
     return flow
+
+
+PREVIEW_TRACK_NAME = "ReaMaster preview"
+PREVIEW_S = 30.0
+
+
+def preview_master() -> Task:
+    """The loudest 30 s mastered with the last-used settings (the server decides the chain from the
+    whole mix), inserted where it lies in the song with the edit cursor there, and A/B compare
+    switched to it, at the mix's loudness over that stretch."""
+    settings = _settings()
+
+    def flow(task: Task):
+        H.require_saved_project()
+        H.log("rendering the mix ...")
+        (mix,), start = render(H.output_dir(), "mix")
+        client = yield from _connect(task)
+        out = os.path.splitext(master_path_for(mix))[0] + ".preview.wav"
+        request = _request(settings, mix, out)
+        request["choices"]["preview_s"] = PREVIEW_S
+        H.log(f"previewing the loudest {PREVIEW_S:.0f} s of {os.path.basename(mix)} ...")
+        res = yield from task.wait(client.submit("master", request), "previewing")
+        report = res.content["report"]
+        if not os.path.isfile(out):
+            raise H.UserError(f"The server reported success but {out} is missing.")
+        window = report["preview"]
+        at = start + float(window["start_s"])
+        H.undo_begin()
+        try:
+            old = H.find_track(PREVIEW_TRACK_NAME)
+            if old is not None:
+                RPR.DeleteTrack(old)
+            tr = H.insert_audio_track(out, PREVIEW_TRACK_NAME, at)
+            RPR.SetMediaTrackInfo_Value(tr, "B_MUTE", 1)  # A/B compare un-mutes it at matched loudness
+            RPR.SetEditCurPos2(H.proj(), at, True, False)  # not a time selection: the next render would honour it
+            H.set_proj_ext("ab_target", json.dumps({
+                "track": PREVIEW_TRACK_NAME, "mix_lufs": window["section_lufs_in_mix"],
+                "master_lufs": report["after"]["integrated_lufs"]}))
+        finally:
+            H.undo_end("ReaMaster: preview master")
+        H.log(f"preview: {window['start_s']:.1f}-{window['end_s']:.1f} s of the song, "
+              f"{report['after']['integrated_lufs']:.1f} LUFS; use A/B compare to hear it at the mix's loudness")
+    return Task("Preview master", flow)
 
 
 def master_one_click() -> Task:
@@ -145,9 +189,9 @@ def suggest_native_fx() -> Task:
 
 
 def ab_compare() -> None:
-    """Toggle between the mix and the ReaMaster master at matched loudness."""
-    last = H.get_json(H.get_proj_ext, "last_master")
-    tr = H.find_track(MASTER_TRACK_NAME)
+    """Toggle between the mix and the ReaMaster master (or the preview made after it) at matched loudness."""
+    last = H.get_json(H.get_proj_ext, "ab_target") or H.get_json(H.get_proj_ext, "last_master")
+    tr = H.find_track(last.get("track", MASTER_TRACK_NAME)) if last else None
     if tr is None or not last:
         H.message("There is no ReaMaster master in this project yet: run 'ReaMaster: Master mix' first.")
         return
@@ -271,7 +315,7 @@ def cancel() -> None:
 
 ACTIONS = {"master_one_click": master_one_click, "master_dialog": master_dialog,
            "suggest_native_fx": suggest_native_fx, "ab_compare": ab_compare, "master_stems": master_stems,
-           "open_report": open_report, "cancel": cancel,
+           "open_report": open_report, "cancel": cancel, "preview_master": preview_master,
            "revise_master": lambda: revise_master(_connect)}
 
 

@@ -82,9 +82,7 @@ def run_preview(args: argparse.Namespace) -> int:
     result, written, window = mastering.preview_file(args.file, args.output, d, seconds=args.preview, fmt=fmt,
                                                      force=args.force, chain=chain, choices=build_choices(args))
     doc = build_report(args.file, args.output, d, result, written)
-    doc["preview"] = {"start_s": round(window.start_s, 2), "end_s": round(window.end_s, 2),
-                      "section_lufs_in_mix": round(window.section_lufs, 2),
-                      "offset_from_song_lu": round(window.offset_lu, 2)}
+    doc["preview"] = mastering.preview_document(window)
     if args.save_chain:
         atomic_write_text(args.save_chain, result.chain.to_json(), force=args.force, protect=[args.file])
     if args.report:

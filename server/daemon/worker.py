@@ -46,7 +46,14 @@ from dsp.measure.analysis import analyze, analyze_source
 from dsp.process.chain import Chain, processor_spec
 
 from ..service import session as sess
-from ..service.mastering import album_document, decide_and_master, master_file, render_and_write
+from ..service.mastering import (
+    album_document,
+    decide_and_master,
+    master_file,
+    preview_document,
+    preview_file,
+    render_and_write,
+)
 from ..service.report import build_report
 from ..service.stems import STEM_FORMATS, bus_report, output_paths, write_stems
 from ..wire import protocol as P
@@ -91,6 +98,8 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
     if kind in ASSISTANT_KINDS:
         return ASSISTANT_KINDS[kind](req, audio, progress, max_part_bytes)
     src = req.get("path")
+    if kind == "master" and (req.get("choices") or {}).get("preview_s") is not None:
+        return _execute_preview(req, audio)
     if audio is None and _streams(kind, req):
         return _execute_streaming(kind, req, progress)
     if audio is not None:
@@ -148,6 +157,27 @@ def _streams(kind: str, req: dict[str, Any]) -> bool:
     return kind in ("analyze", "suggest") or (
         kind == "master" and bool(req.get("output")) and not choices.get("references")
         and not choices.get("codec_safe"))
+
+
+def _execute_preview(req: dict[str, Any], audio: Any) -> tuple[dict[str, Any], list[Any]]:
+    """``master`` with ``choices.preview_s``: the loudest stretch, as ``reamaster master --preview``."""
+    if audio is not None or not req.get("path") or not req.get("output"):
+        raise JobError("bad_parameter", "a preview masters a file by path into an output file")
+    choices = dict(req.get("choices") or {})
+    seconds = choices.pop("preview_s")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        raise JobError("bad_parameter", f"preview_s must be a number of seconds, got {seconds!r}")
+    src, out_path = req["path"], req["output"]
+    d = _delivery(req)
+    fmt = output_format_for(out_path, req.get("bits"))  # the same rule as the in-process command
+    if req.get("bits") is None and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
+        fmt = output_format_for(out_path, 16)
+    given = Chain.from_dict(req["chain"]) if req.get("chain") else None
+    result, written, window = preview_file(src, out_path, d, seconds=float(seconds), fmt=fmt, force=False,
+                                           chain=given, choices=choices)
+    report = build_report(src, out_path, d, result, written)
+    report["preview"] = preview_document(window)
+    return {"report": report, "output": out_path}, []
 
 
 def _execute_streaming(kind: str, req: dict[str, Any], progress: ProgressFn) -> tuple[dict[str, Any], list[Any]]:

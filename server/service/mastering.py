@@ -185,6 +185,12 @@ def preview_file(src: str, dst: str, d: Delivery, *, seconds: float, fmt: str, f
     return dataclasses.replace(result, audio=y), written, window
 
 
+def preview_document(window: PreviewWindow) -> dict[str, float]:
+    """The report's ``preview`` part: where the stretch lies and how loud it stands in the mix."""
+    return {"start_s": round(window.start_s, 2), "end_s": round(window.end_s, 2),
+            "section_lufs_in_mix": round(window.section_lufs, 2), "offset_from_song_lu": round(window.offset_lu, 2)}
+
+
 def decide_and_master(x: np.ndarray, sr: int, d: Delivery, *, chain: Chain | None = None, planned: Chain | None = None,
                       choices: dict[str, Any] | None = None, progress: ProgressFn | None = None) -> MasterResult:
     """The decision path shared by the CLI and the server: style or references, amounts, master."""

@@ -603,3 +603,39 @@ def test_a_refused_named_config_parameter_stops_the_write(app, rpr):
         set_config(m, fx, "BANDTYPE0", "8")
     set_config(m, fx, "renamed_name", "ReaMaster x")
     assert rpr.RPR_TrackFX_GetNamedConfigParm(m, fx, "renamed_name", "", 64)[4] == "ReaMaster x"
+
+
+def test_preview_inserts_the_loudest_stretch_and_ab_plays_it_at_the_mix_loudness(app, rpr, song):
+    """The preview job runs on the server (the chain from the whole mix), its file lands where the
+    stretch lies, nothing of the user's changes, and A/B compare switches to it turned to the
+    loudness the mix has over that stretch (measured here on the rendered mix with libebur128)."""
+    before = _snapshot(rpr, song)
+    run_action("Preview master")
+    assert "Traceback" not in app.console, app.console
+    assert _track_names(rpr)[-1] == "ReaMaster preview"
+    tr = rpr.RPR_GetTrack(0, rpr.RPR_CountTracks(0) - 1)
+    path = _track_file(rpr, tr)
+    assert path.endswith(".preview.wav") and os.path.isfile(path)
+    assert rpr.RPR_GetMediaTrackInfo_Value(tr, "B_MUTE") == 1
+    assert _snapshot(rpr, song) == before
+    assert [e["desc"] for e in _ends(app)] == ["ReaMaster: preview master"]
+    assert rpr.RPR_GetSet_LoopTimeRange2(0, False, False, 0.0, 0.0, False)[4] == 0.0  # no time selection left
+    item = rpr.RPR_GetTrackMediaItem(tr, 0)
+    at = rpr.RPR_GetMediaItemInfo_Value(item, "D_POSITION")
+    mix = app.render_log[0]["files"][0]
+    x, sr = sf.read(mix, always_2d=True)
+    n = sf.info(path).frames
+    a = int(round(at * sr))
+    cut = x[a:a + n]
+    m = pyebur128.R128State(cut.shape[1], sr, pyebur128.MeasurementMode.MODE_I)
+    m.add_frames(np.ascontiguousarray(cut, dtype=np.float64).ravel(), cut.shape[0])
+    mix_lufs = pyebur128.get_loudness_global(m)
+    prev_lufs, prev_tp = _loudness_tp(path)
+    assert prev_tp <= -1.0 + 0.15
+    run_action("A-B compare")
+    assert rpr.RPR_GetMediaTrackInfo_Value(tr, "B_MUTE") == 0
+    gain_db = 20 * math.log10(rpr.RPR_GetMediaTrackInfo_Value(tr, "D_VOL"))
+    assert abs(prev_lufs + gain_db - mix_lufs) <= 0.5, (prev_lufs, gain_db, mix_lufs)
+    assert all(rpr.RPR_GetMediaTrackInfo_Value(t, "B_MUTE") == 1 for t in song)
+    run_action("A-B compare")
+    assert _snapshot(rpr, song) == before and rpr.RPR_GetMediaTrackInfo_Value(tr, "B_MUTE") == 1
