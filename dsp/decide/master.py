@@ -739,6 +739,12 @@ def _limiter_stage(planned: Stage, used: lim.LimiterParams, target_lufs: float) 
     return dataclasses.replace(planned, params=used, why=why)
 
 
+def _settled(err_lu: float, iteration: int, *, at_bound: bool) -> bool:
+    """Whether an exact render ``err_lu`` off the target is kept: within the aim, or within the
+    promise on the last try or when the next try would need more limiting than allowed."""
+    return abs(err_lu) <= _AIM_LU or (abs(err_lu) <= LOUDNESS_TOLERANCE_LU and (iteration == 4 or at_bound))
+
+
 def _next_threshold(history: list[tuple[float, float]], err: float) -> float:
     """The threshold for the next exact render from (threshold, measured LUFS) so far."""
     if len(history) >= 2 and abs(history[-1][0] - history[-2][0]) > 1e-6:
@@ -784,10 +790,9 @@ def converge_limiter(
         history.append((p.threshold_db, measured))
         err = measured - target_lufs
         thr = _next_threshold(history, err)
-        at_bound = thr < lo_thr  # more limiting than allowed: what is within the promise is kept
-        if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and (iteration == 4 or at_bound)):
+        if _settled(err, iteration, at_bound=thr < lo_thr):
             return out, p, loud, states, iteration
-        if at_bound:
+        if thr < lo_thr:
             break
     raise TargetUnreachableError(
         f"loudness did not settle on {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
@@ -986,12 +991,11 @@ def master_stream(
             err = measured - target
             iterations = iteration
             thr = _next_threshold(history, err)
-            at_bound = thr < lo_thr  # more limiting than allowed: what is within the promise is kept
-            if abs(err) <= _AIM_LU or (abs(err) <= LOUDNESS_TOLERANCE_LU and (iteration == 4 or at_bound)):
+            if _settled(err, iteration, at_bound=thr < lo_thr):
                 break
             out.abort()
             out = None
-            if at_bound:
+            if thr < lo_thr:
                 break
         if spill is not None:
             spill.close()

@@ -109,15 +109,20 @@ def envelope_with_context(xp: np.ndarray, *, factor: int) -> np.ndarray:
     xp = np.ascontiguousarray(xp, dtype=np.float32)
     n_out = xp.shape[1] - (TAPS_PER_PHASE - 1)
     out = np.empty(max(n_out, 0), dtype=np.float32)
-    taps = polyphase_taps(factor)
+    _on_two_cores(_envelope_kernel, (xp, polyphase_taps(factor), out), n_out)
+    return out
+
+
+def _on_two_cores(kernel: Callable[..., None], args: tuple[object, ...], n_out: int) -> None:
+    """``kernel(*args, first, stop)`` over ``0..n_out``: in two halves on two threads (the kernels
+    release the GIL) when there is enough work and the process may use a second core."""
     if n_out >= 2 * _BLOCK and not one_core():
         half = (n_out // 2 // _BLOCK) * _BLOCK
-        job = _pool().submit(_envelope_kernel, xp, taps, out, half, n_out)
-        _envelope_kernel(xp, taps, out, 0, half)
+        job = _pool().submit(kernel, *args, half, n_out)
+        kernel(*args, 0, half)
         job.result()
     elif n_out > 0:
-        _envelope_kernel(xp, taps, out, 0, n_out)
-    return out
+        kernel(*args, 0, n_out)
 
 
 def true_peak_envelope(x: np.ndarray, *, factor: int = 8, chunk: int = 1 << 18) -> np.ndarray:
@@ -305,13 +310,7 @@ def detector_envelope_with_context(xp: np.ndarray, sample_rate: int) -> np.ndarr
     n_out = xp.shape[1] - (DETECTOR_PAST + DETECTOR_FUTURE)
     out = np.empty(max(n_out, 0), dtype=np.float32)
     ideal, ebu = detector_taps(int(sample_rate))
-    if n_out >= 2 * _BLOCK and not one_core():
-        half = (n_out // 2 // _BLOCK) * _BLOCK
-        job = _pool().submit(_detector_kernel, xp, ideal, ebu, out, half, n_out)
-        _detector_kernel(xp, ideal, ebu, out, 0, half)
-        job.result()
-    elif n_out > 0:
-        _detector_kernel(xp, ideal, ebu, out, 0, n_out)
+    _on_two_cores(_detector_kernel, (xp, ideal, ebu, out), n_out)
     return out
 
 
