@@ -25,9 +25,9 @@ from distributed import Client, LocalCluster, as_completed
 
 from dsp.decide.presets import delivery
 from dsp.errors import FileMissingError, OutputError, OutputExistsError, ParameterError, ReaMasterError
-from dsp.io.audio_io import atomic_write_text, output_format_for
+from dsp.io.audio_io import atomic_write_text
 
-from ..service.mastering import DEFAULT_CHOICES
+from ..service.mastering import DEFAULT_CHOICES, output_format
 from . import ledger, tasks
 from .report import write_report
 from .source import Item, list_source
@@ -99,9 +99,7 @@ def _spec(item: Item, opts: BatchOptions, run_id: str) -> dict[str, Any]:
         return spec
     try:
         d = delivery(preset, target_lufs=lufs, ceiling_dbtp=ceiling)
-        fmt = output_format_for(item.output, opts.bits)
-        if opts.bits is None and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
-            fmt = output_format_for(item.output, 16)  # as `reamaster master`: the preset's word length
+        fmt = output_format(item.output, opts.bits, d)  # as `reamaster master`
         for ref in choices.get("references") or []:
             if not os.path.isfile(ref):
                 raise FileMissingError(f"reference file not found: {ref}")

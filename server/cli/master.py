@@ -4,20 +4,18 @@ the audio, the optional chain, report and session, and print the summary."""
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from dsp.decide.presets import delivery
-from dsp.decide.preview import check_preview_seconds
 from dsp.errors import ChainError, FileMissingError
-from dsp.io.audio_io import atomic_write_text, output_format_for
+from dsp.io.audio_io import output_format_for
 from dsp.process.chain import Chain
 
 from ..service import mastering
 from ..service import session as sess
-from ..service.report import build_report, html_path_for, render_html
+from ..service.report import build_report, html_path_for
 from .common import build_choices, check_destinations, format_summary, render_with_progress
 
 
@@ -56,8 +54,8 @@ def run_master(
 ) -> dict[str, Any]:
     """Master ``src`` into ``dst`` with the summary printed; returns the report document."""
     d = delivery(preset, target_lufs=lufs, ceiling_dbtp=ceiling)
-    if not bits_given and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
-        fmt = output_format_for(dst, 16)
+    if not bits_given:
+        fmt = mastering.output_format(dst, None, d)
     chain = read_chain_file(chain_path) if chain_path is not None else None
     result, doc = render_with_progress(src, dst, d, fmt=fmt, force=force, progress_flag=progress_flag, chain=chain,
                                        save_chain=save_chain, report=report, choices=choices)
@@ -72,10 +70,7 @@ def run_preview(args: argparse.Namespace) -> int:
     """``master --preview SECONDS``: the loudest stretch, mastered in about a second (no session)."""
     t0 = time.perf_counter()
     d = delivery(args.preset, target_lufs=args.lufs, ceiling_dbtp=args.ceiling)
-    fmt = output_format_for(args.output, args.bits)
-    if args.bits is None and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
-        fmt = output_format_for(args.output, 16)
-    check_preview_seconds(args.preview)
+    fmt = mastering.output_format(args.output, args.bits, d)
     check_destinations([args.output, args.save_chain, args.report, html_path_for(args.report)],
                        inputs=[args.file], force=args.force)
     chain = read_chain_file(args.chain) if args.chain is not None else None
@@ -83,12 +78,8 @@ def run_preview(args: argparse.Namespace) -> int:
                                                      force=args.force, chain=chain, choices=build_choices(args))
     doc = build_report(args.file, args.output, d, result, written)
     doc["preview"] = mastering.preview_document(window)
-    if args.save_chain:
-        atomic_write_text(args.save_chain, result.chain.to_json(), force=args.force, protect=[args.file])
-    if args.report:
-        atomic_write_text(args.report, json.dumps(doc, indent=2, allow_nan=False) + "\n", force=args.force,
-                          protect=[args.file])
-        atomic_write_text(html_path_for(args.report), render_html(doc), force=args.force, protect=[args.file])
+    mastering.write_side_files(args.file, result, doc, save_chain=args.save_chain, report=args.report,
+                               force=args.force)
 
     def mmss(t: float) -> str:
         return f"{int(t // 60)}:{t % 60:04.1f}"

@@ -50,6 +50,7 @@ from ..service.mastering import (
     album_document,
     decide_and_master,
     master_file,
+    output_format,
     preview_document,
     preview_file,
     render_and_write,
@@ -129,12 +130,7 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
 
     out_path = req.get("output")
     bits = req.get("bits")
-    fmt = None
-    if out_path:
-        # the same rule as the in-process command, so both write the same file
-        fmt = output_format_for(out_path, bits)
-        if bits is None and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
-            fmt = output_format_for(out_path, 16)
+    fmt = output_format(out_path, bits, d) if out_path else None  # the in-process command's rule
     chain = Chain.from_dict(req["chain"]) if req.get("chain") else None
     checkpoint("analysing")
 
@@ -169,9 +165,7 @@ def _execute_preview(req: dict[str, Any], audio: Any) -> tuple[dict[str, Any], l
         raise JobError("bad_parameter", f"preview_s must be a number of seconds, got {seconds!r}")
     src, out_path = req["path"], req["output"]
     d = _delivery(req)
-    fmt = output_format_for(out_path, req.get("bits"))  # the same rule as the in-process command
-    if req.get("bits") is None and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
-        fmt = output_format_for(out_path, 16)
+    fmt = output_format(out_path, req.get("bits"), d)
     given = Chain.from_dict(req["chain"]) if req.get("chain") else None
     result, written, window = preview_file(src, out_path, d, seconds=float(seconds), fmt=fmt, force=False,
                                            chain=given, choices=choices)
@@ -196,9 +190,7 @@ def _execute_streaming(kind: str, req: dict[str, Any], progress: ProgressFn) -> 
         return {"chain": chain, "native_fx": native_fx(chain), "analysis": a.to_dict(), "delivery": deliv}, []
 
     out_path, bits = req["output"], req.get("bits")
-    fmt = output_format_for(out_path, bits)  # the same rule as the in-process command
-    if bits is None and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
-        fmt = output_format_for(out_path, 16)
+    fmt = output_format(out_path, bits, d)
     given = Chain.from_dict(req["chain"]) if req.get("chain") else None
     result, written = master_file(src, out_path, d, fmt=fmt, force=False, progress=progress, chain=given,
                                   choices=req.get("choices") or None)

@@ -38,6 +38,7 @@ from dsp.io.audio_io import (
     atomic_write_text,
     channel_mask,
     check_audio,
+    output_format_for,
     read_audio,
     write_audio,
 )
@@ -78,12 +79,18 @@ def render_and_write(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, 
         result, written = master_file(src, dst, d, fmt=fmt, force=force, progress=progress, chain=chain,
                                       planned=planned, choices=choices)
     doc = build_report(src, dst, d, result, written)
+    write_side_files(src, result, doc, save_chain=save_chain, report=report, force=force)
+    return result, doc
+
+
+def write_side_files(src: str, result: MasterResult, doc: dict[str, Any], *, save_chain: str | None,
+                     report: str | None, force: bool) -> None:
+    """The optional chain JSON, report JSON and its HTML page of a master of ``src``."""
     if save_chain:
         atomic_write_text(save_chain, result.chain.to_json(), force=force, protect=[src])
     if report:
         atomic_write_text(report, json.dumps(doc, indent=2, allow_nan=False) + "\n", force=force, protect=[src])
         atomic_write_text(html_path_for(report), render_html(doc), force=force, protect=[src])
-    return result, doc
 
 
 def _master_in_memory(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progress: ProgressFn | None,
@@ -97,6 +104,15 @@ def _master_in_memory(src: str, dst: str, d: Delivery, *, fmt: str, force: bool,
     _step(progress, "writing", 1.0)
     return result, write_audio(dst, result.audio, sr, fmt=fmt, force=force, protect=[src],
                                channel_mask=_layout(src, result.audio.shape[0]))
+
+
+def output_format(path: str, bits: int | None, d: Delivery) -> str:
+    """The format ``path`` is written in: ``bits`` when given, else the preset's word length (a
+    16-bit preset such as cd writes 16-bit WAV/FLAC). Every path that writes a master uses this."""
+    fmt = output_format_for(path, bits)
+    if bits is None and d.bit_depth == 16 and fmt in ("wav24", "flac24"):
+        fmt = output_format_for(path, 16)
+    return fmt
 
 
 def _mono_as(choices: dict[str, Any] | None) -> str:
@@ -160,7 +176,7 @@ def preview_file(src: str, dst: str, d: Delivery, *, seconds: float, fmt: str, f
     if choices.get("references") or choices.get("codec_safe"):
         raise ParameterError("--preview works with styles and amounts; reference mode and --codec-safe "
                              "need the full master")
-    seconds = check_preview_seconds(seconds)
+    seconds = check_preview_seconds(seconds)  # before the analysis read, not after it
     source = AudioSource(src, mono_as=_mono_as(choices))
     before = analyze_source(source, resonances=True)
     window = loudest_window(before, seconds)
