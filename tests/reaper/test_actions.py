@@ -4,11 +4,9 @@ stand-in, a real server subprocess and the real DSP; assertions on what lands in
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ import pyebur128
 import pytest
 import soundfile as sf
 import standin
+from real_server import running_server
 from scipy.signal import resample_poly
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,24 +30,12 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def server_cfg(tmp_path_factory):
-    cfg = tmp_path_factory.mktemp("rm_cfg")
-    env = dict(os.environ, REAMASTER_CONFIG_DIR=str(cfg))
-    log = open(cfg / "server.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "server.daemon", "--port", "0", "--workers", "1"], cwd=REPO,
-                            env=env, stdout=log, stderr=log, start_new_session=True)
-    end = time.monotonic() + 60
-    while not (cfg / "server.json").exists() and time.monotonic() < end and proc.poll() is None:
-        time.sleep(0.05)
-    assert (cfg / "server.json").exists(), (cfg / "server.log").read_text()
-    # what `reamaster reaper install` records for the REAPER side (here: this checkout and venv)
-    sys.path.insert(0, str(REPO / "install"))
-    import reaper_install
-    (cfg / reaper_install.LOCATION).write_text(json.dumps(reaper_install.location()))
-    yield cfg
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
-    log.close()
+    with running_server(tmp_path_factory.mktemp("rm_cfg")) as cfg:
+        # what `reamaster reaper install` records for the REAPER side (here: this checkout and venv)
+        sys.path.insert(0, str(REPO / "install"))
+        import reaper_install
+        (cfg / reaper_install.LOCATION).write_text(json.dumps(reaper_install.location()))
+        yield cfg
 
 
 @pytest.fixture

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO / "install"))
 import reaper_install as RI  # noqa: E402
+from real_server import running_server  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 ACTIONS = {name: f"ReaMaster - {name}.py" for name in (
@@ -56,20 +54,8 @@ def host_bin(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server_cfg(tmp_path_factory):
-    cfg = tmp_path_factory.mktemp("rm_cfg_embedded")
-    env = dict(os.environ, REAMASTER_CONFIG_DIR=str(cfg))
-    log = open(cfg / "server.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "server.daemon", "--port", "0", "--workers", "1"], cwd=REPO,
-                            env=env, stdout=log, stderr=log, start_new_session=True)
-    end = time.monotonic() + 60
-    while not (cfg / "server.json").exists() and time.monotonic() < end and proc.poll() is None:
-        time.sleep(0.05)
-    assert (cfg / "server.json").exists(), (cfg / "server.log").read_text()
-    yield cfg
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
-    log.close()
+    with running_server(tmp_path_factory.mktemp("rm_cfg_embedded")) as cfg:
+        yield cfg
 
 
 def _cli(*argv, env) -> subprocess.CompletedProcess:
