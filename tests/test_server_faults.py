@@ -4,7 +4,9 @@ second OS user (created with useradd when we are root) plays the attacker."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import json
 import os
 import pwd
@@ -169,10 +171,24 @@ def attacker_uid() -> int | None:
         return None
 
 
+@functools.cache
+def attacker_site() -> str:
+    """A copy of this environment's pyzmq that the second user can read: the checkout (and its
+    .venv) may sit in a folder only we may enter, as a clone into ``mktemp -d`` does."""
+    d = Path(tempfile.mkdtemp(prefix="rmf-site-", dir="/tmp"))
+    atexit.register(shutil.rmtree, d, True)
+    for name in ("zmq", "pyzmq.libs"):
+        if (Path(SITE) / name).is_dir():
+            shutil.copytree(Path(SITE) / name, d / name)
+    for p in [d, *d.rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644 | (p.stat().st_mode & 0o111))
+    return str(d)
+
+
 def as_attacker(script: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
     """Run ``script`` as the second user with the system Python and a read-only pyzmq."""
     py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    env = {"PYTHONPATH": SITE, "PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    env = {"PYTHONPATH": attacker_site(), "PATH": "/usr/bin:/bin", "HOME": "/tmp"}
     return subprocess.run(["setpriv", f"--reuid={ATTACKER}", f"--regid={ATTACKER}", "--clear-groups", py, "-c",
                            textwrap.dedent(script)], capture_output=True, text=True, timeout=timeout_s, env=env,
                           cwd="/tmp")
