@@ -67,7 +67,7 @@ def run_master(
 
 
 def run_preview(args: argparse.Namespace) -> int:
-    """``master --preview SECONDS``: the loudest stretch, mastered in about a second (no session)."""
+    """``master --preview SECONDS``: the loudest stretch, mastered in a second or two (no session)."""
     t0 = time.perf_counter()
     d = delivery(args.preset, target_lufs=args.lufs, ceiling_dbtp=args.ceiling)
     fmt = mastering.output_format(args.output, args.bits, d)

@@ -34,7 +34,7 @@ def run_master_via_server(endpoint_or_none: str | None, args: argparse.Namespace
     """Master through the server at ``endpoint_or_none`` (None or "auto": its connection file)."""
     try:
         if getattr(args, "preview", None) is not None:
-            raise ParameterError("--preview runs here, not through the server (it takes about a second); "
+            raise ParameterError("--preview runs here, not through the server (it takes a second or two); "
                                  "leave out --server")
         output_format_for(args.output, args.bits)  # refuse a bad name before contacting anyone
         force = bool(getattr(args, "force", False))

@@ -169,7 +169,7 @@ PREVIEW_PREROLL_S = 1.0
 def preview_file(src: str, dst: str, d: Delivery, *, seconds: float, fmt: str, force: bool,
                  chain: Chain | None = None,
                  choices: dict[str, Any] | None = None) -> tuple[MasterResult, WriteResult, PreviewWindow]:
-    """Master the loudest ``seconds`` of ``src`` into ``dst`` in about a second: the chain decided
+    """Master the loudest ``seconds`` of ``src`` into ``dst`` in a second or two: the chain decided
     from the whole file (one block-wise analysis read), the stretch read by seeking and mastered
     to its loudness relative to the whole song (see :mod:`dsp.decide.preview`)."""
     choices = choices or {}
