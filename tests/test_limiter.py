@@ -134,6 +134,45 @@ def test_program_dependent_release():
     assert reduction_after(yl, 2.0, 0.15) > 1.5 * max(reduction_after(ys, 1.005, 0.15), 0.5)  # sustained: slower
 
 
+def _bed_level_db(y: np.ndarray, sr: int, t_s: float) -> float:
+    i = int(t_s * sr)
+    return float(20 * np.log10(np.sqrt(np.mean(y[:, i: i + sr // 100] ** 2))))
+
+
+def test_a_click_does_not_duck_what_follows():
+    """An isolated 0.5 ms click 30 dB over a quiet bed: with ``transient_ms`` the event is short,
+    so the bed is back within 20 ms; an over longer than ``transient_ms`` gets the full release."""
+    sr = 44100
+    bed = sine(2000, sr, 2.0, amp=0.03)
+    click = bed.copy()
+    n = sr // 2000
+    click[:, sr: sr + n] += 0.9 * np.hanning(n)
+    long_ = bed.copy()
+    long_[:, sr: sr + int(0.15 * sr)] += sine(3000, sr, 0.15, amp=0.9)
+    kw = dict(threshold_db=-25.0, ceiling_dbtp=-1.0, release_ms=40.0, hold_ms=4.0, sustain_release_ms=0.0)
+    steady = _bed_level_db(limit(bed, sr, LimiterParams(**kw)), sr, 0.5)
+    quick = limit(click, sr, LimiterParams(**kw, transient_ms=100.0))
+    plain = limit(click, sr, LimiterParams(**kw))
+    assert steady - _bed_level_db(quick, sr, 1.02) < 1.0  # back within 20 ms
+    assert steady - _bed_level_db(plain, sr, 1.02) > 6.0  # one release for all: still ducked
+    after_long = [_bed_level_db(limit(long_, sr, LimiterParams(**kw, transient_ms=t)), sr, 1.19) for t in (0.0, 100.0)]
+    assert after_long[1] == pytest.approx(after_long[0], abs=0.5)  # a long over: the full release either way
+
+
+def test_event_release_keeps_bass_steady_and_streams():
+    sr = 44100
+    x = sine(50.0, sr, 2.0, amp=0.5)
+    p = LimiterParams(threshold_db=-18.0, ceiling_dbtp=-1.0, hold_ms=10.0, transient_ms=100.0)
+    assert thd_pct(limit(x, sr, p), 50.0, sr) <= 0.3
+    clicks = np.where(np.random.default_rng(3).random((2, 30000)) < 0.001, 0.9, 0.0) + sine(300, sr, 30000 / sr, amp=0.02)
+    whole, _ = process(clicks, sr, p)
+    state, parts = None, []
+    for a, b in ((0, 7001), (7001, 7002), (7002, 30000)):
+        y, state = process(clicks[:, a:b], sr, p, state)
+        parts.append(y)
+    assert np.array_equal(np.concatenate(parts, axis=1), whole)
+
+
 def test_transparent_below_threshold():
     # Peaks 6 dB under the threshold: the limiter is a pure gain (ceiling - threshold) and a delay.
     sr = 48000
@@ -190,7 +229,8 @@ def test_chains_saved_before_hold_and_sustain_still_load():
 
 
 @pytest.mark.parametrize("bad", [dict(ceiling_dbtp=0.5), dict(release_ms=0.0), dict(threshold_db=float("nan")),
-                                 dict(lookahead_ms=50.0), dict(hold_ms=-1.0), dict(sustain_release_ms=5.0)])
+                                 dict(lookahead_ms=50.0), dict(hold_ms=-1.0), dict(sustain_release_ms=5.0),
+                                 dict(transient_ms=-1.0), dict(transient_ms=600.0)])
 def test_parameter_ranges(bad):
     with pytest.raises(ParameterError):
         LimiterParams(**bad)

@@ -367,6 +367,10 @@ _CLIP_MIN_NEED_DB = 1.0
 _SUSTAINED_PEAK_DB = 6.0
 #: above this much limiting the limiter's slow (sustained) release path is left off, dB
 _SUSTAIN_MAX_NEED_DB = 3.0
+#: a limiter event (reduction held from its first over until it has gone) shorter than this lets
+#: go proportionally faster: a click or a lone snare crack does not duck what follows for the
+#: full release, a kick's long over or a dense passage gets the full release, ms
+_TRANSIENT_MS = 100.0
 
 
 def plan_peak_stages(a: Analysis, d: Delivery, intent: Intent) -> tuple[list[Stage], list[str]]:
@@ -430,13 +434,14 @@ def plan_peak_stages(a: Analysis, d: Delivery, intent: Intent) -> tuple[list[Sta
             f"(no slow release: {need - clip_db:.1f} dB of limiting needs every dB of loudness it can get)")
     why += (f"; holds each reduction {hold_ms:g} ms (bass down to {30 if hold_ms >= 10 else 50} Hz keeps a "
             f"steady gain), lets go of transients "
-            f"in {release:.0f} ms {slow} (LRA {a.lra_lu:.1f} LU, "
+            f"in {release:.0f} ms (an isolated click or crack held under {_TRANSIENT_MS:.0f} ms faster, in proportion) {slow} (LRA {a.lra_lu:.1f} LU, "
             f"{intent.intensity}); reads true peak as libebur128 and an ideal 8x meter do. In REAPER: ReaLimit at "
             f"the same ceiling and threshold with a {release:.0f} ms release comes close (it has no hold or "
             "second release)")
     stages.append(Stage("limiter", lim.LimiterParams(threshold_db=0.0, ceiling_dbtp=d.ceiling_dbtp,
                                                      release_ms=release, lookahead_ms=3.0, hold_ms=hold_ms,
-                                                     sustain_attack_ms=1000.0, sustain_release_ms=sustain_release),
+                                                     sustain_attack_ms=1000.0, sustain_release_ms=sustain_release,
+                                                     transient_ms=_TRANSIENT_MS),
                         label="true-peak limiter", why=why))
     return stages, notes
 

@@ -15,8 +15,10 @@ How the gain is computed, per sample ``n`` (all in dB of gain reduction):
    interpolator on each side of a peak; ``hold_ms`` covers half a period of the lowest bass
    handled (20 ms: 25 Hz), so the gain does not follow the waveform of a bass note (no ripple at
    twice its frequency, no distortion);
-4. program-dependent release, two paths: ``fast`` returns with ``release_ms`` (an isolated
-   transient lets go quickly), ``slow`` charges toward the held reduction with
+4. program-dependent release, two paths: ``fast`` returns with ``release_ms``, faster after a
+   short event (a reduction held for ``run`` samples of an event shorter than ``transient_ms``
+   lets go with ``release_ms * run / transient``: a click releases in a few ms instead of ducking
+   what follows it for ``release_ms``), ``slow`` charges toward the held reduction with
    ``sustain_attack_ms`` and returns with ``sustain_release_ms``; the reduction is the larger
    of the two, so sustained overs keep a steady gain instead of pumping at the fast release;
 5. attack: a moving average over the look-ahead, which ramps the gain down smoothly
@@ -47,6 +49,8 @@ REACH_SAMPLES = DETECTOR_FUTURE
 #: under 0.005 dB. 0.05 dB covers both with room for float rounding.
 MARGIN_DB = 0.05
 _SUB_BLOCK = 1 << 16
+#: a reduction under this ends its event (the next over starts a new one, with its own release)
+_EVENT_END_DB = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +60,8 @@ class LimiterParams(Params):
     threshold_db: -60..+12 dB; input peaks at this level reach the ceiling.
     ceiling_dbtp: -20..0 dBTP; no true peak of the output exceeds it (see the module doc).
     release_ms: 1..2000 ms; time constant of the fast (transient) release, in dB.
+    transient_ms: 0..500 ms; an event of reduction held for less than this releases
+        proportionally faster (0: one release time for every event, as ReaLimit).
     lookahead_ms: 0.5..20 ms; attack ramp length and delay.
     hold_ms: 0..100 ms; how long a reduction is held after a peak: half a period of the lowest
         bass handled without gain ripple (20 ms: 25 Hz).
@@ -72,6 +78,7 @@ class LimiterParams(Params):
     hold_ms: float = 10.0
     sustain_attack_ms: float = 1000.0
     sustain_release_ms: float = 300.0
+    transient_ms: float = 0.0
 
     def validate(self) -> None:
         check_range("threshold_db", self.threshold_db, -60.0, 12.0)
@@ -81,6 +88,7 @@ class LimiterParams(Params):
         check_range("hold_ms", self.hold_ms, 0.0, 100.0)
         check_range("sustain_attack_ms", self.sustain_attack_ms, 1.0, 2000.0)
         check_range("sustain_release_ms", self.sustain_release_ms, 0.0, 5000.0)
+        check_range("transient_ms", self.transient_ms, 0.0, 500.0)
         if 0.0 < self.sustain_release_ms < 10.0:
             check_range("sustain_release_ms", self.sustain_release_ms, 10.0, 5000.0)
 
@@ -111,6 +119,8 @@ class GainState:
     hold_hist: np.ndarray  # last (lookahead - 1) released reductions, for the moving average
     slow: float = 0.0  # sustained-path reduction, dB
     acc: float = 0.0  # running sum of the moving average (carried so blocks add up exactly)
+    run: float = 0.0  # samples of held reduction in the current event (until the reduction ends)
+    mult: float = 0.0  # the fast path's release multiplier for the current event (0: not set)
 
 
 @dataclasses.dataclass
@@ -151,10 +161,11 @@ def new_gain_state(lookahead: int, hold: int, hold_extra: int = 0) -> GainState:
 
 
 @numba.njit(cache=True, nogil=True)
-def _reduction_kernel(env: np.ndarray, over_lin: float, rel_mult: float, sus_charge: float, sus_mult: float,
-                      lookahead: int, window: int, red: float, slow: float, acc: float, red_hist: np.ndarray,
-                      hold_hist: np.ndarray,
-                      out: np.ndarray) -> tuple[float, float, float, np.ndarray, np.ndarray]:  # pragma: no cover
+def _reduction_kernel(env: np.ndarray, over_lin: float, rel_mult: float, rel_samples: float, transient: float,
+                      sus_charge: float, sus_mult: float, lookahead: int, window: int, red: float, slow: float,
+                      acc: float, run: float, mult: float, red_hist: np.ndarray, hold_hist: np.ndarray,
+                      out: np.ndarray) -> tuple[float, float, float, float, float, np.ndarray,
+                                                np.ndarray]:  # pragma: no cover
     n = env.shape[0]
     total = window - 1 + n
     req_ext = np.empty(total)
@@ -177,12 +188,20 @@ def _reduction_kernel(env: np.ndarray, over_lin: float, rel_mult: float, sus_cha
             while dq[head] <= j - window:
                 head += 1
             h = req_ext[dq[head]]
-            # 4: program-dependent release
-            red *= rel_mult
+            # 4: program-dependent release; an event lasts until its reduction has gone
+            if h > 0.0:
+                run += 1.0
+                if run < transient:
+                    mult = math.exp(-transient / (rel_samples * run))
+                else:
+                    mult = rel_mult
+            red *= mult if mult > 0.0 else rel_mult
             if h > red:
                 red = h
-            if red < 1e-9:
-                red = 0.0
+            if red < _EVENT_END_DB:
+                run = 0.0
+                if red < 1e-9:
+                    red = 0.0
             if sus_mult > 0.0:  # the slow path follows the held reduction's average, not its peaks
                 if h > slow:
                     slow += (h - slow) * sus_charge
@@ -196,7 +215,7 @@ def _reduction_kernel(env: np.ndarray, over_lin: float, rel_mult: float, sus_cha
         acc += rel[lookahead - 1 + i]
         out[i] = acc * inv if acc > 1e-12 else 0.0
         acc -= rel[i]
-    return red, slow, acc, req_ext[total - (window - 1):].copy(), rel[n:].copy()
+    return red, slow, acc, run, mult, req_ext[total - (window - 1):].copy(), rel[n:].copy()
 
 
 @numba.njit(cache=True, nogil=True)
@@ -228,12 +247,14 @@ def _apply_gain(ext: np.ndarray, red: np.ndarray, drive_db: float,
 def reduction_curve(
     env: np.ndarray, *, over_db: float, release_per_sample: float, lookahead: int, hold: int, state: GainState,
     hold_extra: int = 0, sustain_charge: float = 0.0, sustain_release_per_sample: float = 0.0,
+    release_samples: float = 1.0, transient_samples: float = 0.0,
 ) -> tuple[np.ndarray, GainState]:
     """Gain reduction (dB, >= 0) for a linear detector envelope; steps 2-5 of the module doc.
 
     ``over_db`` is added to the envelope's level before comparing it with 0 dB (drive minus
     the limit). ``hold`` is the reach each side of a peak and ``hold_extra`` the hold after it,
-    in samples; ``release_per_sample`` the fast path's one-pole multiplier; ``sustain_charge``
+    in samples; ``release_per_sample`` the fast path's one-pole multiplier (time constant
+    ``release_samples``), quickened for events shorter than ``transient_samples``; ``sustain_charge``
     and ``sustain_release_per_sample`` the slow path's (0 = no slow path). The output lags the
     envelope by ``hold + lookahead - 1`` samples.
     """
@@ -241,12 +262,12 @@ def reduction_curve(
     window = lookahead + 2 * hold + hold_extra
     if state.red_hist.shape[0] != window - 1:
         raise ValueError("gain state does not match the hold and look-ahead")
-    red, slow, acc, red_hist, hold_hist = _reduction_kernel(
+    red, slow, acc, run, mult, red_hist, hold_hist = _reduction_kernel(
         np.ascontiguousarray(env, dtype=np.float32), 10.0 ** (over_db / 20.0), release_per_sample,
-        sustain_charge, sustain_release_per_sample, lookahead, window, state.red, state.slow, state.acc,
-        state.red_hist, state.hold_hist, out,
+        max(release_samples, 1e-3), transient_samples, sustain_charge, sustain_release_per_sample, lookahead,
+        window, state.red, state.slow, state.acc, state.run, state.mult, state.red_hist, state.hold_hist, out,
     )
-    return out, GainState(red, red_hist, hold_hist, slow, acc)
+    return out, GainState(red, red_hist, hold_hist, slow, acc, run, mult)
 
 
 def release_coefficient(release_ms: float, sample_rate: float) -> float:
@@ -264,6 +285,8 @@ def curve_settings(p: LimiterParams, sample_rate: float, *, decimation: int = 1)
     return {
         "over_db": p.drive_db - (p.ceiling_dbtp - MARGIN_DB),
         "release_per_sample": release_coefficient(p.release_ms, rate),
+        "release_samples": p.release_ms * 1e-3 * rate,
+        "transient_samples": p.transient_ms * 1e-3 * rate,
         "lookahead": look,
         "hold": max(1, math.ceil(REACH_SAMPLES / decimation)),
         "hold_extra": math.ceil(hold_samples(p, int(sample_rate)) / decimation),
