@@ -64,6 +64,17 @@ def test_a_real_resonance_is_found_and_cut(rng):
     assert any(abs(np.log2(b.freq_hz / 2500.0)) < 1 / 12 and b.gain_db < 0 for b in stage.params.bands)
     # analyze --json reports what master acts on
     assert [r["freq_hz"] for r in a.to_dict()["resonances"]] == [round(r.freq_hz, 1) for r in found]
+    # the cut tames the ring without re-voicing its third-octave band (scipy's Welch as the meter)
+    from scipy.signal import welch
+
+    from dsp.process.chain import Chain, render
+
+    y = render(Chain((stage,)), ringing, FS)
+    f, p_in = welch(ringing[0], FS, nperseg=8192)
+    _, p_out = welch(y[0], FS, nperseg=8192)
+    band = np.abs(np.log2(np.maximum(f, 1.0) / 2500.0)) <= 1 / 6
+    change_db = 10 * np.log10(p_out[band].sum() / p_in[band].sum())
+    assert -1.65 <= change_db < -0.5
 
 
 def test_no_resonance_in_the_music_alone(rng):

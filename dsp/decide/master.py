@@ -28,6 +28,8 @@ from ..measure.loudness import (
     measure_loudness,
 )
 from ..params import check_choice, check_range
+from ..measure.spectrum import SpectrumResult
+from ..process import biquad
 from ..process import limiter as lim
 from ..process.chain import Chain, Stage, render, render_blocks
 from ..process.clipper import ClipperParams
@@ -258,12 +260,25 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
             left_alone.append(f"peak at {r.freq_hz:.0f} Hz ({r.excess_db:.1f} dB above its octave) left alone: "
                               f"{r.left_alone}")
     if resonances and intent.tone_pct > 0 and not loudness_only:
-        cuts = tuple(EqBand("band", freq_hz=round(r.freq_hz, 1), gain_db=-round(min(6.0, r.excess_db), 1)
-                            * intent.tone_pct / 100.0, bw_oct=0.1) for r in resonances)
-        stages.append(Stage("eq", EqParams(bands=cuts), label="resonance control", why="; ".join(
-            f"{r.freq_hz:.0f} Hz rings {r.excess_db:.1f} dB above its octave in {r.persistence:.0%} of the track "
-            f"and stays put while the music around it changes: narrow cut "
-            f"{min(6.0, r.excess_db) * intent.tone_pct / 100.0:.1f} dB" for r in resonances)))
+        cuts, whys = [], []
+        for r in resonances:
+            depth, band_db = resonance_cut_db(s, r.freq_hz, min(6.0, r.excess_db) * intent.tone_pct / 100.0)
+            if depth < RESONANCE_MIN_CUT_DB:
+                left_alone.append(f"peak at {r.freq_hz:.0f} Hz ({r.excess_db:.1f} dB above its octave) left alone: it "
+                                  f"carries most of its third-octave band (a {RESONANCE_MIN_CUT_DB:g} dB notch would "
+                                  f"move the band over {RESONANCE_MAX_BAND_DB:g} dB): a tonal element of the "
+                                  "music, not a ring")
+                continue
+            cuts.append(EqBand("band", freq_hz=round(r.freq_hz, 1), gain_db=-depth, bw_oct=0.1))
+            capped = depth < round(min(6.0, r.excess_db) * intent.tone_pct / 100.0, 1)
+            whys.append(f"{r.freq_hz:.0f} Hz rings {r.excess_db:.1f} dB above its octave in {r.persistence:.0%} of "
+                        f"the track and stays put while the music around it changes: narrow cut {depth:.1f} dB "
+                        f"(its third-octave band {-band_db:.1f} dB" + (
+                            f", capped at {RESONANCE_MAX_BAND_DB:g} dB: the peak carries much of its band)"
+                            if capped else ")"))
+        if cuts:
+            stages.append(Stage("eq", EqParams(bands=tuple(cuts)), label="resonance control",
+                                why="; ".join(whys)))
     else:
         left_alone.append("no resonance control: no narrow peak stands 6 dB above its octave through 90% of the "
                           "track while the music around it changes (held notes, harmonic series and steady tones "
@@ -444,6 +459,37 @@ def plan_peak_stages(a: Analysis, d: Delivery, intent: Intent) -> tuple[list[Sta
                                                      transient_ms=_TRANSIENT_MS),
                         label="true-peak limiter", why=why))
     return stages, notes
+
+
+#: a resonance cut may lower its third-octave band by at most this much: at mastering it tames a
+#: ring, it does not re-voice the band (deeper is a fix for the mix; a 6 dB notch on a narrow peak
+#: carrying most of its band changed a finished master's 8 kHz band by 3.4 dB), dB
+RESONANCE_MAX_BAND_DB = 1.5
+#: a capped cut shallower than this is not worth a band: the peak is left alone, dB
+RESONANCE_MIN_CUT_DB = 1.0
+
+
+def resonance_cut_db(s: SpectrumResult, freq_hz: float, depth_db: float) -> tuple[float, float]:
+    """``(depth, band change)``: the narrow cut at ``freq_hz`` (0.1 octave), at most ``depth_db``
+    deep and shallow enough that the third-octave band holding it loses at most
+    RESONANCE_MAX_BAND_DB; its effect is worked out on the mix's 1/12-octave spectrum."""
+    fine_hz, fine_db = np.asarray(s.fine_hz, dtype=float), np.asarray(s.fine_db, dtype=float)
+    sel = np.abs(np.log2(np.maximum(fine_hz, 1e-9) / freq_hz)) <= 1 / 6
+    if not np.any(sel):
+        return round(depth_db, 1), 0.0
+    # each 1/12-octave band's power gain, averaged over 9 points across it
+    grid = fine_hz[sel][:, None] * 2.0 ** (np.linspace(-1 / 24, 1 / 24, 9)[None, :])
+    power = 10 ** (fine_db[sel] / 10)
+
+    def band_change(depth: float) -> float:
+        sos = np.atleast_2d(biquad.peaking(freq_hz, -depth, 0.1, s.sample_rate))
+        gain = np.mean(np.abs(biquad.sos_response(sos, s.sample_rate, grid.ravel()).reshape(grid.shape)) ** 2, axis=1)
+        return float(10 * np.log10(np.sum(power * gain) / np.sum(power)))
+
+    depth = round(depth_db, 1)
+    while depth > 0 and band_change(depth) < -RESONANCE_MAX_BAND_DB:
+        depth = round(depth - 0.5, 1)
+    return max(depth, 0.0), band_change(max(depth, 0.0)) if depth > 0 else 0.0
 
 
 def tonal_deviation_db(freqs: np.ndarray, levels_db: np.ndarray, target_db: np.ndarray) -> np.ndarray:
