@@ -105,10 +105,11 @@ def lra_range_for(style: str | None, confidence: float) -> tuple[tuple[float, fl
 def dynamics_need(a: Analysis, *, target_lufs: float, ceiling_dbtp: float, loudness: bool,
                   lra_range_lu: tuple[float, float], range_source: str,
                   reference_lra_lu: float | None = None, reference_plr_db: float | None = None,
-                  looks_mastered: bool = False) -> DynamicsNeed:
-    """Does the delivery, the style or the reference need compression, and how much?"""
+                  looks_mastered: bool = False, bass_limiter_db: float = 0.0) -> DynamicsNeed:
+    """Does the delivery, the style or the reference need compression, and how much?
+    ``bass_limiter_db``: the part of the peak reduction a bass limiter takes before the limiter."""
     peak_reduction = (a.plr_db - (ceiling_dbtp - target_lufs)) if loudness else 0.0
-    load = peak_reduction - LIMITER_CLEAN_DB
+    load = peak_reduction - min(max(bass_limiter_db, 0.0), max(peak_reduction, 0.0)) - LIMITER_CLEAN_DB
     reasons: list[str] = []
     need = 0.0
     if load > 0:
@@ -131,7 +132,9 @@ def dynamics_need(a: Analysis, *, target_lufs: float, ceiling_dbtp: float, loudn
         return DynamicsNeed(False, 0.0, load, (), "no glue compression: the input looks mastered already")
     if reasons:
         return DynamicsNeed(True, need, load, tuple(reasons), "")
+    bass = (f" (the bass limiter takes about {min(bass_limiter_db, peak_reduction):.1f} dB of it first)"
+            if bass_limiter_db > 0 else "")
     return DynamicsNeed(False, 0.0, load, (),
                         f"no glue compression: the limiter alone reaches {target_lufs:g} LUFS with about "
-                        f"{max(peak_reduction, 0.0):.1f} dB of peak reduction, and LRA {a.lra_lu:.1f} LU is within "
+                        f"{max(peak_reduction, 0.0):.1f} dB of peak reduction{bass}, and LRA {a.lra_lu:.1f} LU is within "
                         f"{lra_range_lu[0]:g}-{lra_range_lu[1]:g} LU ({range_source})")

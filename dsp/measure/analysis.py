@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from ..errors import CancelledError, NonFiniteAudioError
+from .bands import BandPeakMeter, band_peaks
 from .loudness import LoudnessMeter, LoudnessResult, measure_loudness
 from .spectrum import SpectrumMeter, SpectrumResult, third_octave_spectrum
 from .truepeak import (
@@ -67,6 +68,9 @@ class Analysis:
     # share (0..1) of the non-silent 100-ms stretches whose peak lies within BRICKWALL_WITHIN_DB of the
     # track's peak: a limiter flattens every loud stretch onto its ceiling (masters 30-90 %, mixes a few %)
     brickwall_share: float = 0.0
+    # peaks of the low band (under dsp.measure.bands.BASS_SPLIT_HZ) and of the rest, front pair, dBFS
+    low_band_peak_dbfs: float = float("nan")
+    high_band_peak_dbfs: float = float("nan")
 
     def to_dict(self, *, series: bool = False) -> dict[str, Any]:
         """Plain JSON-ready dict; ``series`` adds the momentary/short-term loudness series."""
@@ -218,9 +222,10 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
     with ThreadPoolExecutor(max_workers=1) as pool:
         spec_job = pool.submit(third_octave_spectrum, x[:2], sample_rate)  # surround: the front pair
         stats_job = pool.submit(sample_stats, x, sample_rate)
+        bands_job = pool.submit(band_peaks, x[:2], sample_rate)
         loud = loudness if loudness is not None else measure_loudness(x, sample_rate)
         tp = true_peak_dbtp(x, factor=true_peak_factor)
-        spec, st = spec_job.result(), stats_job.result()
+        spec, st, bp = spec_job.result(), stats_job.result(), bands_job.result()
     found: tuple[Resonance, ...] = ()
     if resonances:
         from .resonance import find_resonances  # scipy.ndimage loads only when resonances are asked for
@@ -251,6 +256,8 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
         loudness=loud,
         resonances=found,
         brickwall_share=st.brickwall_share,
+        low_band_peak_dbfs=bp.low_dbfs,
+        high_band_peak_dbfs=bp.high_dbfs,
     )
 
 
@@ -444,6 +451,7 @@ class AnalysisMeter:
         self.spectrum = SpectrumMeter(min(channels, 2), sample_rate)
         self.stats = SampleStatsMeter(channels, sample_rate, frames)
         self.true_peak = TruePeakMeter(channels, factor=true_peak_factor)
+        self.bands = BandPeakMeter(min(channels, 2), sample_rate)
         self.resonance = None
         if resonances:
             from .resonance import ResonanceMeter  # scipy.ndimage loads only when resonances are asked for
@@ -455,6 +463,7 @@ class AnalysisMeter:
 
     def _side(self, front: np.ndarray) -> None:
         self.spectrum.feed(front)
+        self.bands.feed(front)
         if self.resonance is not None:
             self.resonance.feed(front)
 
@@ -481,6 +490,7 @@ class AnalysisMeter:
         tp = self.true_peak.finish()
         st = self.stats.result()
         found = tuple(self.resonance.result()) if self.resonance is not None else ()
+        bp = self.bands.result()
         integrated = loud.integrated_lufs
         return Analysis(
             sample_rate=self.sample_rate,
@@ -506,6 +516,8 @@ class AnalysisMeter:
             loudness=loud,
             resonances=found,
             brickwall_share=st.brickwall_share,
+            low_band_peak_dbfs=bp.low_dbfs,
+            high_band_peak_dbfs=bp.high_dbfs,
         )
 
 

@@ -39,6 +39,7 @@ _MODULES = {
     "compressor": "dsp.process.compressor",
     "multiband": "dsp.process.multiband",
     "stereo": "dsp.process.stereo",
+    "bass_limiter": "dsp.process.bass_limiter",
     "clipper": "dsp.process.clipper",
     "limiter": "dsp.process.limiter",
 }

@@ -27,7 +27,6 @@ Only 2-channel audio is processed; every other channel count passes through unch
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import numba
 import numpy as np
@@ -35,6 +34,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..params import Params, check_range
 from . import biquad, crossover
+from .fir import filter_valid, lowpass_fir
 from .processor import ProcessorSpec
 
 WIDTH_RANGE_PCT = (0.0, 200.0)
@@ -96,27 +96,11 @@ def _uniform(params: StereoParams) -> bool:
     return all(w == params.width_pct[0] for w in params.width_pct)
 
 
-MONO_BASS_TAPS_PER_CYCLE = 8.0  # FIR length in periods of the cutoff: sets the transition width
-MONO_BASS_KAISER_BETA = 6.0  # about -60 dB stop band
-
-
-@functools.lru_cache(maxsize=16)
-def mono_bass_fir(cutoff_hz: float, sample_rate: int) -> np.ndarray:
-    """The linear-phase low-pass whose output is taken out of the side (odd length, unit DC gain)."""
-    import scipy.signal  # 0.4 s to load: only mono bass needs it, and few masters get mono bass
-
-    taps = int(MONO_BASS_TAPS_PER_CYCLE * sample_rate / cutoff_hz) | 1
-    h: np.ndarray = np.asarray(scipy.signal.firwin(taps, cutoff_hz, window=("kaiser", MONO_BASS_KAISER_BETA),
-                                                  fs=sample_rate), dtype=np.float64)
-    h.setflags(write=False)
-    return h
-
-
 def latency_samples(params: StereoParams, sample_rate: int) -> int:
     """Output lag: the mono-bass FIR's group delay (0 without mono bass)."""
     if not params.mono_bass_hz:
         return 0
-    return int((mono_bass_fir(params.mono_bass_hz, sample_rate).shape[0] - 1) // 2)
+    return int((lowpass_fir(params.mono_bass_hz, sample_rate).shape[0] - 1) // 2)
 
 
 def _mid_sos(params: StereoParams, sample_rate: int) -> np.ndarray:
@@ -131,7 +115,7 @@ def _side_sos(params: StereoParams, sample_rate: int) -> np.ndarray:
 
 def _mono_bass(y: np.ndarray, sample_rate: int, cutoff_hz: float, tail: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Linear-phase mono bass on L/R ``y``: delayed mid + (delayed side - FIR low-passed side)."""
-    h = mono_bass_fir(cutoff_hz, sample_rate)
+    h = lowpass_fir(cutoff_hz, sample_rate)
     n_taps = h.shape[0]
     delay = (n_taps - 1) // 2
     if tail is None:
@@ -142,9 +126,7 @@ def _mono_bass(y: np.ndarray, sample_rate: int, cutoff_hz: float, tail: np.ndarr
     mid = ext[0, n_taps - 1 - delay: n_taps - 1 - delay + n]
     side = ext[1, n_taps - 1 - delay: n_taps - 1 - delay + n]
     if n:
-        import scipy.signal  # loaded by mono_bass_fir above already
-
-        side = side - scipy.signal.oaconvolve(ext[1], h, mode="valid")
+        side = side - filter_valid(ext[1:2], h)[0]
     out = np.vstack((mid + side, mid - side))
     return out, ext[:, ext.shape[1] - (n_taps - 1):].copy()
 
@@ -187,7 +169,7 @@ def process(x: np.ndarray, sample_rate: int, params: StereoParams,
     split = not _uniform(params)
     cm = _mid_sos(params, sample_rate)
     cs = _side_sos(params, sample_rate)
-    n_tail = mono_bass_fir(params.mono_bass_hz, sample_rate).shape[0] - 1 if params.mono_bass_hz else 0
+    n_tail = lowpass_fir(params.mono_bass_hz, sample_rate).shape[0] - 1 if params.mono_bass_hz else 0
     if state is None:
         crossover.check_crossovers(params.crossovers_hz, sample_rate)
         state = StereoState(None, np.zeros((len(cm), 2)), np.zeros((len(cs), 2)),
