@@ -1036,7 +1036,7 @@ def master_stream(
     def render_into_sink(final: Chain, stage: str, *, split: bool) -> tuple[Analysis, list[Any], Any]:
         """One exact render: blocks -> chain -> (after-meter, sink); returns the analysis, stage
         states and the open sink (the caller commits or aborts it)."""
-        meter = AnalysisMeter(channels, sample_rate, frames, true_peak_factor=8)
+        meter = AnalysisMeter(channels, sample_rate, frames, true_peak_factor=8, band_peaks=False)
         out = sink()
         states: list[Any] = []
         try:

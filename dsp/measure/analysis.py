@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from ..errors import CancelledError, NonFiniteAudioError
-from .bands import BandPeakMeter, band_peaks
+from .bands import BandPeakMeter, BandPeaks, band_peaks
 from .loudness import LoudnessMeter, LoudnessResult, measure_loudness
 from .spectrum import SpectrumMeter, SpectrumResult, third_octave_spectrum
 from .truepeak import (
@@ -440,18 +440,19 @@ class AnalysisMeter:
     thread beside the loudness, true-peak and sample passes.
 
     ``frames``: the expected length (sizes the per-hop silence map). ``loudness=False`` leaves
-    the loudness to the caller (``result(loudness=...)``).
+    the loudness to the caller (``result(loudness=...)``); ``band_peaks=False`` skips the band
+    peaks (nan), which only the planner uses.
     """
 
     def __init__(self, channels: int, sample_rate: int, frames: int, *, true_peak_factor: int = 4,
-                 resonances: bool = False, loudness: bool = True) -> None:
+                 resonances: bool = False, loudness: bool = True, band_peaks: bool = True) -> None:
         self.sample_rate, self.channels = int(sample_rate), int(channels)
         self.true_peak_factor = true_peak_factor
         self.loudness = LoudnessMeter(channels, sample_rate) if loudness else None
         self.spectrum = SpectrumMeter(min(channels, 2), sample_rate)
         self.stats = SampleStatsMeter(channels, sample_rate, frames)
         self.true_peak = TruePeakMeter(channels, factor=true_peak_factor)
-        self.bands = BandPeakMeter(min(channels, 2), sample_rate)
+        self.bands = BandPeakMeter(min(channels, 2), sample_rate) if band_peaks else None
         self.resonance = None
         if resonances:
             from .resonance import ResonanceMeter  # scipy.ndimage loads only when resonances are asked for
@@ -463,7 +464,8 @@ class AnalysisMeter:
 
     def _side(self, front: np.ndarray) -> None:
         self.spectrum.feed(front)
-        self.bands.feed(front)
+        if self.bands is not None:
+            self.bands.feed(front)
         if self.resonance is not None:
             self.resonance.feed(front)
 
@@ -490,7 +492,7 @@ class AnalysisMeter:
         tp = self.true_peak.finish()
         st = self.stats.result()
         found = tuple(self.resonance.result()) if self.resonance is not None else ()
-        bp = self.bands.result()
+        bp = self.bands.result() if self.bands is not None else BandPeaks(math.nan, math.nan)
         integrated = loud.integrated_lufs
         return Analysis(
             sample_rate=self.sample_rate,
