@@ -951,7 +951,7 @@ def master(
             remake_pre=make_pre)
         final_chain = planned.replace_stage("limiter", _limiter_stage(lim_stage, lim_params, delivery.target_lufs))
     limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
-    after = analyze(out, sample_rate, true_peak_factor=8, loudness=loud if chain is None else None)
+    after = analyze(out, sample_rate, true_peak_factor=8, loudness=loud if chain is None else None, band_peaks=False)
     return MasterResult(out, final_chain, before, after, lim.stats(limiter_state), iterations)
 
 

@@ -19,7 +19,8 @@ import numba
 import numpy as np
 
 from ..errors import CancelledError, NonFiniteAudioError
-from .bands import BandPeakMeter, BandPeaks, band_peaks
+from .bands import BandPeakMeter, BandPeaks
+from .bands import band_peaks as measure_band_peaks
 from .loudness import LoudnessMeter, LoudnessResult, measure_loudness
 from .spectrum import SpectrumMeter, SpectrumResult, third_octave_spectrum
 from .truepeak import (
@@ -212,9 +213,10 @@ def _silence(hop_peak: np.ndarray) -> tuple[float, float, float]:
 
 
 def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
-            loudness: LoudnessResult | None = None, resonances: bool = False) -> Analysis:
+            loudness: LoudnessResult | None = None, resonances: bool = False, band_peaks: bool = True) -> Analysis:
     """Measure ``(channels, samples)`` audio. See the module docstring for what is measured.
 
+    ``band_peaks=False`` skips the low/high band peaks (nan; only the planner reads them).
     ``loudness``, when the caller has already measured it, is used as is. ``resonances`` also
     looks for persistent narrow peaks (dsp.measure.resonance; about 0.2 s for 5 minutes). The spectrum and
     the sample statistics run on a second thread beside the loudness and true-peak passes.
@@ -222,10 +224,11 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
     with ThreadPoolExecutor(max_workers=1) as pool:
         spec_job = pool.submit(third_octave_spectrum, x[:2], sample_rate)  # surround: the front pair
         stats_job = pool.submit(sample_stats, x, sample_rate)
-        bands_job = pool.submit(band_peaks, x[:2], sample_rate)
+        bands_job = pool.submit(measure_band_peaks, x[:2], sample_rate) if band_peaks else None
         loud = loudness if loudness is not None else measure_loudness(x, sample_rate)
         tp = true_peak_dbtp(x, factor=true_peak_factor)
-        spec, st, bp = spec_job.result(), stats_job.result(), bands_job.result()
+        spec, st = spec_job.result(), stats_job.result()
+        bp = bands_job.result() if bands_job is not None else BandPeaks(math.nan, math.nan)
     found: tuple[Resonance, ...] = ()
     if resonances:
         from .resonance import find_resonances  # scipy.ndimage loads only when resonances are asked for
