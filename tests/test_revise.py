@@ -126,3 +126,15 @@ def test_explanations_are_regenerated_for_each_revision():
     r2 = revise_chain(r1.chain, "louder")
     assert '"brighter"' not in r2.chain.find("eq").why  # the earlier revision's note is not carried on
     assert '"louder"' in r2.chain.find("limiter").why
+
+
+@pytest.mark.parametrize("words,kind", [("more compression", "compressor"), ("wider", "stereo")])
+def test_what_a_revision_adds_goes_before_the_peak_stage(words, kind):
+    from dsp.process.bass_limiter import BassLimiterParams
+    from dsp.process.clipper import ClipperParams
+
+    for peak in (Stage("bass_limiter", BassLimiterParams(threshold_db=-12.0)), Stage("clipper", ClipperParams())):
+        chain = Chain((Stage("eq", EqParams(bands=(EqBand("high_shelf", 6000.0, 1.0),))), peak,
+                       Stage("limiter", LimiterParams())))
+        kinds = [s.kind for s in revise_chain(chain, words).chain.stages]
+        assert kinds.index(kind) < kinds.index(peak.kind) < kinds.index("limiter")

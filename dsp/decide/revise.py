@@ -83,6 +83,10 @@ def parse_words(text: str) -> list[tuple[str, float]]:
     return out
 
 
+#: the peak stage, always last: what a revision adds goes before it
+_PEAK_KINDS = ("bass_limiter", "clipper", "limiter")
+
+
 def _eq_stage(chain: Chain) -> tuple[int, Stage]:
     for i, s in enumerate(chain.stages):
         if s.kind == "eq" and s.enabled:
@@ -132,7 +136,8 @@ def _move_comp(chain: Chain, field: str, delta: float) -> tuple[Chain, str]:
             stage = dataclasses.replace(s, params=dataclasses.replace(p, **{field: new}))
             return _with_stage(chain, i, stage, insert=False), f"compressor {field} {old:g} -> {new:g}"
     if delta < 0 and field == "threshold_db" or delta > 0 and field == "ratio":
-        pos = next((i for i, s in enumerate(chain.stages) if s.kind in ("stereo", "limiter")), len(chain.stages))
+        pos = next((i for i, s in enumerate(chain.stages) if s.kind == "stereo" or s.kind in _PEAK_KINDS),
+                   len(chain.stages))
         stage = Stage("compressor", CompressorParams(threshold_db=-24.0, ratio=1.5, attack_ms=30.0, release_ms=200.0,
                                                      knee_db=6.0, rms_ms=10.0),
                       label="revision compression", why="added by a revision")
@@ -153,7 +158,7 @@ def _move_width(chain: Chain, delta_pct: float) -> tuple[Chain, str]:
                                           width_pct=(p.width_pct[0], max(50.0, min(150.0, p.width_pct[0] + delta_pct))))
             stage = dataclasses.replace(s, params=new)
             return _with_stage(chain, i, stage, insert=False), f"width above 300 Hz -> {new.width_pct[-1]:g}%"
-    pos = next((i for i, s in enumerate(chain.stages) if s.kind == "limiter"), len(chain.stages))
+    pos = next((i for i, s in enumerate(chain.stages) if s.kind in _PEAK_KINDS), len(chain.stages))
     new = StereoParams(crossovers_hz=(300.0,), width_pct=(100.0, max(50.0, min(150.0, 100.0 + delta_pct))))
     stage = Stage("stereo", new, label="revision width", why="added by a revision")
     return _with_stage(chain, pos, stage, insert=True), f"width above 300 Hz -> {new.width_pct[-1]:g}%"
