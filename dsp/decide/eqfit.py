@@ -21,7 +21,6 @@ import math
 from typing import cast
 
 import numpy as np
-from scipy.optimize import least_squares, lsq_linear
 
 from ..params import check_range
 from ..process.eq import EqBand, EqParams, eq_response_db
@@ -71,6 +70,7 @@ def fit_eq(
     ``weights`` (>= 0, same length) say how much each band matters (e.g. 0 outside 30 Hz-16 kHz).
     Gains are bounded to +-``max_gain_db``; bell widths to ``min_bw_oct``..``max_bw_oct`` octaves.
     """
+    from scipy.optimize import least_squares  # 0.13 s to load: only masters that get an EQ fit one
     check_range("max_bands", max_bands, 1, 16)
     check_range("max_gain_db", max_gain_db, 0.5, 24.0)
     f = np.asarray(centers_hz, dtype=float)
@@ -154,6 +154,7 @@ def fit_graphic_eq(
     The bells' mutual overlap is handled by solving with their measured influence matrix,
     then correcting the small nonlinearity in a few fixed-point steps.
     """
+    from scipy.optimize import lsq_linear  # 0.13 s to load: only reference matches fit a graphic EQ
     f = np.asarray(centers_hz, dtype=float)
     t = np.asarray(target_db, dtype=float)
     w = np.ones_like(t) if weights is None else np.asarray(weights, dtype=float)
