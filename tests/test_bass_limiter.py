@@ -139,3 +139,42 @@ def test_club_master_of_kicks_does_not_pump_the_pad():
     assert pad_duck_db(x, y, onsets) <= 2.0
     assert r.after.integrated_lufs == pytest.approx(-8.0, abs=0.1)
     assert meters_db(y, SR)["libebur128"] <= -0.5 + 1e-3
+
+
+def _bass_to_probe_db(y: np.ndarray) -> float:
+    """Energy under 90 Hz over that of the 2 kHz probe (scipy filters: an independent meter)."""
+    low = low_band(y)
+    probe = ss.sosfiltfilt(ss.butter(4, (1700, 2300), "bandpass", fs=SR, output="sos"), y, axis=-1)
+    return float(10 * np.log10(np.sum(low ** 2) / np.sum(probe ** 2)))
+
+
+def sustained_bass(seconds: float = 6.0) -> np.ndarray:
+    """808-like notes (45 Hz, 0.7 s each, slow decay) over the same steady 2 kHz probe."""
+    t = np.arange(int(seconds * SR)) / SR
+    b808 = 0.8 * np.sin(2 * np.pi * 45 * t) * ((t % 1.0) < 0.7) * np.exp(-(t % 1.0) / 1.5)
+    return np.vstack([b808 + 0.05 * np.sin(2 * np.pi * 2000 * t)] * 2)
+
+
+@pytest.mark.parametrize("signal", ["kicks", "808"])
+def test_kicks_are_held_sustained_bass_is_not_thinned(signal):
+    """Short kicks are held deep (a full-band limiter would pump under them); sustained 808 notes,
+    over any deep threshold most of the time, are barely touched (a full-band limiter holds a steady
+    gain there, a bass limiter would only thin the bass). The energy the planner expects the low band
+    to lose is checked on the rendered stage with scipy's filters (bass-to-probe energy)."""
+    from dsp.decide.master import bass_limiter_take_db
+
+    x = kicks_over_pad()[0] if signal == "kicks" else sustained_bass()
+    a = analyze(x, SR)
+    take = bass_limiter_take_db(a, 6.0)  # a target that needs 6 dB off the peaks
+    threshold = a.low_band_peak_dbfs - take
+    assert a.band_peaks.held_share(threshold) <= 0.4
+    if signal == "kicks":
+        assert take >= 9.0
+    else:
+        assert take <= 3.0
+        return
+    predicted = a.band_peaks.energy_drop_db(threshold)
+    y = render(Chain((Stage("bass_limiter", BassLimiterParams(threshold_db=threshold)),)), x, SR)
+    measured = _bass_to_probe_db(x) - _bass_to_probe_db(y)
+    assert predicted <= 6.0
+    assert measured == pytest.approx(predicted, abs=1.0)

@@ -72,12 +72,20 @@ class Analysis:
     # peaks of the low band (under dsp.measure.bands.BASS_SPLIT_HZ) and of the rest, front pair, dBFS
     low_band_peak_dbfs: float = float("nan")
     high_band_peak_dbfs: float = float("nan")
+    # the low band's peak and energy per 10 ms, for the bass limiter's cost (dsp.measure.bands; not in to_dict)
+    low_band_windows: BandPeaks | None = None
+
+    @property
+    def band_peaks(self) -> BandPeaks:
+        if self.low_band_windows is not None:
+            return self.low_band_windows
+        return BandPeaks(self.low_band_peak_dbfs, self.high_band_peak_dbfs)
 
     def to_dict(self, *, series: bool = False) -> dict[str, Any]:
         """Plain JSON-ready dict; ``series`` adds the momentary/short-term loudness series."""
         d: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name in ("spectrum", "loudness", "resonances"):
+            if f.name in ("spectrum", "loudness", "resonances", "low_band_windows"):
                 continue
             v = getattr(self, f.name)
             d[f.name] = _json_number(v) if not isinstance(v, tuple) else [_json_number(e) for e in v]
@@ -261,6 +269,7 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
         brickwall_share=st.brickwall_share,
         low_band_peak_dbfs=bp.low_dbfs,
         high_band_peak_dbfs=bp.high_dbfs,
+        low_band_windows=bp if band_peaks else None,
     )
 
 
@@ -523,6 +532,7 @@ class AnalysisMeter:
             brickwall_share=st.brickwall_share,
             low_band_peak_dbfs=bp.low_dbfs,
             high_band_peak_dbfs=bp.high_dbfs,
+            low_band_windows=bp if self.bands is not None else None,
         )
 
 
