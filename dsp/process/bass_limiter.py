@@ -26,7 +26,6 @@ comes close; its IIR crossover rotates the bass's phase, so it is not the same.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -81,7 +80,6 @@ class BassLimiterState:
     high_delay: np.ndarray  # (C, lookahead) high band, the same
     gain: lim.GainState
     pre: int  # outputs still before the input's time zero: emitted as silence
-    max_reduction_db: float = 0.0
 
 
 def _hold(params: BassLimiterParams, sample_rate: int) -> int:
@@ -129,10 +127,8 @@ def process(x: np.ndarray, sample_rate: int, params: BassLimiterParams,
         k = min(pre, n)
         y[:, :k] = 0.0
         pre -= k
-    peak = float(red.max()) if n else 0.0
     return y, BassLimiterState(ext[:, ext.shape[1] - (taps - 1):].copy(), low_ext[:, n:].copy(),
-                               high_ext[:, n:].copy(), gain_state, pre,
-                               max(state.max_reduction_db, peak if math.isfinite(peak) else 0.0))
+                               high_ext[:, n:].copy(), gain_state, pre)
 
 
 SPEC = ProcessorSpec(kind="bass_limiter", params_type=BassLimiterParams, process=process,
