@@ -421,7 +421,8 @@ def main() -> int:
         print(f"{proc:10} {g('thd50_6'):>12} {g('thd50_12'):>6} {g('imd_6'):>13} {g('imd_12'):>6} "
               f"{s['pad_duck_db']:9.2f}dB {s['click_duck_db']:12.2f}dB", flush=True)
         if "thd50_6_full" in s:
-            print(f"{'  (full-band limiter alone, no bass limiter)':44} THD {g('thd50_6_full')} / {g('thd50_12_full')}, "
+            print(f"{'  (full-band limiter alone, no bass limiter)':44} "
+                  f"THD {g('thd50_6_full')} / {g('thd50_12_full')}, "
                   f"IMD {g('imd_6_full')} / {g('imd_12_full')}", flush=True)
     return 0
 

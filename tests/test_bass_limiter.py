@@ -93,7 +93,7 @@ def test_blockwise_equals_whole(cuts):
     whole, _ = process(x, SR, p)
     edges = sorted({0, 20000, *cuts})
     state, parts = None, []
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         y, state = process(x[:, a:b], SR, p, state)
         parts.append(y)
     # the split is an FFT convolution: block boundaries change its rounding, nothing else

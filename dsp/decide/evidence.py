@@ -136,5 +136,6 @@ def dynamics_need(a: Analysis, *, target_lufs: float, ceiling_dbtp: float, loudn
             if bass_limiter_db > 0 else "")
     return DynamicsNeed(False, 0.0, load, (),
                         f"no glue compression: the limiter alone reaches {target_lufs:g} LUFS with about "
-                        f"{max(peak_reduction, 0.0):.1f} dB of peak reduction{bass}, and LRA {a.lra_lu:.1f} LU is within "
+                        f"{max(peak_reduction, 0.0):.1f} dB of peak reduction{bass}, and LRA {a.lra_lu:.1f} LU is "
+                        f"within "
                         f"{lra_range_lu[0]:g}-{lra_range_lu[1]:g} LU ({range_source})")

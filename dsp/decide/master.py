@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import CancelledError, ChainError, TargetUnreachableError
 from ..measure.analysis import Analysis, AnalysisMeter, analyze
+from ..measure.bands import BASS_SPLIT_HZ
 from ..measure.loudness import (
     LoudnessResult,
     gated_loudness_of_hops,
@@ -27,13 +28,12 @@ from ..measure.loudness import (
     k_weighted_power,
     measure_loudness,
 )
-from ..params import check_choice, check_range
-from ..measure.bands import BASS_SPLIT_HZ
 from ..measure.spectrum import SpectrumResult
+from ..params import check_choice, check_range
 from ..process import biquad
 from ..process import limiter as lim
-from ..process.chain import Chain, Stage, render, render_blocks
 from ..process.bass_limiter import BassLimiterParams
+from ..process.chain import Chain, Stage, render, render_blocks
 from ..process.clipper import ClipperParams
 from ..process.compressor import CompressorParams
 from ..process.eq import EqBand, EqParams, eq_response_db
@@ -396,13 +396,13 @@ _BASS_MIN_NEED_DB = 3.0
 _BASS_DOMINANT_DB = 6.0
 #: it takes the low band's peaks down by up to twice the needed reduction (the bass also carries
 #: the loudness, so the drive rises after it: measured on kicks over a pad, 1x still left the
-#: full-band limiter ducking the pad 4.7 dB, 2x 0.65 dB), at most to this far above the rest, and
+#: full-band limiter ducking the pad 4.7 dB, 2x 1.3 dB), at most to this far above the rest, and
 #: never more than _BASS_MAX_DB
 _BASS_NEED_FACTOR = 2.0
 _BASS_ABOVE_REST_DB = 3.0
 _BASS_MAX_DB = 12.0
 #: ... and only while the low band is over the bass limiter's threshold at most this share of the
-#: time: short kicks are (kicks over a pad: 9.1 dB off the peaks, over it 28% of the time), and
+#: time: short kicks are (kicks over a pad: 9.1 dB off the peaks, over it 21% of the time), and
 #: there a full-band limiter pumps; sustained 808s or bass notes are over it most of the time, and
 #: there a full-band limiter holds a steady gain while a bass limiter would only thin the bass
 _BASS_MAX_HELD_SHARE = 0.4
@@ -453,7 +453,8 @@ def plan_bass_limiter(a: Analysis, need_db: float, *, low_gain_db: float = 0.0) 
         f"{BASS_SPLIT_HZ:g} Hz the peaks reach {a.low_band_peak_dbfs:.1f} dBFS, {over:.1f} dB above everything "
         f"else's ({a.high_band_peak_dbfs:.1f} dBFS). A full-band limiter would turn the whole mix down under "
         f"each kick (what plays over it pumps), so the low band alone is held at {threshold:.1f} dBFS "
-        f"({take:.1f} dB off its peaks" + (f", after the EQ's {low_gain_db:+.1f} dB there" if abs(low_gain_db) >= 0.1 else "")
+        f"({take:.1f} dB off its peaks"
+        + (f", after the EQ's {low_gain_db:+.1f} dB there" if abs(low_gain_db) >= 0.1 else "")
         + f"; the bass is over it {held:.0%} of the time, short hits, and loses about {cost:.1f} dB of its energy; "
         f"linear-phase split, {p.hold_ms:g} ms hold so bass notes keep a steady "
         f"gain, {p.release_ms:g} ms release) and the full-band limiter has little left to do. In REAPER: "
@@ -527,7 +528,8 @@ def plan_peak_stages(a: Analysis, d: Delivery, intent: Intent, *,
             f"(no slow release: {need - clip_db:.1f} dB of limiting needs every dB of loudness it can get)")
     why += (f"; holds each reduction {hold_ms:g} ms (bass down to {30 if hold_ms >= 10 else 50} Hz keeps a "
             f"steady gain), lets go of transients "
-            f"in {release:.0f} ms (an isolated click or crack held under {_TRANSIENT_MS:.0f} ms faster, in proportion) {slow} (LRA {a.lra_lu:.1f} LU, "
+            f"in {release:.0f} ms (an isolated click or crack held under {_TRANSIENT_MS:.0f} ms faster, in "
+            f"proportion) {slow} (LRA {a.lra_lu:.1f} LU, "
             f"{intent.intensity}); reads true peak as libebur128 and an ideal 8x meter do. In REAPER: ReaLimit at "
             f"the same ceiling and threshold with a {release:.0f} ms release comes close (it has no hold or "
             "second release)")
