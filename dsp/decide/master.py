@@ -422,6 +422,8 @@ def bass_limiter_take_db(a: Analysis, need_db: float) -> float:
     while the bass is over the threshold a short share of the time (_BASS_MAX_HELD_SHARE: kicks, not
     sustained notes) and loses at most _BASS_MAX_ENERGY_DROP_DB of its energy."""
     over = a.low_band_peak_dbfs - a.high_band_peak_dbfs
+    if a.channels > 2:  # the bands are measured on the front pair; an LFE would be held blind
+        return 0.0
     if not (need_db >= _BASS_MIN_NEED_DB and math.isfinite(over) and over >= _BASS_DOMINANT_DB):
         return 0.0
     take = round(min(_BASS_MAX_DB, _BASS_NEED_FACTOR * need_db, over - _BASS_ABOVE_REST_DB), 1)
