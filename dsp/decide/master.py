@@ -466,8 +466,10 @@ def plan_bass_limiter(a: Analysis, need_db: float, *, low_gain_db: float = 0.0) 
 
 def plan_peak_stages(a: Analysis, d: Delivery, intent: Intent, *,
                      low_gain_db: float = 0.0) -> tuple[list[Stage], list[str]]:
-    """The peak stage: an oversampled soft clip (when the target needs peak reduction) and the
-    true-peak limiter; returns the stages and the notes on what was left alone.
+    """The peak stage: a bass limiter where the peaks to take are the bass (:func:`plan_bass_limiter`),
+    else an oversampled soft clip (when the target needs peak reduction), and the true-peak
+    limiter; returns the stages and the notes on what was left alone. ``low_gain_db``: what the
+    stages before it do to the bass.
 
     The load is split by measurement: reaching ``target`` at ``ceiling`` with the mix's
     peak-to-loudness ratio needs about ``PLR - (ceiling - target)`` dB off the loudest peaks. The
