@@ -15,8 +15,8 @@ envelope correlation (50 ms RMS in dB, input vs output), treble distortion margi
 that band; a static EQ reads about 80 dB - the check line proves it - so only what changes
 inside 50 ms counts: distortion and fast gain modulation), then
 the synthetic figures: THD on a 50 Hz sine and IMD on 60 Hz + 7 kHz at 6 and 12 dB of reduction
-(the peak stage as planned - on these bass-led signals a bass limiter first - and the full-band
-limiter alone),
+(the peak stage as planned, and the full-band limiter alone without a bass limiter, which the
+planner leaves off steady tones),
 pad duck after kicks at -8 LUFS and click-on-a-quiet-bed duck at -14 LUFS.
 
 Run it against another checkout (e.g. the code before a change) with PYTHONPATH=that_checkout:
