@@ -220,6 +220,41 @@ def _silence(hop_peak: np.ndarray) -> tuple[float, float, float]:
     return round(float(lead), 1), round(float(trail), 1), round(100.0 * float(quiet.mean()), 1)
 
 
+def _assemble(sample_rate: int, channels: int, frames: int, *, loud: LoudnessResult, tp: float, tp_factor: int,
+              st: SampleStats, spec: SpectrumResult, found: tuple[Resonance, ...],
+              bands: BandPeaks | None) -> Analysis:
+    """The Analysis of one signal from its measurements (whole-signal and block-wise alike)."""
+    integrated = loud.integrated_lufs
+    return Analysis(
+        sample_rate=sample_rate,
+        channels=channels,
+        duration_s=round(frames / sample_rate, 3),
+        integrated_lufs=integrated,
+        lra_lu=loud.lra_lu,
+        max_momentary_lufs=loud.max_momentary_lufs,
+        max_short_term_lufs=loud.max_short_term_lufs,
+        true_peak_dbtp=tp,
+        true_peak_oversampling=tp_factor,
+        sample_peak_dbfs=st.sample_peak_dbfs,
+        rms_dbfs=st.rms_dbfs,
+        plr_db=tp - integrated if math.isfinite(integrated) else float("nan"),
+        crest_db=st.sample_peak_dbfs - st.rms_dbfs,
+        dc_offset=st.dc_offset,
+        clipped_runs=st.clipped_runs,
+        clipped_samples=st.clipped_samples,
+        leading_silence_s=st.leading_silence_s,
+        trailing_silence_s=st.trailing_silence_s,
+        silent_pct=st.silent_pct,
+        spectrum=spec,
+        loudness=loud,
+        resonances=found,
+        brickwall_share=st.brickwall_share,
+        low_band_peak_dbfs=bands.low_dbfs if bands is not None else math.nan,
+        high_band_peak_dbfs=bands.high_dbfs if bands is not None else math.nan,
+        low_band_windows=bands,
+    )
+
+
 def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
             loudness: LoudnessResult | None = None, resonances: bool = False, band_peaks: bool = True) -> Analysis:
     """Measure ``(channels, samples)`` audio. See the module docstring for what is measured.
@@ -236,41 +271,14 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
         loud = loudness if loudness is not None else measure_loudness(x, sample_rate)
         tp = true_peak_dbtp(x, factor=true_peak_factor)
         spec, st = spec_job.result(), stats_job.result()
-        bp = bands_job.result() if bands_job is not None else BandPeaks(math.nan, math.nan)
+        bp = bands_job.result() if bands_job is not None else None
     found: tuple[Resonance, ...] = ()
     if resonances:
         from .resonance import find_resonances  # scipy.ndimage loads only when resonances are asked for
 
         found = tuple(find_resonances(x[:2], sample_rate))
-    integrated = loud.integrated_lufs
-    return Analysis(
-        sample_rate=sample_rate,
-        channels=x.shape[0],
-        duration_s=round(x.shape[1] / sample_rate, 3),
-        integrated_lufs=integrated,
-        lra_lu=loud.lra_lu,
-        max_momentary_lufs=loud.max_momentary_lufs,
-        max_short_term_lufs=loud.max_short_term_lufs,
-        true_peak_dbtp=tp,
-        true_peak_oversampling=true_peak_factor,
-        sample_peak_dbfs=st.sample_peak_dbfs,
-        rms_dbfs=st.rms_dbfs,
-        plr_db=tp - integrated if math.isfinite(integrated) else float("nan"),
-        crest_db=st.sample_peak_dbfs - st.rms_dbfs,
-        dc_offset=st.dc_offset,
-        clipped_runs=st.clipped_runs,
-        clipped_samples=st.clipped_samples,
-        leading_silence_s=st.leading_silence_s,
-        trailing_silence_s=st.trailing_silence_s,
-        silent_pct=st.silent_pct,
-        spectrum=spec,
-        loudness=loud,
-        resonances=found,
-        brickwall_share=st.brickwall_share,
-        low_band_peak_dbfs=bp.low_dbfs,
-        high_band_peak_dbfs=bp.high_dbfs,
-        low_band_windows=bp if band_peaks else None,
-    )
+    return _assemble(sample_rate, x.shape[0], x.shape[1], loud=loud, tp=tp, tp_factor=true_peak_factor, st=st,
+                     spec=spec, found=found, bands=bp)
 
 
 # --- the same measurements, block by block --------------------------------------------------------
@@ -504,36 +512,9 @@ class AnalysisMeter:
         tp = self.true_peak.finish()
         st = self.stats.result()
         found = tuple(self.resonance.result()) if self.resonance is not None else ()
-        bp = self.bands.result() if self.bands is not None else BandPeaks(math.nan, math.nan)
-        integrated = loud.integrated_lufs
-        return Analysis(
-            sample_rate=self.sample_rate,
-            channels=self.channels,
-            duration_s=round(self.samples / self.sample_rate, 3),
-            integrated_lufs=integrated,
-            lra_lu=loud.lra_lu,
-            max_momentary_lufs=loud.max_momentary_lufs,
-            max_short_term_lufs=loud.max_short_term_lufs,
-            true_peak_dbtp=tp,
-            true_peak_oversampling=self.true_peak_factor,
-            sample_peak_dbfs=st.sample_peak_dbfs,
-            rms_dbfs=st.rms_dbfs,
-            plr_db=tp - integrated if math.isfinite(integrated) else float("nan"),
-            crest_db=st.sample_peak_dbfs - st.rms_dbfs,
-            dc_offset=st.dc_offset,
-            clipped_runs=st.clipped_runs,
-            clipped_samples=st.clipped_samples,
-            leading_silence_s=st.leading_silence_s,
-            trailing_silence_s=st.trailing_silence_s,
-            silent_pct=st.silent_pct,
-            spectrum=self.spectrum.result(),
-            loudness=loud,
-            resonances=found,
-            brickwall_share=st.brickwall_share,
-            low_band_peak_dbfs=bp.low_dbfs,
-            high_band_peak_dbfs=bp.high_dbfs,
-            low_band_windows=bp if self.bands is not None else None,
-        )
+        return _assemble(self.sample_rate, self.channels, self.samples, loud=loud, tp=tp,
+                         tp_factor=self.true_peak_factor, st=st, spec=self.spectrum.result(), found=found,
+                         bands=self.bands.result() if self.bands is not None else None)
 
 
 def analyze_source(source: Any, *, true_peak_factor: int = 4, resonances: bool = False,
