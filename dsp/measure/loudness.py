@@ -158,47 +158,9 @@ def channel_weights(channels: int) -> np.ndarray:
     return _channel_weights_cached(int(channels))
 
 
-# The two kernels run the K filter (transposed direct form II, float64) on channels in
+# The kernels run the K filter (transposed direct form II, float64) on channels in
 # pairs: two independent recursions per loop iteration hide the floating-point latency,
 # which makes this ~2.5x faster than scipy.signal.sosfilt plus a separate squaring pass.
-
-@numba.njit(cache=True, nogil=True, fastmath=False)
-def _kw_hop_sums(x: np.ndarray, sos: np.ndarray, zi: np.ndarray, hop: int,
-                 n_hops: int) -> np.ndarray:  # pragma: no cover - compiled
-    ch = x.shape[0]
-    out = np.zeros((ch, n_hops))
-    b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
-    b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
-    for c0 in range(0, ch, 2):
-        c1 = min(c0 + 1, ch - 1)
-        p01, p02, p11, p12 = zi[0, c0, 0], zi[0, c0, 1], zi[1, c0, 0], zi[1, c0, 1]
-        q01, q02, q11, q12 = zi[0, c1, 0], zi[0, c1, 1], zi[1, c1, 0], zi[1, c1, 1]
-        i = 0
-        for h in range(n_hops):
-            acc_p = 0.0
-            acc_q = 0.0
-            for _ in range(hop):
-                v = np.float64(x[c0, i])
-                w = np.float64(x[c1, i])
-                i += 1
-                y0 = b00 * v + p01
-                p01 = b01 * v - a01 * y0 + p02
-                p02 = b02 * v - a02 * y0
-                y1 = b10 * y0 + p11
-                p11 = b11 * y0 - a11 * y1 + p12
-                p12 = b12 * y0 - a12 * y1
-                acc_p += y1 * y1
-                u0 = b00 * w + q01
-                q01 = b01 * w - a01 * u0 + q02
-                q02 = b02 * w - a02 * u0
-                u1 = b10 * u0 + q11
-                q11 = b11 * u0 - a11 * u1 + q12
-                q12 = b12 * u0 - a12 * u1
-                acc_q += u1 * u1
-            out[c0, h] = acc_p
-            out[c1, h] = acc_q
-    return out
-
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
 def _kw_power(x: np.ndarray, sos: np.ndarray, zi: np.ndarray, weights: np.ndarray,
@@ -237,9 +199,10 @@ def _kw_power(x: np.ndarray, sos: np.ndarray, zi: np.ndarray, weights: np.ndarra
 @numba.njit(cache=True, nogil=True, fastmath=False)
 def _kw_hop_sums_stream(x: np.ndarray, sos: np.ndarray, zi: np.ndarray, hop: int, fill: int, partial: np.ndarray,
                         out: np.ndarray) -> int:  # pragma: no cover - compiled
-    # _kw_hop_sums for one block of a stream: ``fill`` samples of the current hop are already
-    # summed in ``partial``; completed hops go to out[:, k]; zi and partial are updated in place.
-    # The per-hop sums run in the same order as the whole-signal kernel: results are identical.
+    # K-weighted power summed per hop, for one block of a stream (or a whole signal: fill 0):
+    # ``fill`` samples of the current hop are already summed in ``partial``; completed hops go to
+    # out[:, k]; zi and partial are updated in place. Each hop's sum runs in sample order, so any
+    # split into blocks gives identical results.
     ch, n = x.shape
     b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
     b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
@@ -356,7 +319,8 @@ def hop_energies(x: np.ndarray, sample_rate: int) -> np.ndarray:
     hop = (sr + 5) // 10
     n_hops = a.shape[1] // hop
     zi = np.zeros((2, a.shape[0], 2))
-    sums = _kw_hop_sums(a, _k_weighting_sos_cached(sr), zi, hop, n_hops)
+    sums = np.empty((a.shape[0], n_hops))
+    _kw_hop_sums_stream(a, _k_weighting_sos_cached(sr), zi, hop, 0, np.zeros(a.shape[0]), sums)
     energy: np.ndarray = channel_weights(a.shape[0]) @ sums / hop
     if not np.all(np.isfinite(energy)):
         raise NonFiniteAudioError("the audio contains NaN or infinite samples")
