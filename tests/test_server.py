@@ -44,16 +44,19 @@ class Ctx:
 
 
 class ServerProc:
-    def __init__(self, cfg_dir: Path, tmp_dir: Path, *args: str) -> None:
+    """``python -m server.daemon ARGS`` in its own session (kill -9 takes its workers too); its log
+    goes to ``tmp_dir/server.log``. ``wait``: until its connection file names it."""
+
+    def __init__(self, cfg_dir: Path, tmp_dir: Path, *args: str, wait: bool = True) -> None:
         self.cfg_dir, self.tmp_dir = cfg_dir, tmp_dir
         cfg_dir.mkdir(parents=True, exist_ok=True)
         tmp_dir.mkdir(parents=True, exist_ok=True)
         self.conn_path = cfg_dir / "server.json"
         env = dict(os.environ, REAMASTER_CONFIG_DIR=str(cfg_dir), TMPDIR=str(tmp_dir))
-        self.log = open(cfg_dir / "server.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "server.daemon", "--port", "0", *args], cwd=REPO,
+        self.log = open(tmp_dir / "server.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "server.daemon", *args], cwd=REPO,
                                      env=env, stdout=self.log, stderr=self.log, start_new_session=True)
-        self.info = self._wait_for_file()
+        self.info: ConnectionInfo | None = self._wait_for_file() if wait else None
 
     def _wait_for_file(self) -> ConnectionInfo:
         end = time.monotonic() + 30
@@ -66,11 +69,30 @@ class ServerProc:
                 break
             time.sleep(0.05)
         self.kill()
-        pytest.fail(f"server did not start: {(self.cfg_dir / 'server.log').read_text()}")
+        pytest.fail(f"server did not start: {(self.tmp_dir / 'server.log').read_text()}")
 
     def client(self, **kw) -> Client:
         kw.setdefault("timeout", 2.0)
         return Client.connect(self.conn_path, **kw)
+
+    def children(self) -> list[int]:
+        """The worker processes (not multiprocessing's resource tracker)."""
+        out = []
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmd = (d / "cmdline").read_bytes()
+                if ppid == self.proc.pid and b"spawn_main" in cmd and b"resource_tracker" not in cmd:
+                    out.append(int(d.name))
+        return out
+
+    def peak_rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmHWM")
 
     def kill(self) -> None:
         # the server and its workers share the session started for it
@@ -90,7 +112,7 @@ def wait_ready(c: Client, workers: int) -> None:
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     base = tmp_path_factory.mktemp("srv")
-    s = ServerProc(base / "cfg", base / "servertmp", "--workers", "2", "--queue", "16",
+    s = ServerProc(base / "cfg", base / "servertmp", "--port", "0", "--workers", "2", "--queue", "16",
                    "--max-frame-bytes", str(FRAME_LIMIT), "--client-timeout", "2")
     with s.client() as c:
         wait_ready(c, 2)
@@ -471,7 +493,8 @@ def test_cli_master_via_server_writes_the_same_bytes(srv, tmp_path, capsys):
 # --- servers that come and go -----------------------------------------------------------------------
 
 def test_full_queue_is_busy_and_sigterm_shuts_down_gracefully(tmp_path, long_mix):
-    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--workers", "1", "--queue", "1", "--grace", "0.3")
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1", "--queue", "1",
+                   "--grace", "0.3")
     try:
         folders = [str(long_mix.parent), str(tmp_path)]
         with s.client() as c:
@@ -503,7 +526,7 @@ def test_full_queue_is_busy_and_sigterm_shuts_down_gracefully(tmp_path, long_mix
 def test_server_killed_and_restarted_while_a_client_waits(tmp_path, long_mix):
     cfg, tmp = tmp_path / "cfg", tmp_path / "tmp"
     src = mix_file(tmp, seconds=2.0)
-    first = ServerProc(cfg, tmp, "--workers", "1")
+    first = ServerProc(cfg, tmp, "--port", "0", "--workers", "1")
     second = None
     try:
         c = first.client(timeout=1.0, retries=1)
@@ -513,7 +536,7 @@ def test_server_killed_and_restarted_while_a_client_waits(tmp_path, long_mix):
         with pytest.raises(ServerUnavailable) as e:
             job.wait(20)
         assert "no answer" in str(e.value)
-        second = ServerProc(cfg, tmp, "--workers", "1")  # a new port and a new key in the same file
+        second = ServerProc(cfg, tmp, "--port", "0", "--workers", "1")  # a new port and a new key in the same file
         assert second.info.key != first.info.key
         result = c.analyze_path(src)  # the client reads the connection file again and carries on
         assert result["duration_s"] == pytest.approx(2.0)
@@ -550,7 +573,7 @@ def test_curve_allows_known_clients_and_ignores_others(tmp_path):
     zmq.auth.create_certificates(str(alice_dir), "alice")
     os.replace(alice_dir / "alice.key", keys / "clients" / "alice.key")  # the server knows her public key
     alice = zmq.auth.load_certificate(str(alice_dir / "alice.key_secret"))
-    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--workers", "1", "--curve-keys", str(keys))
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1", "--curve-keys", str(keys))
     try:
         assert s.info.curve_server_key
         with s.client(curve_keypair=alice) as c:

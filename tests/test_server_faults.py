@@ -28,71 +28,14 @@ import zmq
 from server.wire import protocol as P
 from server.wire.client import Client, Progress, ServerError, ServerUnavailable
 from server.wire import connection as C
-from server.wire.connection import ConnectionFileError, ConnectionInfo, read_connection_file, write_connection_file
-from tests.test_server import REPO, SR, mix_file, noise_mix, recv, reply_code
+from server.wire.connection import ConnectionInfo, write_connection_file
+from tests.test_server import REPO, SR, ServerProc, mix_file, noise_mix, recv, reply_code
 
 ATTACKER = "rmattack"
 SITE = next(p for p in sys.path if p.endswith("site-packages"))
 
 
-class Server:
-    """``python -m server.daemon ARGS`` in its own session (kill -9 takes its workers too)."""
-
-    def __init__(self, cfg: Path, tmp: Path, *args: str, wait: bool = True) -> None:
-        self.cfg, self.tmp = cfg, tmp
-        tmp.mkdir(parents=True, exist_ok=True)
-        self.conn_path = cfg / "server.json"
-        env = dict(os.environ, REAMASTER_CONFIG_DIR=str(cfg), TMPDIR=str(tmp))
-        cfg.mkdir(parents=True, exist_ok=True)
-        self.log = open(tmp / "server.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "server.daemon", *args], cwd=REPO, env=env,
-                                     stdout=self.log, stderr=self.log, start_new_session=True)
-        self.info: ConnectionInfo | None = self._wait_for_file() if wait else None
-
-    def _wait_for_file(self) -> ConnectionInfo:
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
-            with contextlib.suppress(ConnectionFileError):
-                info = read_connection_file(self.conn_path)
-                if info.pid == self.proc.pid:
-                    return info
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.kill()
-        pytest.fail(f"server did not start: {(self.tmp / 'server.log').read_text()}")
-
-    def client(self, **kw) -> Client:
-        kw.setdefault("timeout", 2.0)
-        return Client.connect(self.conn_path, **kw)
-
-    def children(self) -> list[int]:
-        """The worker processes (not multiprocessing's resource tracker)."""
-        out = []
-        for d in Path("/proc").iterdir():
-            if not d.name.isdigit():
-                continue
-            with contextlib.suppress(OSError):
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                cmd = (d / "cmdline").read_bytes()
-                if ppid == self.proc.pid and b"spawn_main" in cmd and b"resource_tracker" not in cmd:
-                    out.append(int(d.name))
-        return out
-
-    def peak_rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmHWM")
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        self.log.close()
-
-
-def wait_settled(s: "Server") -> None:
+def wait_settled(s: "ServerProc") -> None:
     """Until the server has imported what its path checks need (its memory then stays put)."""
     with s.client() as c:
         end = time.monotonic() + 90
@@ -230,7 +173,7 @@ def test_ipc_endpoints_are_private_and_another_user_cannot_connect_or_read_the_k
     cfg = shared_base / "cfg"
     cfg.mkdir(mode=0o777)
     os.chmod(cfg, 0o777)  # a config folder left world-writable: the server tightens it
-    s = Server(cfg, shared_base / "tmp", "--transport", "ipc", "--workers", "1")
+    s = ServerProc(cfg, shared_base / "tmp", "--transport", "ipc", "--workers", "1")
     try:
         assert s.info.endpoint.startswith("ipc://")
         sock = Path(s.info.endpoint[len("ipc://"):])
@@ -294,7 +237,7 @@ def tcp_listening(pid: int) -> list[int]:
 def test_a_tcp_peer_without_the_key_cannot_deliver_a_byte_or_raise_memory(tmp_path):
     """No root needed: the server's tcp endpoint is CURVE; a peer that has not read the 0600
     connection file (no server key) fails the handshake before libzmq accepts any message."""
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1",
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1",
                "--max-frame-bytes", str(1 << 20))
     try:
         assert s.info.curve_server_key and s.info.endpoint.startswith("tcp://127.0.0.1:")
@@ -327,7 +270,7 @@ def test_a_tcp_peer_without_the_key_cannot_deliver_a_byte_or_raise_memory(tmp_pa
 # --- 2. worker slots -------------------------------------------------------------------------------
 
 def test_a_worker_that_never_becomes_ready_is_replaced_and_the_job_runs(tmp_path):
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1",
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1",
                "--worker-ready-timeout", "6")
     try:
         end = time.monotonic() + 10
@@ -353,7 +296,7 @@ def test_a_forged_ready_message_cannot_take_a_worker_slot(tmp_path):
     """A peer connecting to the backend with a worker-like identity (the old ids were w0.0, w0.1,
     ...) cannot get in: the backend is an ipc socket in the 0700 folder, identities are random and
     w_ready must carry the spawn's nonce, signed with the worker key."""
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--transport", "ipc", "--workers", "1")
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--transport", "ipc", "--workers", "1")
     try:
         with s.client() as c:
             wait_ready(c, 1)
@@ -386,7 +329,7 @@ def test_a_waiting_client_survives_a_server_restart_and_gets_its_result(tmp_path
     port = str(free_port())
     args = {"ipc-same-endpoint": ["--transport", "ipc"], "tcp-same-port": ["--port", port],
             "tcp-new-port": ["--port", "0"]}[how]
-    first = Server(cfg, tmp, *args, "--workers", "1")
+    first = ServerProc(cfg, tmp, *args, "--workers", "1")
     second = None
     try:
         # the project folder is declared once, in hello; the restarted server must hear it again
@@ -396,7 +339,7 @@ def test_a_waiting_client_survives_a_server_restart_and_gets_its_result(tmp_path
         wait_stage(job)
         first.kill()  # kill -9 of the server and its workers mid-job
         time.sleep(0.3)
-        second = Server(cfg, tmp, *args, "--workers", "1")
+        second = ServerProc(cfg, tmp, *args, "--workers", "1")
         assert second.info.key != first.info.key
         if how != "tcp-new-port":
             assert second.info.endpoint == first.info.endpoint
@@ -415,7 +358,7 @@ def test_a_waiting_client_survives_a_server_restart_and_gets_its_result(tmp_path
 # --- 4. every request gets one final reply -------------------------------------------------------
 
 def test_refused_uploads_and_unencodable_paths_are_answered(tmp_path):
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1")
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1")
     try:
         key = s.info.key_bytes
         cases = [
@@ -438,7 +381,7 @@ def test_refused_uploads_and_unencodable_paths_are_answered(tmp_path):
 
 
 def test_the_client_fails_a_request_the_server_never_received(tmp_path):
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1",
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1",
                "--max-frame-bytes", str(1 << 16))
     try:
         with s.client() as c:
@@ -463,7 +406,7 @@ def test_a_stale_connection_file_naming_a_live_pid_does_not_lock_the_user_out(tm
     with pytest.raises(ServerUnavailable) as e:
         Client.connect(cfg / "server.json", timeout=0.5)
     assert "stale" in str(e.value)
-    s = Server(cfg, tmp_path / "tmp", "--port", "0", "--workers", "1")
+    s = ServerProc(cfg, tmp_path / "tmp", "--port", "0", "--workers", "1")
     try:
         assert C.server_running(s.conn_path)
         with s.client() as c:
@@ -482,7 +425,7 @@ def test_a_stale_connection_file_naming_a_live_pid_does_not_lock_the_user_out(tm
 def test_freed_upload_bytes_count_until_the_job_holding_them_ends(tmp_path):
     proj = tmp_path / "proj"
     src = long_file(proj, 40.0)
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1",
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1",
                "--max-upload-bytes", str(3 << 20))
     try:
         with s.client(project_dir=str(proj)) as c:
@@ -512,7 +455,7 @@ def test_freed_upload_bytes_count_until_the_job_holding_them_ends(tmp_path):
 
 
 def test_a_resent_chunk_with_other_bytes_is_refused(tmp_path):
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1")
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1")
     try:
         with s.client() as c:
             n = SR
@@ -541,7 +484,7 @@ def test_style_paths_are_checked_even_when_relative(tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "evil.json").write_text("{}")
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1")
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1")
     try:
         with s.client(project_dir=str(proj)) as c:
             for style in ("evil.json", "../outside/evil.json", str(outside / "evil.json")):
@@ -556,15 +499,15 @@ def test_style_paths_are_checked_even_when_relative(tmp_path):
 
 
 def test_the_client_refuses_a_connection_file_others_could_have_written(tmp_path):
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1")
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1")
     try:
         with s.client() as c:
             assert c.info["server_id"] == s.info.server_id
-        os.chmod(s.cfg, 0o777)
+        os.chmod(s.cfg_dir, 0o777)
         with pytest.raises(ServerUnavailable) as e:
             Client.connect(s.conn_path, timeout=0.5)
         assert "writable by other users" in str(e.value)
-        os.chmod(s.cfg, 0o700)
+        os.chmod(s.cfg_dir, 0o700)
         os.chmod(s.conn_path, 0o644)
         with pytest.raises(ServerUnavailable):
             Client.connect(s.conn_path, timeout=0.5)
@@ -589,7 +532,7 @@ def test_curve_secret_key_file_is_made_private(tmp_path):
     (keys / "clients").mkdir(parents=True)
     zmq.auth.create_certificates(str(keys), "server")
     assert stat.S_IMODE(os.stat(keys / "server.key_secret").st_mode) & 0o044  # pyzmq writes it 0644
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--workers", "1", "--curve-keys", str(keys))
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--workers", "1", "--curve-keys", str(keys))
     try:
         assert stat.S_IMODE(os.stat(keys / "server.key_secret").st_mode) == 0o600
     finally:
@@ -597,7 +540,7 @@ def test_curve_secret_key_file_is_made_private(tmp_path):
 
 
 def test_strict_version_and_ids_through_the_socket(tmp_path):
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1")
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1")
     try:
         key = s.info.key_bytes
 
@@ -626,7 +569,7 @@ def test_strict_version_and_ids_through_the_socket(tmp_path):
 def test_kill_9_of_a_worker_while_queued_running_and_writing(tmp_path):
     proj = tmp_path / "proj"
     src = long_file(proj, 40.0)
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1")
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1")
     try:
         with s.client(project_dir=str(proj)) as c:
             wait_ready(c, 1)
@@ -668,7 +611,7 @@ def test_kill_9_of_the_server_with_jobs_queued_and_running_loses_none_and_runs_n
     cfg, tmp = tmp_path / "cfg", tmp_path / "tmp"
     proj = tmp_path / "proj"
     src = long_file(proj, 30.0 if stage == "running" else 90.0)
-    first = Server(cfg, tmp, "--transport", "ipc", "--workers", "1")
+    first = ServerProc(cfg, tmp, "--transport", "ipc", "--workers", "1")
     second = None
     try:
         c = first.client(timeout=1.5, retries=4, project_dir=str(proj))
@@ -687,7 +630,7 @@ def test_kill_9_of_the_server_with_jobs_queued_and_running_loses_none_and_runs_n
         for pid in workers:  # the workers died with the server (PR_SET_PDEATHSIG): nothing commits late
             st = Path(f"/proc/{pid}/stat")
             assert not st.exists() or st.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-        second = Server(cfg, tmp, "--transport", "ipc", "--workers", "1")
+        second = ServerProc(cfg, tmp, "--transport", "ipc", "--workers", "1")
         for i, j in enumerate(jobs):
             assert j.wait(180).content["output"] == str(proj / f"m{i}.wav")
         assert sorted(p.name for p in proj.iterdir()) == ["long.wav", "m0.wav", "m1.wav"]
@@ -701,7 +644,7 @@ def test_kill_9_of_the_server_with_jobs_queued_and_running_loses_none_and_runs_n
 
 
 def test_a_client_that_vanishes_mid_upload_leaves_nothing_behind(tmp_path):
-    s = Server(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1", "--client-timeout", "1")
+    s = ServerProc(tmp_path / "cfg", tmp_path / "tmp", "--port", "0", "--workers", "1", "--client-timeout", "1")
     try:
         script = textwrap.dedent(f"""
             from server.wire.client import Client
