@@ -934,6 +934,18 @@ def converge_limiter(
         f"reached {measured:.2f} LUFS")
 
 
+def _plan_with_limiter(planned: Chain | None, before: Analysis, delivery: Delivery,
+                       intent: Intent | None) -> tuple[Chain, Stage]:
+    """The planned chain (planned now when not given) and its limiter, which the loudness
+    convergence drives; ChainError when it has none."""
+    if planned is None:
+        planned = plan_chain(before, delivery, intent)
+    lim_stage = planned.find("limiter")
+    if lim_stage is None:
+        raise ChainError("a planned chain must end in a limiter to converge on the loudness target")
+    return planned, lim_stage
+
+
 def master(
     x: np.ndarray,
     sample_rate: int,
@@ -962,11 +974,7 @@ def master(
                      progress=(lambda f: progress("rendering", f)) if progress else None)
         final_chain = chain
     else:
-        if planned is None:
-            planned = plan_chain(before, delivery, intent)
-        lim_stage = planned.find("limiter")
-        if lim_stage is None:
-            raise ChainError("a planned chain must end in a limiter to converge on the loudness target")
+        planned, lim_stage = _plan_with_limiter(planned, before, delivery, intent)
 
         def make_pre() -> np.ndarray:
             return render(planned.without("limiter"), x, sample_rate,
@@ -1086,11 +1094,7 @@ def master_stream(
         after, states, out = render_into_sink(chain, "writing", split=False)  # each exact render writes the file
         final_chain = chain
     else:
-        if planned is None:
-            planned = plan_chain(before, delivery, intent)
-        lim_stage = planned.find("limiter")
-        if lim_stage is None:
-            raise ChainError("a planned chain must end in a limiter to converge on the loudness target")
+        planned, lim_stage = _plan_with_limiter(planned, before, delivery, intent)
         builder = _ModelBuilder(sample_rate, frames)
         if spill_dir is not None:
             try:
