@@ -139,28 +139,14 @@ def warm_server_seconds(files: list[Path], repeats: int = 2) -> list[tuple[str, 
     import soundfile as sf
 
     sys.path.insert(0, str(ROOT))
+    from bench_server import start_server
     from server.wire.client import Client
-    from server.wire.connection import read_connection_file
 
     out = []
     with tempfile.TemporaryDirectory(prefix="reamaster-bench-srv-") as tmp:
         tmp_p = Path(tmp)
-        env = dict(os.environ, REAMASTER_CONFIG_DIR=str(tmp_p / "cfg"))
-        log = open(tmp_p / "server.log", "wb")
-        proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "server.daemon", "--port", "0",
-                                 "--workers", "1"], cwd=ROOT, env=env, stdout=log, stderr=log)
+        proc, conn = start_server(tmp_p, "--port", "0", "--workers", "1")
         try:
-            conn = tmp_p / "cfg" / "server.json"
-            t_start = time.perf_counter()
-            while True:
-                try:
-                    if read_connection_file(conn).pid == proc.pid:
-                        break
-                except Exception:  # noqa: BLE001 - not written yet
-                    pass
-                if proc.poll() is not None or time.perf_counter() - t_start > 60:
-                    raise RuntimeError((tmp_p / "server.log").read_text()[-2000:])
-                time.sleep(0.05)
             with Client.connect(conn, timeout=600.0, project_dir=[str(tmp_p), *sorted({str(f.parent) for f in files})]) as c:
                 while c.status()["workers"]["ready"] < c.info["workers"]:
                     time.sleep(0.05)
@@ -178,7 +164,6 @@ def warm_server_seconds(files: list[Path], repeats: int = 2) -> list[tuple[str, 
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
-            log.close()
     return out
 
 

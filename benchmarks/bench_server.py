@@ -118,23 +118,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="reamaster-bench-") as tmp:
         tmp_p = Path(tmp)
-        env = dict(os.environ, REAMASTER_CONFIG_DIR=str(tmp_p / "cfg"))
-        log = open(tmp_p / "server.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "server.daemon", "--port", "0", "--workers",
-                                 str(args.workers), "--queue", "64"], cwd=REPO, env=env, stdout=log, stderr=log)
+        t_start = time.perf_counter()
+        proc, conn = start_server(tmp_p, "--port", "0", "--workers", str(args.workers), "--queue", "64")
         try:
-            conn = tmp_p / "cfg" / "server.json"
-            t_start = time.perf_counter()
-            while True:
-                try:
-                    if read_connection_file(conn).pid == proc.pid:
-                        break
-                except Exception:
-                    pass
-                if proc.poll() is not None or time.perf_counter() - t_start > 30:
-                    print((tmp_p / "server.log").read_text())
-                    return 1
-                time.sleep(0.02)
             with Client.connect(conn, timeout=10.0, project_dir=str(tmp_p)) as c:
                 while c.status()["workers"]["ready"] < c.info["workers"]:
                     time.sleep(0.05)
@@ -211,11 +197,12 @@ def main() -> int:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
-            log.close()
     return 0
 
 
 def start_server(tmp_p: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
+    """``python -m server.daemon EXTRA`` with its config in ``tmp_p/cfg`` and its log in
+    ``tmp_p/server.log``; returns once its connection file names it (exits with the log if not)."""
     env = dict(os.environ, REAMASTER_CONFIG_DIR=str(tmp_p / "cfg"))
     log = open(tmp_p / "server.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "server.daemon", *extra], cwd=REPO, env=env, stdout=log,
