@@ -122,45 +122,6 @@ def _json_number(v: Any) -> Any:
     return round(v, 3)
 
 
-@numba.njit(cache=True, nogil=True)
-def _sample_stats(x: np.ndarray, clip_level: float, min_run: int, hop: int, hop_peak: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, float, int, int]:  # pragma: no cover - jitted
-    """One pass: per-channel sum and sum of squares, the peak, clipped runs and the peak of each hop."""
-    n_ch, n = x.shape
-    sums = np.zeros(n_ch)
-    sumsq = np.zeros(n_ch)
-    peak = 0.0
-    runs = 0
-    clipped = 0
-    for c in range(n_ch):
-        s = 0.0
-        q = 0.0
-        run = 0
-        for i in range(n):
-            v = np.float64(x[c, i])
-            s += v
-            q += v * v
-            a = abs(v)
-            if a > peak:
-                peak = a
-            h = i // hop
-            if h < hop_peak.shape[0] and a > hop_peak[h]:
-                hop_peak[h] = a
-            if a >= clip_level:
-                run += 1
-            else:
-                if run >= min_run:
-                    runs += 1
-                    clipped += run
-                run = 0
-        if run >= min_run:
-            runs += 1
-            clipped += run
-        sums[c] = s
-        sumsq[c] = q
-    return sums, sumsq, peak, runs, clipped
-
-
 @dataclasses.dataclass(frozen=True)
 class SampleStats:
     sample_peak_dbfs: float
@@ -177,22 +138,9 @@ class SampleStats:
 def sample_stats(x: np.ndarray, sample_rate: int, *, clip_level: float = CLIP_LEVEL,
                  min_run: int = CLIP_RUN) -> SampleStats:
     """Peak, RMS, DC, clipped runs (at least ``min_run`` samples at ``|x| >= clip_level``) and silence."""
-    hop = max(1, sample_rate // 10)
-    n_ch, n = x.shape
-    hop_peak = np.zeros(n // hop, dtype=np.float64)
-    sums, sumsq, peak, runs, clipped = _sample_stats(np.ascontiguousarray(x), clip_level, min_run, hop, hop_peak)
-    lead, trail, silent = _silence(hop_peak)
-    return SampleStats(
-        sample_peak_dbfs=to_db(peak),
-        rms_dbfs=to_db(math.sqrt(float(sumsq.sum()) / max(1, n * n_ch))),
-        dc_offset=tuple(float(v) for v in sums / max(1, n)),
-        clipped_runs=int(runs),
-        clipped_samples=int(clipped),
-        leading_silence_s=lead,
-        trailing_silence_s=trail,
-        silent_pct=silent,
-        brickwall_share=_brickwall_share(hop_peak),
-    )
+    meter = SampleStatsMeter(x.shape[0], sample_rate, x.shape[1], clip_level=clip_level, min_run=min_run)
+    meter.feed(x)
+    return meter.result()
 
 
 def _brickwall_share(hop_peak: np.ndarray) -> float:
@@ -287,9 +235,11 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
 def _sample_stats_stream(x: np.ndarray, clip_level: float, min_run: int, hop: int, offset: int, hop_peak: np.ndarray,
                          sums: np.ndarray, sumsq: np.ndarray, run: np.ndarray,
                          counts: np.ndarray) -> None:  # pragma: no cover - jitted
-    """_sample_stats for one block at sample ``offset`` of a stream; carries per-channel sums, the
-    open clipped run and (peak, runs, clipped) in ``counts``, all updated in place. Walks the block
-    hop by hop (no division per sample); sums run in sample order, as the whole-signal kernel's."""
+    """One pass over one block at sample ``offset`` of a stream (a whole signal is one block):
+    per-channel sum and sum of squares, the peak, clipped runs and the peak of each hop. Carries the
+    sums, the open clipped run and (peak, runs, clipped) in ``counts``, all updated in place; walks
+    the block hop by hop (no division per sample); sums run in sample order, so any split into
+    blocks gives the same figures."""
     n_ch, n = x.shape
     peak = counts[0]
     n_hops = hop_peak.shape[0]
@@ -328,7 +278,7 @@ def _sample_stats_stream(x: np.ndarray, clip_level: float, min_run: int, hop: in
 
 
 class SampleStatsMeter:
-    """:func:`sample_stats` block by block (identical results); ``frames`` is the expected length
+    """:func:`sample_stats` block by block (it is one block of this); ``frames`` is the expected length
     (it sizes the per-hop peaks; a shorter stream is fine)."""
 
     def __init__(self, channels: int, sample_rate: int, frames: int, *, clip_level: float = CLIP_LEVEL,
