@@ -30,7 +30,6 @@ from ..measure.loudness import (
 )
 from ..measure.spectrum import SpectrumResult
 from ..params import check_choice, check_range
-from ..process import biquad
 from ..process import limiter as lim
 from ..process.bass_limiter import BassLimiterParams
 from ..process.chain import Chain, Stage, render, render_blocks
@@ -566,8 +565,8 @@ def resonance_cut_db(s: SpectrumResult, freq_hz: float, depth_db: float) -> tupl
     power = 10 ** (fine_db[sel] / 10)
 
     def band_change(depth: float) -> float:
-        sos = np.atleast_2d(biquad.peaking(freq_hz, -depth, 0.1, s.sample_rate))
-        gain = np.mean(np.abs(biquad.sos_response(sos, s.sample_rate, grid.ravel()).reshape(grid.shape)) ** 2, axis=1)
+        cut = EqParams(bands=(EqBand("band", freq_hz=freq_hz, gain_db=-depth, bw_oct=0.1),))  # as planned
+        gain = np.mean(10 ** (eq_response_db(cut, s.sample_rate, grid) / 10), axis=1)
         return float(10 * np.log10(np.sum(power * gain) / np.sum(power)))
 
     depth = round(depth_db, 1)
