@@ -77,6 +77,7 @@ class ClipperState:
     clipped_samples: int = 0  # oversampled samples that reached the knee
     total_samples: int = 0
     max_reduction_db: float = 0.0  # largest |u| / |y| at the 4x rate
+    work: np.ndarray = dataclasses.field(default_factory=lambda: np.empty((2, OVERSAMPLING, 0)))  # kernel's work space
 
 
 @numba.njit(cache=True, nogil=True)
@@ -91,12 +92,13 @@ def _next_run(flags: np.ndarray, q: int) -> tuple[int, int]:  # pragma: no cover
     return q, end
 
 
-@numba.njit(cache=True, nogil=True)
-def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float,
-                 out: np.ndarray) -> tuple[int, float]:  # pragma: no cover - jitted
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float, out: np.ndarray, u: np.ndarray,
+                 r: np.ndarray) -> tuple[int, float]:  # pragma: no cover - jitted
     """xp: (C, 2T + n) driven input with 2T samples of history; out: (C, n) residual at the base
-    rate (output i belongs to input sample i - T). Returns (oversampled samples clipped after the
-    history, largest reduction ratio)."""
+    rate (output i belongs to input sample i - T); u, r: (4, >= n + T) work space (kept between
+    blocks: a fresh one per block costs more in page faults than the filtering). Returns
+    (oversampled samples clipped after the history, largest reduction ratio)."""
     n_ch = xp.shape[0]
     n = out.shape[1]
     f = 4
@@ -112,8 +114,6 @@ def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float,
             s1 += abs(h[j])
             j += f
         l1 = max(l1, s1)
-    u = np.empty((f, nb))
-    r = np.empty((f, nb))
     width = c - k
     count = 0
     worst = 1.0
@@ -123,16 +123,17 @@ def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float,
     for ch in range(n_ch):
         # pieces of up-sample groups whose every |u| stays under the knee (bounded from the samples
         # they reach) have an exactly zero residual: only runs of pieces around peaks are oversampled
+        row = xp[ch]
         for q in range(n_pieces):
             b0, b1 = q * _PIECE, min(nb, (q + 1) * _PIECE)
+            seg = row[b0:b1 + T]  # u[., b] reads xp[ch, b .. b + T]
             big = 0.0
-            for j in range(b0, b1 + T):  # u[., b] reads xp[ch, b .. b + T]
-                big = max(big, abs(xp[ch, j]))
+            for j in range(seg.shape[0]):
+                v = abs(seg[j])
+                if v > big:
+                    big = v
             hot[q] = big * l1 > k
             active[q] = False
-        for p in range(f):
-            for b in range(nb):
-                r[p, b] = 0.0
         any_clip = False
         q1 = 0
         while True:
@@ -141,14 +142,17 @@ def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float,
                 break
             b0, b1 = q * _PIECE, min(nb, q1 * _PIECE)
             for p in range(f):  # u[4b + p] = sum_a h[p + 4a] x[b - a] (x[b] is xp[b + T])
-                for b in range(b0, b1):
-                    u[p, b] = 0.0
+                # the residual is zero but where bent; the down filter reads up to T + 1 groups
+                # either side of a run, never as far as the next run (pieces are longer than that)
+                r[p, max(0, b0 - T - 1):min(nb, b1 + T)] = 0.0
+                ub = u[p, b0:b1]
+                ub[:] = 0.0
                 a = 0
                 while p + f * a < taps:
                     w = h[p + f * a]
-                    off = T - a
-                    for b in range(b0, b1):
-                        u[p, b] += w * xp[ch, b + off]
+                    seg = row[b0 + T - a:b1 + T - a]
+                    for i in range(b1 - b0):
+                        ub[i] += w * seg[i]
                     a += 1
             for qq in range(b0 // _PIECE, q1):
                 c0, c1 = qq * _PIECE, min(nb, (qq + 1) * _PIECE)
@@ -167,8 +171,8 @@ def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float,
                                 worst = av / y
                 active[qq] = bent
                 any_clip = any_clip or bent
-        for i in range(n):
-            out[ch, i] = 0.0
+        oc = out[ch]
+        oc[:] = 0.0
         if not any_clip:
             continue
         # down: e[i] = 1/4 sum_j h[j] r[4 (i + T) - j]; j = 4a + d -> r[4 (i + T - a) - d]; output i
@@ -182,15 +186,10 @@ def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float,
             for j in range(taps):
                 a, d = j // f, j % f
                 w = h[j] / f
-                if d == 0:
-                    off = T - a
-                    for i in range(i0, i1):
-                        out[ch, i] += w * r[0, i + off]
-                else:
-                    off = T - a - 1
-                    pp = f - d
-                    for i in range(i0, i1):
-                        out[ch, i] += w * r[pp, i + off]
+                src = r[0, i0 + T - a:i1 + T - a] if d == 0 else r[f - d, i0 + T - a - 1:i1 + T - a - 1]
+                dst = oc[i0:i1]
+                for i in range(i1 - i0):
+                    dst[i] += w * src[i]
     return count, worst
 
 
@@ -208,14 +207,16 @@ def process(
     k = c * 10.0 ** (-params.knee_db / 20.0)
     resid = np.empty((n_ch, n))
     if n:
-        count, worst = _clip_kernel(xp, _filter(), k, c, resid)
+        if state.work.shape[1] < n + _TAPS:
+            state.work = np.empty((2, OVERSAMPLING, n + _TAPS))
+        count, worst = _clip_kernel(xp, _filter(), k, c, resid, state.work[0], state.work[1])
     else:
         count, worst = 0, 1.0
     # the clean signal, delayed by T: x[i - T] is xp[:, i + T]
     y = xp[:, _TAPS: _TAPS + n] + resid
     state.x_hist = xp[:, xp.shape[1] - 2 * _TAPS:]
     state.clipped_samples += int(count)
-    state.total_samples += n * OVERSAMPLING
+    state.total_samples += n * OVERSAMPLING * n_ch
     state.max_reduction_db = max(state.max_reduction_db, 20.0 * math.log10(worst))
     return y, state
 
