@@ -251,3 +251,21 @@ def test_gain_reduction_trace_is_blocking_independent():
     assert t1["trace_db"] == t2["trace_db"] and len(t1["trace_db"]) == 15
     assert min(t1["trace_db"][1:5]) > 4.5  # the loud half second is limited by about 6 dB
     assert max(t1["trace_db"][-5:]) == 0.0  # then fully released
+
+
+@pytest.mark.parametrize("threshold_db", [-9.0, -3.0, 0.0])
+def test_skipping_the_detector_under_the_limit_changes_nothing(monkeypatch, threshold_db):
+    # the limiter lets its detector skip readings that cannot pass the limit; the output must be the
+    # one the full detector gives, sample for sample
+    import dsp.process.limiter as lim_mod
+
+    rng = np.random.default_rng(11)
+    x = ss.sosfilt(ss.butter(4, 15000, fs=44100, output="sos"), rng.standard_normal((2, 30000)), axis=-1)
+    x *= np.repeat(rng.uniform(0.02, 0.4, 30), 1000)  # loud and quiet stretches
+    x[:, 12000:12050] *= 4.0  # a hit
+    p = LimiterParams(threshold_db=threshold_db, ceiling_dbtp=-1.0)
+    fast = limit(x, 44100, p)
+    full_detector = lim_mod.detector_envelope_with_context
+    monkeypatch.setattr(lim_mod, "detector_envelope_with_context",
+                        lambda xp, sr, floor=0.0: full_detector(xp, sr))
+    assert np.array_equal(fast, limit(x, 44100, p))

@@ -149,3 +149,23 @@ def test_detector_refines_the_8x_grid():
         x = (np.sin(2 * np.pi * 19000 * t / sr + ph) * np.exp(-0.5 * ((t - 1024) / 30.0) ** 2))[None]
         worst = max(worst, ideal_tp_db(x) - detector_peak_dbtp(x, sr))
     assert worst < 0.02
+
+
+@pytest.mark.parametrize("sr", [44100, 96000])
+@pytest.mark.parametrize("floor_db", [-12.0, -6.0, -3.0, -1.0, 0.5])
+def test_detector_floor_is_exact_above_it(sr, floor_db):
+    # what the limiter asks for: above the floor the exact reading, at or under it never more than
+    # the floor (quiet stretches between loud ones, so whole blocks are skipped and others are not)
+    from dsp.measure.truepeak import DETECTOR_FUTURE, DETECTOR_PAST, detector_envelope_with_context
+
+    floor = 10 ** (floor_db / 20)
+    for seed in range(3):
+        for name, x in adversarial_band_limited(sr, 200 + seed).items():
+            x = np.concatenate((x, 0.05 * x, 0.5 * x), axis=1)
+            xp = np.pad(x, ((0, 0), (DETECTOR_PAST, DETECTOR_FUTURE))).astype(np.float32)
+            exact = detector_envelope_with_context(xp, sr)
+            fast = detector_envelope_with_context(xp, sr, floor=floor)
+            over = exact > floor
+            assert np.array_equal(fast[over], exact[over]), (name, seed)
+            assert np.all(fast[~over] <= floor), (name, seed)
+            assert np.all(fast <= exact), (name, seed)

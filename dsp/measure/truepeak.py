@@ -240,21 +240,54 @@ def detector_taps(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(ideal, dtype=np.float32), np.ascontiguousarray(ebu, dtype=np.float32)
 
 
+#: how far a parabolic refinement can lift a grid value ``b`` with neighbours ``a, c`` in ``[0, b]``:
+#: ``b + (b - a - (b - c))**2 / (8 * (2b - a - c)) <= b + (2b - a - c) / 8 <= 1.25 b``
+_REFINE_BOUND = 1.25
+#: float32 rounding allowance on the bounds that decide what may be skipped
+_BOUND_SLACK = 1.0 + 1e-4
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, out: np.ndarray, first: int,
+def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, floor: float, out: np.ndarray, first: int,
                      stop: int) -> None:  # pragma: no cover - jitted
     # xp: (C, B + 49) float32, 24 samples of past and 25 of future context around B outputs.
+    # What provably stays at or under `floor` is not computed (see detector_envelope_with_context):
+    # an interpolated value is at most the L1 norm of its taps times the largest |sample| it reads.
     n_ch = xp.shape[0]
     n_id = ideal.shape[0]
     f = n_id + 1
     n_eb = ebu.shape[0]
     w = ideal.shape[1]
+    l1_id = 1.0
+    for p in range(n_id):
+        l1_id = max(l1_id, np.abs(ideal[p]).sum())
+    l1_eb = 0.0
+    for p in range(n_eb):
+        l1_eb = max(l1_eb, np.abs(ebu[p]).sum())
     for start in range(first, stop, _BLOCK):
         nb = min(_BLOCK, stop - start)
         m = nb + 2  # samples start-1 .. start+nb (neighbours for the refinement)
+        peak = np.zeros(nb, dtype=np.float32)
+        xmax = 0.0
+        for c in range(n_ch):
+            row = xp[c, start: start + m + w - 1]
+            for s in range(row.shape[0]):
+                v = abs(row[s])
+                if v > xmax:
+                    xmax = v
+        if xmax * max(l1_id * _REFINE_BOUND, l1_eb) * _BOUND_SLACK <= floor:
+            for c in range(n_ch):  # nothing here can reach the floor: the samples themselves
+                row = xp[c, start + w // 2: start + w // 2 + nb]
+                for i in range(nb):
+                    v = abs(row[i])
+                    if v > peak[i]:
+                        peak[i] = v
+            for i in range(nb):
+                out[start + i] = peak[i]
+            continue
         grid = np.empty((f, m), dtype=np.float32)
         acc = np.empty(m, dtype=np.float32)
-        peak = np.zeros(nb, dtype=np.float32)
+        ebu_on = xmax * l1_eb * _BOUND_SLACK > floor
         for c in range(n_ch):
             row = xp[c, start: start + m + w - 1]  # grid sample s uses row[s .. s + w - 1]
             for s in range(m):
@@ -270,7 +303,7 @@ def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, out: np
                             acc[s] += wt * seg[s]
                 for s in range(m):
                     grid[p + 1, s] = acc[s]
-            for p in range(n_eb):
+            for p in range(n_eb if ebu_on else 0):
                 for s in range(m):
                     acc[s] = 0.0
                 for t in range(w):
@@ -286,31 +319,41 @@ def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, out: np
             for i in range(nb):
                 s = i + 1
                 best = peak[i]
+                top = 0.0
                 for p in range(f):
                     b = abs(grid[p, s])
-                    if b > best:
-                        best = b
-                    a = abs(grid[p - 1, s]) if p > 0 else abs(grid[f - 1, s - 1])
-                    cc = abs(grid[p + 1, s]) if p < f - 1 else abs(grid[0, s + 1])
-                    if b >= a and b >= cc:
-                        curv = a - 2.0 * b + cc
-                        if curv < 0.0:
-                            v = b - (cc - a) * (cc - a) / (8.0 * curv)
-                            if v > best:
-                                best = v
+                    if b > top:
+                        top = b
+                if top > best:
+                    best = top
+                if top * _REFINE_BOUND * _BOUND_SLACK > floor:
+                    for p in range(f):
+                        b = abs(grid[p, s])
+                        a = abs(grid[p - 1, s]) if p > 0 else abs(grid[f - 1, s - 1])
+                        cc = abs(grid[p + 1, s]) if p < f - 1 else abs(grid[0, s + 1])
+                        if b >= a and b >= cc:
+                            curv = a - 2.0 * b + cc
+                            if curv < 0.0:
+                                v = b - (cc - a) * (cc - a) / (8.0 * curv)
+                                if v > best:
+                                    best = v
                 peak[i] = best
         for i in range(nb):
             out[start + i] = peak[i]
 
 
-def detector_envelope_with_context(xp: np.ndarray, sample_rate: int) -> np.ndarray:
+def detector_envelope_with_context(xp: np.ndarray, sample_rate: int, *, floor: float = 0.0) -> np.ndarray:
     """Detector envelope of ``xp[:, 24:-25]`` given 24 past and 25 future samples of context:
-    per sample ``n``, the largest reading on ``[n, n + 1)`` of the meters described above (linear)."""
+    per sample ``n``, the largest reading on ``[n, n + 1)`` of the meters described above (linear).
+
+    ``floor`` (linear, >= 0): readings that provably stay at or under it are not computed; where the
+    exact reading is at most ``floor`` the value returned is at most ``floor`` too (a lower reading),
+    elsewhere it is exact. A limiter that only asks which readings pass its limit loses nothing."""
     xp = np.ascontiguousarray(xp, dtype=np.float32)
     n_out = xp.shape[1] - (DETECTOR_PAST + DETECTOR_FUTURE)
     out = np.empty(max(n_out, 0), dtype=np.float32)
     ideal, ebu = detector_taps(int(sample_rate))
-    _on_two_cores(_detector_kernel, (xp, ideal, ebu, out), n_out)
+    _on_two_cores(_detector_kernel, (xp, ideal, ebu, float(floor), out), n_out)
     return out
 
 

@@ -298,9 +298,11 @@ def curve_settings(p: LimiterParams, sample_rate: float, *, decimation: int = 1)
 def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState) -> np.ndarray:
     n = x.shape[1]
     xp = np.concatenate((st.x_hist, x.astype(np.float32)), axis=1)
-    env = detector_envelope_with_context(xp, sample_rate)  # env of the input, DETECTOR_FUTURE late
+    cs = curve_settings(p, sample_rate)
+    # only readings over the limit make a reduction; what provably stays under it is not interpolated
+    env = detector_envelope_with_context(xp, sample_rate, floor=10.0 ** (-cs["over_db"] / 20.0))  # DETECTOR_FUTURE late
     st.x_hist = xp[:, xp.shape[1] - (DETECTOR_PAST + DETECTOR_FUTURE) :]
-    red, st.gain = reduction_curve(env, state=st.gain, **curve_settings(p, sample_rate))
+    red, st.gain = reduction_curve(env, state=st.gain, **cs)
     ext = np.concatenate((st.delay, x), axis=1)
     y = np.empty_like(x)
     peak, count = _apply_gain(ext, red, p.drive_db, y)
