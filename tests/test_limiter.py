@@ -267,5 +267,31 @@ def test_skipping_the_detector_under_the_limit_changes_nothing(monkeypatch, thre
     fast = limit(x, 44100, p)
     full_detector = lim_mod.detector_envelope_with_context
     monkeypatch.setattr(lim_mod, "detector_envelope_with_context",
-                        lambda xp, sr, floor=0.0: full_detector(xp, sr))
+                        lambda xp, sr, floor=0.0, grid_max=None: full_detector(xp, sr, grid_max=grid_max))
     assert np.array_equal(fast, limit(x, 44100, p))
+
+
+@pytest.mark.parametrize("threshold_db", [-12.0, -4.0, 0.0])
+def test_the_output_true_peak_it_meters_is_the_outputs(threshold_db):
+    # the limiter meters its own output's 8x true peak, interpolating only where its gain moves or
+    # the input's envelope times the gain could pass the peak found; it must read what a meter reads
+    from dsp.measure.truepeak import true_peak_dbtp
+    from dsp.process.limiter import output_true_peak_dbtp
+
+    rng = np.random.default_rng(12)
+    x = ss.sosfilt(ss.butter(4, 16000, fs=44100, output="sos"), rng.standard_normal((2, 150_000)), axis=-1)
+    x *= np.repeat(rng.uniform(0.02, 0.45, 50), 3000)  # loud and quiet stretches
+    x[:, 70_000:70_040] *= 5.0  # a hit
+    p = LimiterParams(threshold_db=threshold_db, ceiling_dbtp=-1.0, release_ms=40.0, transient_ms=100.0)
+    state, parts = None, []
+    for a in range(0, x.shape[1], 40_000):
+        y, state = process(x[:, a:a + 40_000], 44100, p, state)
+        parts.append(y)
+    lat = latency_samples(p, 44100)
+    y, state = process(np.zeros((2, lat)), 44100, p, state)  # the look-ahead's tail, as a render feeds it
+    parts.append(y)
+    out = np.concatenate(parts, axis=1)[:, lat:].astype(np.float32)
+    assert out.shape == x.shape
+    metered = output_true_peak_dbtp(state)
+    assert metered == pytest.approx(true_peak_dbtp(out, factor=8), abs=1e-4)
+    assert state.out_meter.skipped > 0

@@ -151,6 +151,27 @@ def test_true_peak_meter_equals_whole_signal_and_resample_poly(factor):
     assert got > sample_peak_db + 2.5  # an inter-sample peak, 3 dB over the samples
 
 
+def test_true_peak_meter_with_bounds_finds_the_same_peak():
+    # a caller's per-sample bounds (any valid upper bound, inf where unknown) only save work
+    from dsp.measure.truepeak import true_peak_envelope
+
+    rng = np.random.default_rng(8)
+    levels = np.sort(rng.uniform(0.01, 0.5, 50))[::-1]  # the loudest first: later pieces can be skipped
+    x = (rng.standard_normal((2, 200_000)) * np.repeat(levels, 4000)).astype(np.float32)
+    env = true_peak_envelope(x, factor=8)
+    loose = env * rng.uniform(1.0, 1.05, env.shape).astype(np.float32)
+    loose[120_000:120_100] = np.inf  # unknown here
+    m = TruePeakMeter(2, factor=8)
+    for a in range(0, x.shape[1], 30_000):
+        m.feed(x[:, a:a + 30_000], bound=loose[a:a + 30_000])
+    assert m.finish() == pytest.approx(true_peak_dbtp(x, factor=8), abs=1e-4)
+    plain = TruePeakMeter(2, factor=8)
+    for a in range(0, x.shape[1], 30_000):
+        plain.feed(x[:, a:a + 30_000])
+    plain.finish()
+    assert m.skipped > plain.skipped  # the bounds did spare work
+
+
 def test_analysis_meter_equals_analyze(clip):
     m = AnalysisMeter(2, SR, clip.shape[1], true_peak_factor=8, resonances=True)
     for b in blocks_of(clip, 1 << 16):
@@ -236,6 +257,9 @@ def test_streamed_master_file_is_the_in_memory_master(tmp_path, clip):
     assert result.iterations == ref.iterations
     assert result.after.to_dict(series=True) == ref.after.to_dict(series=True)
     assert result.limiter == ref.limiter
+    # the after true peak is the limiter's own metering of its output: a meter reads the file the same
+    assert result.after.true_peak_dbtp == pytest.approx(true_peak_dbtp((a.T / 2**31).astype(np.float32), factor=8),
+                                                        abs=1e-3)
     assert sorted(os.listdir(tmp_path)) == ["mix.wav", "streamed.wav", "whole.wav"]  # no temporary left
 
 

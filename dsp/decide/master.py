@@ -984,8 +984,17 @@ def master(
             remake_pre=make_pre)
         final_chain = planned.replace_stage("limiter", _limiter_stage(lim_stage, lim_params, delivery.target_lufs))
     limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
-    after = analyze(out, sample_rate, true_peak_factor=8, loudness=loud if chain is None else None, band_peaks=False)
+    metered = lim.output_true_peak_dbtp(states[-1]) if states and _ends_in_limiter(final_chain) else None
+    after = analyze(out, sample_rate, true_peak_factor=8, loudness=loud if chain is None else None, band_peaks=False,
+                    true_peak=metered)
     return MasterResult(out, final_chain, before, after, lim.stats(limiter_state), iterations)
+
+
+def _ends_in_limiter(chain: Chain) -> bool:
+    """Whether the chain's last enabled stage is the limiter, which meters the output's true peak
+    as it makes it (cheaply: see :func:`dsp.process.limiter.output_true_peak_dbtp`)."""
+    enabled = [st for st in chain.stages if st.enabled]
+    return bool(enabled) and enabled[-1].kind == "limiter"
 
 
 class _Spill:
@@ -1069,7 +1078,9 @@ def master_stream(
     def render_into_sink(final: Chain, stage: str, *, split: bool) -> tuple[Analysis, list[Any], Any]:
         """One exact render: blocks -> chain -> (after-meter, sink); returns the analysis, stage
         states and the open sink (the caller commits or aborts it)."""
-        meter = AnalysisMeter(channels, sample_rate, frames, true_peak_factor=8, band_peaks=False)
+        by_limiter = _ends_in_limiter(final)  # else the output's true peak is metered here
+        meter = AnalysisMeter(channels, sample_rate, frames, true_peak_factor=8, band_peaks=False,
+                              true_peak=not by_limiter)
         out = sink()
         states: list[Any] = []
         try:
@@ -1083,7 +1094,7 @@ def master_stream(
             for y in ticking(stage, prefetch(stream)):  # the chain on one core, measuring and writing on the other
                 meter.feed(y)
                 out.write(y)
-            return meter.result(), states, out
+            return meter.result(true_peak=lim.output_true_peak_dbtp(states[-1]) if by_limiter else None), states, out
         except BaseException:
             out.abort()
             raise

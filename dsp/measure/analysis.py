@@ -23,14 +23,7 @@ from .bands import BandPeakMeter, BandPeaks
 from .bands import band_peaks as measure_band_peaks
 from .loudness import LoudnessMeter, LoudnessResult, measure_loudness
 from .spectrum import SpectrumMeter, SpectrumResult, third_octave_spectrum
-from .truepeak import (
-    FUTURE_SAMPLES,
-    PAST_SAMPLES,
-    envelope_with_context,
-    polyphase_taps,
-    to_db,
-    true_peak_dbtp,
-)
+from .truepeak import TruePeakMeter, to_db, true_peak_dbtp
 
 if TYPE_CHECKING:  # imported where looked for: scipy.ndimage is slow to load
     from .resonance import Resonance
@@ -204,11 +197,13 @@ def _assemble(sample_rate: int, channels: int, frames: int, *, loud: LoudnessRes
 
 
 def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
-            loudness: LoudnessResult | None = None, resonances: bool = False, band_peaks: bool = True) -> Analysis:
+            loudness: LoudnessResult | None = None, resonances: bool = False, band_peaks: bool = True,
+            true_peak: float | None = None) -> Analysis:
     """Measure ``(channels, samples)`` audio. See the module docstring for what is measured.
 
     ``band_peaks=False`` skips the low/high band peaks (nan; only the planner reads them).
-    ``loudness``, when the caller has already measured it, is used as is. ``resonances`` also
+    ``loudness`` and ``true_peak`` (dBTP at ``true_peak_factor``), when the caller has already
+    measured them, are used as they are. ``resonances`` also
     looks for persistent narrow peaks (dsp.measure.resonance; about 0.2 s for 5 minutes). The spectrum and
     the sample statistics run on a second thread beside the loudness and true-peak passes.
     """
@@ -217,7 +212,7 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
         stats_job = pool.submit(sample_stats, x, sample_rate)
         bands_job = pool.submit(measure_band_peaks, x[:2], sample_rate) if band_peaks else None
         loud = loudness if loudness is not None else measure_loudness(x, sample_rate)
-        tp = true_peak_dbtp(x, factor=true_peak_factor)
+        tp = true_peak if true_peak is not None else true_peak_dbtp(x, factor=true_peak_factor)
         spec, st = spec_job.result(), stats_job.result()
         bp = bands_job.result() if bands_job is not None else None
     found: tuple[Resonance, ...] = ()
@@ -324,83 +319,6 @@ class SampleStatsMeter:
         )
 
 
-#: samples per piece the true-peak meter considers skipping
-TRUE_PEAK_PIECE = 4096
-
-
-class TruePeakMeter:
-    """The largest true peak (dBTP) of a stream, equal to :func:`true_peak_dbtp` of the whole signal.
-
-    The interpolator's output can never exceed ``gain`` (the largest sum of |taps| over the
-    polyphase branches, 2.24) times the largest |sample| in its reach, so pieces of
-    ``TRUE_PEAK_PIECE`` samples whose bound stays at or under the peak already found are not
-    interpolated at all (``skipped`` counts them); the loudest pieces are measured first.
-    """
-
-    def __init__(self, channels: int, *, factor: int = 4) -> None:
-        self.factor = factor
-        self.context = PAST_SAMPLES + FUTURE_SAMPLES
-        self.gain = max(1.0, float(np.abs(polyphase_taps(factor)).sum(axis=1).max()))
-        self._hist = np.zeros((channels, self.context), dtype=np.float32)
-        self._lead = FUTURE_SAMPLES  # envelope values before the first sample, not part of the signal
-        self.peak = 0.0
-        self.pieces = 0
-        self.skipped = 0
-
-    def feed(self, x: np.ndarray) -> None:
-        xp = np.concatenate((self._hist, np.asarray(x, dtype=np.float32)), axis=1)
-        self._hist = xp[:, xp.shape[1] - self.context:]
-        n_out = xp.shape[1] - self.context  # envelope positions this block can settle
-        if n_out <= 0:
-            return
-        mag = np.abs(xp).max(axis=0)
-        first = self._lead  # positions before the signal's start are not measured
-        self._lead = max(0, self._lead - n_out)
-        if first >= n_out:
-            return
-        # envelope position j is the band-limited signal on [xp j+9, j+10), computed from xp[j .. j+19];
-        # the sample itself is one of its points, so the samples give a lower bound for free
-        half = self.context // 2
-        self.peak = max(self.peak, float(mag[first + half: n_out + half].max()))
-        starts = np.arange(first, n_out, TRUE_PEAK_PIECE)
-        ends = np.minimum(starts + TRUE_PEAK_PIECE, n_out)
-        reach = np.maximum.reduceat(mag, starts)  # mag[start, next start); the last runs to the end
-        tails = np.array([float(mag[e:e + self.context].max()) for e in ends])
-        bound = np.maximum(reach, tails) * (self.gain * (1.0 + 1e-5))  # float32 rounding margin
-        # the loudest piece first (it usually sets the peak), then every piece that could still pass
-        # it, adjacent ones interpolated in one call (fewer, longer calls use both cores better)
-        top = int(np.argmax(bound))
-        measured = 0
-        todo = bound > self.peak
-        if todo[top]:
-            self._measure(xp, int(starts[top]), int(ends[top]))
-            measured += 1
-            todo[top] = False
-            todo &= bound > self.peak
-        measured += int(todo.sum())
-        self.pieces += len(bound)
-        self.skipped += len(bound) - measured
-        i = 0
-        while i < len(todo):
-            if not todo[i]:
-                i += 1
-                continue
-            j = i
-            while j < len(todo) and todo[j]:
-                j += 1
-            self._measure(xp, int(starts[i]), int(ends[j - 1]))
-            i = j
-
-    def _measure(self, xp: np.ndarray, s0: int, e0: int) -> None:
-        env = envelope_with_context(xp[:, s0:e0 + self.context], factor=self.factor)
-        self.peak = max(self.peak, float(env.max()))
-
-    def finish(self) -> float:
-        """Flushes the last samples' reach; returns the true peak in dBTP."""
-        self.feed(np.zeros((self._hist.shape[0], FUTURE_SAMPLES), dtype=np.float32))
-        return to_db(self.peak)
-
-
 class AnalysisMeter:
     """:func:`analyze` fed block by block: ``feed`` successive ``(channels, n)`` blocks, then
     ``result()``. Memory is bounded by the block and a few per-hop series, whatever the length;
@@ -409,19 +327,20 @@ class AnalysisMeter:
     blocks are multiples of 64 k frames). The spectrum and resonance statistics run on a second
     thread beside the loudness, true-peak and sample passes.
 
-    ``frames``: the expected length (sizes the per-hop silence map). ``loudness=False`` leaves
-    the loudness to the caller (``result(loudness=...)``); ``band_peaks=False`` skips the band
-    peaks (nan), which only the planner uses.
+    ``frames``: the expected length (sizes the per-hop silence map). ``loudness=False`` and
+    ``true_peak=False`` leave those to the caller (``result(loudness=..., true_peak=...)``);
+    ``band_peaks=False`` skips the band peaks (nan), which only the planner uses.
     """
 
     def __init__(self, channels: int, sample_rate: int, frames: int, *, true_peak_factor: int = 4,
-                 resonances: bool = False, loudness: bool = True, band_peaks: bool = True) -> None:
+                 resonances: bool = False, loudness: bool = True, band_peaks: bool = True,
+                 true_peak: bool = True) -> None:
         self.sample_rate, self.channels = int(sample_rate), int(channels)
         self.true_peak_factor = true_peak_factor
         self.loudness = LoudnessMeter(channels, sample_rate) if loudness else None
         self.spectrum = SpectrumMeter(min(channels, 2), sample_rate)
         self.stats = SampleStatsMeter(channels, sample_rate, frames)
-        self.true_peak = TruePeakMeter(channels, factor=true_peak_factor)
+        self.true_peak = TruePeakMeter(channels, factor=true_peak_factor) if true_peak else None
         self.bands = BandPeakMeter(min(channels, 2), sample_rate) if band_peaks else None
         self.resonance = None
         if resonances:
@@ -450,16 +369,19 @@ class AnalysisMeter:
             if self.loudness is not None:
                 self.loudness.feed(x)
             self.stats.feed(x)
-            self.true_peak.feed(x)
+            if self.true_peak is not None:
+                self.true_peak.feed(x)
         finally:
             job.result()
 
-    def result(self, *, loudness: LoudnessResult | None = None) -> Analysis:
+    def result(self, *, loudness: LoudnessResult | None = None, true_peak: float | None = None) -> Analysis:
         self._pool.shutdown()
         if loudness is None and self.loudness is None:
             raise ValueError("AnalysisMeter(loudness=False) needs the loudness passed to result()")
+        if true_peak is None and self.true_peak is None:
+            raise ValueError("AnalysisMeter(true_peak=False) needs the true peak passed to result()")
         loud = loudness if loudness is not None else self.loudness.result()  # type: ignore[union-attr]
-        tp = self.true_peak.finish()
+        tp = true_peak if true_peak is not None else self.true_peak.finish()  # type: ignore[union-attr]
         st = self.stats.result()
         found = tuple(self.resonance.result()) if self.resonance is not None else ()
         return _assemble(self.sample_rate, self.channels, self.samples, loud=loud, tp=tp,

@@ -125,6 +125,97 @@ def _on_two_cores(kernel: Callable[..., None], args: tuple[object, ...], n_out: 
         kernel(*args, 0, n_out)
 
 
+#: samples per piece the true-peak meter considers skipping
+TRUE_PEAK_PIECE = 4096
+
+
+class TruePeakMeter:
+    """The largest true peak (dBTP) of a stream, equal to :func:`true_peak_dbtp` of the whole signal.
+
+    The interpolator's output can never exceed ``gain`` (the largest sum of |taps| over the
+    polyphase branches, 2.24) times the largest |sample| in its reach, so pieces of
+    ``TRUE_PEAK_PIECE`` samples whose bound stays at or under the peak already found are not
+    interpolated at all (``skipped`` counts them); the loudest pieces are measured first.
+    """
+
+    def __init__(self, channels: int, *, factor: int = 4, lead_in: int = 0) -> None:
+        """``lead_in``: samples fed before the signal starts (a processor's delay), not measured."""
+        self.factor = factor
+        self.context = PAST_SAMPLES + FUTURE_SAMPLES
+        self.gain = max(1.0, float(np.abs(polyphase_taps(factor)).sum(axis=1).max()))
+        self._hist = np.zeros((channels, self.context), dtype=np.float32)
+        self._lead = FUTURE_SAMPLES + lead_in  # envelope values before the first sample, not part of the signal
+        self._bound_hist: np.ndarray | None = None
+        self.peak = 0.0
+        self.pieces = 0
+        self.skipped = 0
+
+    def feed(self, x: np.ndarray, *, bound: np.ndarray | None = None) -> None:
+        """Take the next ``(channels, n)`` block. ``bound`` (n,), when the caller knows one (the
+        limiter, from its own detector), is an upper bound of the envelope at each sample of ``x``
+        (inf where unknown); give it with every block or with none."""
+        xp = np.concatenate((self._hist, np.asarray(x, dtype=np.float32)), axis=1)
+        self._hist = xp[:, xp.shape[1] - self.context:]
+        known = None
+        if bound is not None:
+            if self._bound_hist is None:
+                self._bound_hist = np.full(self.context, np.inf, dtype=np.float32)
+            known = np.concatenate((self._bound_hist, np.asarray(bound, dtype=np.float32)))
+            self._bound_hist = known[known.shape[0] - self.context:]
+        n_out = xp.shape[1] - self.context  # envelope positions this block can settle
+        if n_out <= 0:
+            return
+        mag = np.abs(xp).max(axis=0)
+        first = self._lead  # positions before the signal's start are not measured
+        self._lead = max(0, self._lead - n_out)
+        if first >= n_out:
+            return
+        # envelope position j is the band-limited signal on [xp j+23, j+24), computed from xp[j .. j+47];
+        # the sample itself is one of its points, so the samples give a lower bound for free
+        half = self.context // 2
+        self.peak = max(self.peak, float(mag[first + half: n_out + half].max()))
+        starts = np.arange(first, n_out, TRUE_PEAK_PIECE)
+        ends = np.minimum(starts + TRUE_PEAK_PIECE, n_out)
+        reach = np.maximum.reduceat(mag, starts)  # mag[start, next start); the last runs to the end
+        tails = np.array([float(mag[e:e + self.context].max()) for e in ends])
+        bound = np.maximum(reach, tails) * (self.gain * (1.0 + 1e-5))  # float32 rounding margin
+        if known is not None:
+            bound = np.minimum(bound, np.maximum.reduceat(known[half: n_out + half], starts))
+        # the loudest piece first (it usually sets the peak), then every piece that could still pass
+        # it, adjacent ones interpolated in one call (fewer, longer calls use both cores better)
+        top = int(np.argmax(bound))
+        measured = 0
+        todo = bound > self.peak
+        if todo[top]:
+            self._measure(xp, int(starts[top]), int(ends[top]))
+            measured += 1
+            todo[top] = False
+            todo &= bound > self.peak
+        measured += int(todo.sum())
+        self.pieces += len(bound)
+        self.skipped += len(bound) - measured
+        i = 0
+        while i < len(todo):
+            if not todo[i]:
+                i += 1
+                continue
+            j = i
+            while j < len(todo) and todo[j]:
+                j += 1
+            self._measure(xp, int(starts[i]), int(ends[j - 1]))
+            i = j
+
+    def _measure(self, xp: np.ndarray, s0: int, e0: int) -> None:
+        env = envelope_with_context(xp[:, s0:e0 + self.context], factor=self.factor)
+        self.peak = max(self.peak, float(env.max()))
+
+    def finish(self) -> float:
+        """Flushes the last samples' reach; returns the true peak in dBTP."""
+        unknown = np.full(FUTURE_SAMPLES, np.inf, dtype=np.float32) if self._bound_hist is not None else None
+        self.feed(np.zeros((self._hist.shape[0], FUTURE_SAMPLES), dtype=np.float32), bound=unknown)
+        return to_db(self.peak)
+
+
 def true_peak_envelope(x: np.ndarray, *, factor: int = 8, chunk: int = 1 << 18) -> np.ndarray:
     """Per-sample true-peak envelope (linear, float32, shape ``(samples,)``) of ``(channels, samples)``.
 
@@ -248,11 +339,13 @@ _BOUND_SLACK = 1.0 + 1e-4
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, floor: float, out: np.ndarray, first: int,
-                     stop: int) -> None:  # pragma: no cover - jitted
+def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, floor: float, out: np.ndarray,
+                     grid_max: np.ndarray, first: int, stop: int) -> None:  # pragma: no cover - jitted
     # xp: (C, B + 49) float32, 24 samples of past and 25 of future context around B outputs.
     # What provably stays at or under `floor` is not computed (see detector_envelope_with_context):
     # an interpolated value is at most the L1 norm of its taps times the largest |sample| it reads.
+    # grid_max (B,) gets the 8x grid's largest |value| (the true-peak meter's envelope), or that
+    # bound of it where the block was not interpolated.
     n_ch = xp.shape[0]
     n_id = ideal.shape[0]
     f = n_id + 1
@@ -284,7 +377,9 @@ def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, floor: 
                         peak[i] = v
             for i in range(nb):
                 out[start + i] = peak[i]
+                grid_max[start + i] = xmax * l1_id * _BOUND_SLACK
             continue
+        gmax = np.zeros(nb, dtype=np.float32)
         grid = np.empty((f, m), dtype=np.float32)
         acc = np.empty(m, dtype=np.float32)
         ebu_on = xmax * l1_eb * _BOUND_SLACK > floor
@@ -326,6 +421,7 @@ def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, floor: 
                         top = b
                 if top > best:
                     best = top
+                gmax[i] = max(gmax[i], top)
                 if top * _REFINE_BOUND * _BOUND_SLACK > floor:
                     for p in range(f):
                         b = abs(grid[p, s])
@@ -340,20 +436,25 @@ def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, floor: 
                 peak[i] = best
         for i in range(nb):
             out[start + i] = peak[i]
+            grid_max[start + i] = gmax[i]
 
 
-def detector_envelope_with_context(xp: np.ndarray, sample_rate: int, *, floor: float = 0.0) -> np.ndarray:
+def detector_envelope_with_context(xp: np.ndarray, sample_rate: int, *, floor: float = 0.0,
+                                   grid_max: np.ndarray | None = None) -> np.ndarray:
     """Detector envelope of ``xp[:, 24:-25]`` given 24 past and 25 future samples of context:
     per sample ``n``, the largest reading on ``[n, n + 1)`` of the meters described above (linear).
 
     ``floor`` (linear, >= 0): readings that provably stay at or under it are not computed; where the
     exact reading is at most ``floor`` the value returned is at most ``floor`` too (a lower reading),
-    elsewhere it is exact. A limiter that only asks which readings pass its limit loses nothing."""
+    elsewhere it is exact. A limiter that only asks which readings pass its limit loses nothing.
+    ``grid_max`` (float32, one per output), when given, receives an upper bound of
+    :func:`true_peak_envelope` (8x) at each sample: exact where the sample was interpolated."""
     xp = np.ascontiguousarray(xp, dtype=np.float32)
     n_out = xp.shape[1] - (DETECTOR_PAST + DETECTOR_FUTURE)
     out = np.empty(max(n_out, 0), dtype=np.float32)
+    gm = grid_max if grid_max is not None else np.empty(max(n_out, 0), dtype=np.float32)
     ideal, ebu = detector_taps(int(sample_rate))
-    _on_two_cores(_detector_kernel, (xp, ideal, ebu, float(floor), out), n_out)
+    _on_two_cores(_detector_kernel, (xp, ideal, ebu, float(floor), out, gm), n_out)
     return out
 
 

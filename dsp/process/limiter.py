@@ -24,7 +24,8 @@ How the gain is computed, per sample ``n`` (all in dB of gain reduction):
 5. attack: a moving average over the look-ahead, which ramps the gain down smoothly
    and, being an average of values each at least ``req``, never lets a peak through.
 
-Output is the input delayed by ``latency_samples`` times the gain. In REAPER: ReaLimit with the
+Output is the input delayed by ``latency_samples`` times the gain; its 8x true peak is metered on
+the way (:func:`output_true_peak_dbtp`), so a master's after-figures need no second pass for it. In REAPER: ReaLimit with the
 same ceiling and threshold approximates it (ReaLimit has one release time and no hold setting).
 """
 
@@ -37,7 +38,13 @@ from typing import Any
 import numba
 import numpy as np
 
-from ..measure.truepeak import DETECTOR_FUTURE, DETECTOR_PAST, detector_envelope_with_context
+from ..measure.truepeak import (
+    DETECTOR_FUTURE,
+    DETECTOR_PAST,
+    PAST_SAMPLES,
+    TruePeakMeter,
+    detector_envelope_with_context,
+)
 from ..params import Params, check_range
 from .processor import ProcessorSpec
 
@@ -136,6 +143,11 @@ class LimiterState:
     trace_db: list[float] = dataclasses.field(default_factory=list)  # max reduction per hop
     _trace_max: float = 0.0
     _trace_fill: int = 0
+    # the output's 8x true peak, metered as it is made (see output_true_peak_dbtp)
+    out_meter: TruePeakMeter | None = None
+    grid_delay: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    gain_hist: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    mag_hist: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     def _record(self, red: np.ndarray) -> None:
         hop, n, i = self.trace_hop, red.shape[0], 0
@@ -219,13 +231,13 @@ def _reduction_kernel(env: np.ndarray, over_lin: float, rel_mult: float, rel_sam
 
 
 @numba.njit(cache=True, nogil=True)
-def _apply_gain(ext: np.ndarray, red: np.ndarray, drive_db: float,
-                out: np.ndarray) -> tuple[float, int]:  # pragma: no cover - jitted
-    """out = ext[:, :n] * 10**((drive - red) / 20); returns (max reduction, samples over 0.1 dB)."""
+def _apply_gain(ext: np.ndarray, red: np.ndarray, drive_db: float, out: np.ndarray,
+                gain: np.ndarray) -> tuple[float, int]:  # pragma: no cover - jitted
+    """out = ext[:, :n] * gain, gain = 10**((drive - red) / 20); returns (max reduction, samples
+    over 0.1 dB)."""
     n = red.shape[0]
     drive = 10.0 ** (drive_db / 20.0)
     k = -math.log(10.0) / 20.0
-    gain = np.empty(n)
     peak = 0.0
     count = 0
     for i in range(n):
@@ -295,23 +307,86 @@ def curve_settings(p: LimiterParams, sample_rate: float, *, decimation: int = 1)
     }
 
 
+@numba.njit(cache=True, nogil=True)
+def _output_bound(gain: np.ndarray, mag: np.ndarray, grid: np.ndarray, l1: float, slack: float,
+                  bound: np.ndarray) -> None:  # pragma: no cover - jitted
+    """Upper bound of the output's 8x envelope at each sample ``i`` whose window ``i - 23 .. i + 24``
+    is all here (``gain`` and ``mag`` run from ``i - 23``: 47 longer than ``bound``; the rest stay
+    as they are). With ``g`` the gain at ``i`` and ``d`` the most it differs from ``g`` in the window,
+    ``|sum h g_k x_k| <= g |sum h x_k| + d * sum |h| |x_k|``: the input's envelope (``grid``, from the
+    detector) times the gain, plus the gain's movement times the L1 bound. Ranges are taken over
+    64-sample pieces (a window spans at most two), which only loosens the bound."""
+    piece = 64
+    n = gain.shape[0]
+    n_p = (n + piece - 1) // piece
+    g_hi = np.empty(n_p)
+    g_lo = np.empty(n_p)
+    a_hi = np.empty(n_p)
+    for q in range(n_p):
+        hi, lo, a = -np.inf, np.inf, 0.0
+        for k in range(q * piece, min(n, (q + 1) * piece)):
+            hi = max(hi, gain[k])
+            lo = min(lo, gain[k])
+            a = max(a, mag[k])
+        g_hi[q], g_lo[q], a_hi[q] = hi, lo, a
+    for i in range(n - 47):
+        qa, qb = i // piece, (i + 47) // piece
+        d = max(g_hi[qa], g_hi[qb]) - min(g_lo[qa], g_lo[qb])
+        bound[i] = (gain[i + 23] * grid[i] + d * l1 * max(a_hi[qa], a_hi[qb])) * slack
+
+
 def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState) -> np.ndarray:
     n = x.shape[1]
     xp = np.concatenate((st.x_hist, x.astype(np.float32)), axis=1)
     cs = curve_settings(p, sample_rate)
+    grid = np.empty(n, dtype=np.float32)
     # only readings over the limit make a reduction; what provably stays under it is not interpolated
-    env = detector_envelope_with_context(xp, sample_rate, floor=10.0 ** (-cs["over_db"] / 20.0))  # DETECTOR_FUTURE late
+    env = detector_envelope_with_context(xp, sample_rate, floor=10.0 ** (-cs["over_db"] / 20.0),
+                                         grid_max=grid)  # both DETECTOR_FUTURE late
     st.x_hist = xp[:, xp.shape[1] - (DETECTOR_PAST + DETECTOR_FUTURE) :]
     red, st.gain = reduction_curve(env, state=st.gain, **cs)
     ext = np.concatenate((st.delay, x), axis=1)
     y = np.empty_like(x)
-    peak, count = _apply_gain(ext, red, p.drive_db, y)
+    gain = np.empty(n)
+    peak, count = _apply_gain(ext, red, p.drive_db, y, gain)
     st.delay = ext[:, n:]
+    _meter_output(st, y, ext, gain, grid)
     st._record(red)
     st.max_reduction_db = max(st.max_reduction_db, peak)
     st.reduced_samples += count
     st.total_samples += n
     return y
+
+
+#: relative allowance for float32 rounding between the detector's and the meter's interpolation
+_OUT_BOUND_SLACK = 1.0 + 1e-4
+
+
+def _meter_output(st: LimiterState, y: np.ndarray, ext: np.ndarray, gain: np.ndarray, grid: np.ndarray) -> None:
+    """Feed the output to its true-peak meter with a bound per sample: where the gain holds still
+    across the interpolator's window the output's envelope is the gain times the input's, which the
+    detector has just computed, so the meter interpolates only where the gain moves or the bound
+    could pass the peak already found (under limiting, and near it)."""
+    assert st.out_meter is not None
+    n = y.shape[1]
+    gext = np.concatenate((st.grid_delay, grid))  # the detector runs grid_delay samples ahead of the output
+    st.grid_delay = gext[n:]
+    # gain and input magnitude of output samples -23 .. n - 1 (the input is the output over the gain)
+    g_ext = np.concatenate((st.gain_hist, gain))
+    m_ext = np.concatenate((st.mag_hist, np.abs(ext[:, :n]).max(axis=0)))
+    st.gain_hist, st.mag_hist = g_ext[n:], m_ext[n:]
+    bound = np.full(n, np.inf, dtype=np.float32)  # the last 24 samples' windows reach the next block
+    _output_bound(g_ext, m_ext, gext[:n], st.out_meter.gain, _OUT_BOUND_SLACK, bound)
+    st.out_meter.feed(y, bound=bound)
+
+
+def output_true_peak_dbtp(state: object) -> float | None:
+    """The 8x true peak (dBTP, as :func:`dsp.measure.truepeak.true_peak_dbtp` with ``factor=8``) of
+    everything the limiter has put out, the signal taken as zero after it; call once, at the end.
+    None when ``state`` is not a limiter's."""
+    if not isinstance(state, LimiterState) or state.out_meter is None:
+        return None
+    return state.out_meter.finish()
 
 
 def process(
@@ -328,6 +403,10 @@ def process(
             gain=new_gain_state(cs["lookahead"], cs["hold"], cs["hold_extra"]),
             trace_hop=max(1, sample_rate // 10),
             trace_hop_s=max(1, sample_rate // 10) / sample_rate,
+            out_meter=TruePeakMeter(n_ch, factor=8, lead_in=latency_samples(params, sample_rate)),
+            # output sample i was input sample i - latency; the detector's values are DETECTOR_FUTURE late
+            grid_delay=np.zeros(latency_samples(params, sample_rate) - DETECTOR_FUTURE, dtype=np.float32),
+            gain_hist=np.zeros(PAST_SAMPLES), mag_hist=np.zeros(PAST_SAMPLES),
         )
     out = np.empty_like(x)
     for start in range(0, x.shape[1], _SUB_BLOCK):
