@@ -83,26 +83,33 @@ class EqBand(Params):
 
     def sos(self, sample_rate: int) -> np.ndarray:
         """This band's sos rows, shape (0, 6) when it is the identity (disabled or 0 dB band/shelf)."""
-        if not self.enabled or (self.gain_db == 0.0 and self.type in ("band", "low_shelf", "high_shelf")):
+        if not self.enabled:
             return np.zeros((0, 6))
-        f = min(float(self.freq_hz), MAX_FREQ_FRACTION * sample_rate)
-        bw = float(cast(float, self.bw_oct))  # validate() refused None
-        t = self.type
-        if t == "band":
-            row = biquad.peaking(f, self.gain_db, bw, sample_rate)
-        elif t == "notch":
-            row = biquad.notch(f, bw, sample_rate)
-        elif t == "band_pass":
-            row = biquad.band_pass(f, bw, sample_rate)
-        elif t == "low_shelf":
-            row = biquad.low_shelf(f, self.gain_db, biquad.bw_oct_to_q(bw), sample_rate)
-        elif t == "high_shelf":
-            row = biquad.high_shelf(f, self.gain_db, biquad.bw_oct_to_q(bw), sample_rate)
-        elif t == "low_pass":
-            row = biquad.low_pass(f, biquad.bw_oct_to_q(bw), sample_rate)
-        else:
-            row = biquad.high_pass(f, biquad.bw_oct_to_q(bw), sample_rate)
-        return row.reshape(1, 6)
+        return band_sos(self.type, self.freq_hz, self.gain_db, cast(float, self.bw_oct), sample_rate)
+
+
+def band_sos(kind: str, freq_hz: float, gain_db: float, bw_oct: float, sample_rate: int) -> np.ndarray:
+    """The sos rows of one enabled band of ``kind`` (see :class:`EqBand`), shape (0, 6) when it is the
+    identity (a 0 dB band or shelf). Callers check the ranges (EqBand does)."""
+    if gain_db == 0.0 and kind in ("band", "low_shelf", "high_shelf"):
+        return np.zeros((0, 6))
+    f = min(float(freq_hz), MAX_FREQ_FRACTION * sample_rate)
+    bw = float(bw_oct)
+    if kind == "band":
+        row = biquad.peaking(f, gain_db, bw, sample_rate)
+    elif kind == "notch":
+        row = biquad.notch(f, bw, sample_rate)
+    elif kind == "band_pass":
+        row = biquad.band_pass(f, bw, sample_rate)
+    elif kind == "low_shelf":
+        row = biquad.low_shelf(f, gain_db, biquad.bw_oct_to_q(bw), sample_rate)
+    elif kind == "high_shelf":
+        row = biquad.high_shelf(f, gain_db, biquad.bw_oct_to_q(bw), sample_rate)
+    elif kind == "low_pass":
+        row = biquad.low_pass(f, biquad.bw_oct_to_q(bw), sample_rate)
+    else:
+        row = biquad.high_pass(f, biquad.bw_oct_to_q(bw), sample_rate)
+    return row.reshape(1, 6)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,8 +144,13 @@ def eq_response_db(params: EqParams, sample_rate: int, freqs_hz: np.ndarray) -> 
 
     Exact zeros (a notch at its centre) are floored at -300 dB.
     """
-    h = biquad.sos_response(eq_sos(params, sample_rate), sample_rate, freqs_hz)
-    db: np.ndarray = 20.0 * np.log10(np.maximum(np.abs(h), 1e-15)) + params.gain_db
+    return sos_response_db(eq_sos(params, sample_rate), sample_rate, freqs_hz) + params.gain_db
+
+
+def sos_response_db(sos: np.ndarray, sample_rate: int, freqs_hz: np.ndarray) -> np.ndarray:
+    """:func:`eq_response_db` of bare sos rows (no global gain)."""
+    h = biquad.sos_response(sos, sample_rate, freqs_hz)
+    db: np.ndarray = 20.0 * np.log10(np.maximum(np.abs(h), 1e-15))
     return db
 
 
