@@ -25,8 +25,9 @@ How the gain is computed, per sample ``n`` (all in dB of gain reduction):
    and, being an average of values each at least ``req``, never lets a peak through.
 
 Output is the input delayed by ``latency_samples`` times the gain; its 8x true peak is metered on
-the way (:func:`output_true_peak_dbtp`), so a master's after-figures need no second pass for it. In REAPER: ReaLimit with the
-same ceiling and threshold approximates it (ReaLimit has one release time and no hold setting).
+the way (:func:`output_true_peak_dbtp`), so a master's after-figures need no second pass for it.
+In REAPER: ReaLimit with the same ceiling and threshold approximates it (ReaLimit has one release
+time and no hold setting).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import numpy as np
 from ..measure.truepeak import (
     DETECTOR_FUTURE,
     DETECTOR_PAST,
+    FUTURE_SAMPLES,
     PAST_SAMPLES,
     TruePeakMeter,
     detector_envelope_with_context,
@@ -329,10 +331,11 @@ def _output_bound(gain: np.ndarray, mag: np.ndarray, grid: np.ndarray, l1: float
             lo = min(lo, gain[k])
             a = max(a, mag[k])
         g_hi[q], g_lo[q], a_hi[q] = hi, lo, a
-    for i in range(n - 47):
-        qa, qb = i // piece, (i + 47) // piece
+    reach = PAST_SAMPLES + FUTURE_SAMPLES
+    for i in range(n - reach):
+        qa, qb = i // piece, (i + reach) // piece
         d = max(g_hi[qa], g_hi[qb]) - min(g_lo[qa], g_lo[qb])
-        bound[i] = (gain[i + 23] * grid[i] + d * l1 * max(a_hi[qa], a_hi[qb])) * slack
+        bound[i] = (gain[i + PAST_SAMPLES] * grid[i] + d * l1 * max(a_hi[qa], a_hi[qb])) * slack
 
 
 def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState) -> np.ndarray:
