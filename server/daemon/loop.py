@@ -21,7 +21,6 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
-import gc
 import ipaddress
 import logging
 import multiprocessing
@@ -453,10 +452,6 @@ class Server:
         # answer a hello between two chunks being verified (hello p99 under two uploads: over 10 ms
         # in 2 of 20 runs at 0.5 ms slices, 3 of 56 at 0.1 ms; upload throughput unchanged)
         sys.setswitchinterval(GIL_SWITCH_S)
-        # a full collection walks every object the imports made (3-5 ms, holding the GIL): freeze
-        # them, so the collections the requests trigger only look at what the requests made
-        gc.collect()
-        gc.freeze()
         try:
             while True:
                 events = dict(poller.poll(int(TICK_S * 1000)))
