@@ -133,9 +133,10 @@ class TruePeakMeter:
     """The largest true peak (dBTP) of a stream, equal to :func:`true_peak_dbtp` of the whole signal.
 
     The interpolator's output can never exceed ``gain`` (the largest sum of |taps| over the
-    polyphase branches, 2.24) times the largest |sample| in its reach, so pieces of
-    ``TRUE_PEAK_PIECE`` samples whose bound stays at or under the peak already found are not
-    interpolated at all (``skipped`` counts them); the loudest pieces are measured first.
+    polyphase branches, 2.8) times the largest |sample| in its reach, nor a bound the caller
+    knows (``feed(bound=...)``), so pieces of ``TRUE_PEAK_PIECE`` samples whose bound stays at or
+    under the peak already found are not interpolated at all (``skipped`` counts them); the
+    loudest pieces are measured first.
     """
 
     def __init__(self, channels: int, *, factor: int = 4, lead_in: int = 0) -> None:
