@@ -203,9 +203,9 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
 
     ``band_peaks=False`` skips the low/high band peaks (nan; only the planner reads them).
     ``loudness`` and ``true_peak`` (dBTP at ``true_peak_factor``), when the caller has already
-    measured them, are used as they are. ``resonances`` also
-    looks for persistent narrow peaks (dsp.measure.resonance; about 0.2 s for 5 minutes). The spectrum and
-    the sample statistics run on a second thread beside the loudness and true-peak passes.
+    measured them, are used as they are. ``resonances`` also looks for persistent narrow peaks
+    (dsp.measure.resonance; about 0.2 s for 5 minutes). The spectrum and the sample statistics run
+    on a second thread beside the loudness and true-peak passes.
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
         spec_job = pool.submit(third_octave_spectrum, x[:2], sample_rate)  # surround: the front pair
