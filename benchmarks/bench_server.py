@@ -269,12 +269,17 @@ def bench_load(c: Client, conn: Path) -> None:
     while min(counts[0], counts[1]) < 1 and time.perf_counter() < end:  # both uploads under way
         time.sleep(0.05)
     busy = hello_latency(c, 300)
+    loop = c.status()["answer_ms"]
     stop.set()
     for p in procs:
         p.join(60)
     print(f"hello while 2 uploads of 60-s clips (23 MB each) and a by-value master (20 s) are in flight: "
           f"p50 {pct(busy, 0.5):.3f} ms, p99 {pct(busy, 0.99):.3f} ms, max {max(busy):.3f} ms "
           f"({counts[0] + counts[1]} uploads, {counts[2]} by-value masters done meanwhile)")
+    print(f"  of which the server loop's own handling (taken off the socket -> reply to libzmq), its last "
+          f"{loop['requests']} requests: p50 {loop.get('p50', 0):.3f} ms, p99 {loop.get('p99', 0):.3f} ms, "
+          f"max {loop.get('max', 0):.3f} ms; the rest is transport and the scheduling of a 2-core machine "
+          f"running the loaders, the client and the server at once")
 
 
 def _load_worker(conn: str, kind: str, slot: int, stop, counts) -> None:

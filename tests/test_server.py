@@ -366,6 +366,8 @@ def test_cancel_stops_a_long_master_and_hello_stays_quick(srv, long_mix, tmp_pat
         # the ROUTER loop does not run DSP: another client is answered while the job runs
         b.hello()
         assert b.status(job.msg_id)["job"]["state"] == "running"
+        loop = b.status()["answer_ms"]  # the loop's own time per request, while a worker masters
+        assert loop["requests"] >= 3 and 0.0 < loop["p50"] <= loop["p99"] <= loop["max"]
         job.cancel()
         with pytest.raises(ServerError) as e:
             job.wait(timeout=10)

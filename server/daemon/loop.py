@@ -74,6 +74,7 @@ PING_INTERVAL_S = 1.0  # what clients are told to do while they have jobs
 MAX_BATCH = 64  # messages taken from one socket before looking at the other
 UPLOAD_SILENCE_S = 5.0  # an unfinished upload whose client sent nothing this long is freed
 OFFLOAD_BYTES = 256 << 10  # messages at least this large are verified off the loop thread
+ANSWER_TIMES = 2048  # requests whose handling time `status` summarises
 DECODE_THREADS = 2
 GIL_SWITCH_S = 0.0001
 #: libzmq I/O threads: each connection is served by one, so a hello's connection is not read by
@@ -258,6 +259,9 @@ class Server:
         self._outbox: list[tuple[Any, Any]] = []
         self.preloaded = threading.Event()
         self._seen: dict[bytes, float] = {}  # route -> when its last message arrived (before verification)
+        # the loop's own time per request answered on it (taken off the socket -> reply handed to
+        # libzmq), ms, the latest ANSWER_TIMES (a round trip beyond this is transport and scheduling)
+        self._answer_ms: collections.deque[float] = collections.deque(maxlen=ANSWER_TIMES)
         self._wake_w = -1
 
     # --- start and stop ---------------------------------------------------------------------------
@@ -504,6 +508,10 @@ class Server:
                 self._inbox.setdefault(key, collections.deque()).append((fut, body))
             elif queue:  # behind a large message of the same peer: keep its order
                 queue.append((None, body))
+            elif side == "front":
+                t0 = time.perf_counter()
+                self._handle(side, route, self._decode(side, body))
+                self._answer_ms.append((time.perf_counter() - t0) * 1000.0)
             else:
                 self._handle(side, route, self._decode(side, body))
 
@@ -742,7 +750,16 @@ class Server:
             "jobs": [self._job_doc(j) for j in self.jobs.values()],
             "clients": len(self.clients), "uploads": len(self.uploads), "upload_bytes": self.upload_bytes,
             "transport": self.transport, "preloaded": self.preloaded.is_set(),
+            "answer_ms": self._answer_stats(),
         }, cache=False)
+
+    def _answer_stats(self) -> dict[str, float]:
+        """Median, 99th percentile and largest of the loop's own time per request (see _answer_ms)."""
+        v = sorted(self._answer_ms)
+        if not v:
+            return {"requests": 0}
+        return {"requests": len(v), "p50": round(v[len(v) // 2], 3), "p99": round(v[int(0.99 * (len(v) - 1))], 3),
+                "max": round(v[-1], 3)}
 
     def _rq_shutdown(self, route: bytes, c: _Client, msg: P.Message) -> None:
         self._reply(route, c.id, msg.msg_id, "ok", {"stopping": True, "running_jobs": len(self.jobs)})
