@@ -67,6 +67,23 @@ elif mode == "analyze":  # what `reamaster analyze FILE` does: one block-wise re
     a = analyze_source(s)
     out = {"integrated_lufs": a.integrated_lufs, "true_peak_dbtp": a.true_peak_dbtp, "lra_lu": a.lra_lu,
            "frames": s.frames, "sample_rate": s.sample_rate}
+elif mode == "passes":  # a warm master (the second of two) timed per pass: wall and process CPU
+    import resource
+    def cpu():
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+    marks = []
+    def progress(stage, fraction):
+        if not marks or marks[-1][0] != stage:
+            marks.append((stage, time.perf_counter(), cpu()))
+        return True
+    for _ in range(2):
+        marks.clear()
+        r, w = master_file(src, dst, delivery("streaming"), fmt="wav24", force=True, choices={"style": "auto"},
+                           progress=progress)
+        marks.append(("end", time.perf_counter(), cpu()))
+    out = {"passes": [(a[0], b[1] - a[1], b[2] - a[2]) for a, b in zip(marks, marks[1:])],
+           "frames": w.frames, "sample_rate": w.sample_rate}
 else:  # what `reamaster master FILE -o OUT` does by default (auto style, streaming)
     r, w = master_file(src, dst, delivery("streaming"), fmt="wav24", force=True, choices={"style": "auto"})
     out = {"integrated_lufs": r.after.integrated_lufs, "true_peak_dbtp": r.after.true_peak_dbtp,
@@ -286,7 +303,7 @@ def main() -> int:
     ap.add_argument("--sweep", default="1,10,60,120", help="minutes for the length sweep ('' for none)")
     ap.add_argument("--no-server", action="store_true", help="skip the warm-server figures")
     args = ap.parse_args()
-    files = [Path(f) for f in args.files] if args.files else prepare_inputs(args.tracks, 150, 330)
+    files = [Path(f).resolve() for f in args.files] if args.files else prepare_inputs(args.tracks, 150, 330)
     if not files:
         print("no input files: install the Debian music packages or pass --files", file=sys.stderr)
         return 1
@@ -345,6 +362,17 @@ def main() -> int:
         print("\nWarm server (`reamaster serve`, 1 worker, master by path, best of 2 after a warm-up job)")
         for name, sec, mins in srv:
             print(f"{name[:42]:42} {mins:5.2f} min {sec:6.2f} s  {sec / mins:.3f} s per minute")
+        print("Where a warm master's time goes (in-process, the second of two masters; CPU = the process, all threads)")
+        labels = {"analysing": "measuring read + planning", "processing": "pre-limiter pass",
+                  "writing": "limiter pass (limit, meter, write)"}
+        for f in files[:2]:
+            got, _, _ = run_child([py, "-c", OURS, str(f), str(tmp / "passes.wav"), "passes"])
+            minutes = got["frames"] / got["sample_rate"] / 60
+            parts = ", ".join(f"{labels.get(stage, stage)} {wall / minutes:.3f} s ({cpu / minutes:.3f} CPU-s)"
+                              for stage, wall, cpu in got["passes"])
+            total_wall, total_cpu = (sum(v[k] for v in got["passes"]) for k in (1, 2))
+            print(f"{f.name[:42]:42} per minute: {parts}; total {total_wall / minutes:.3f} s, "
+                  f"{total_cpu / minutes:.3f} CPU-s")
 
     minutes = [int(v) for v in args.sweep.split(",") if v.strip()]
     if minutes:
