@@ -263,6 +263,27 @@ def test_streamed_master_file_is_the_in_memory_master(tmp_path, clip):
     assert sorted(os.listdir(tmp_path)) == ["mix.wav", "streamed.wav", "whole.wav"]  # no temporary left
 
 
+@pytest.mark.parametrize("with_clip", [False, True])
+def test_a_given_chain_reports_the_written_files_true_peak(tmp_path, clip, with_clip):
+    # a chain from the user (stages with their own latency before the limiter): the after true peak
+    # the limiter meters is what a meter reads in the file, never under it
+    from dsp.process.clipper import ClipperParams
+    from server.service.mastering import master_file
+
+    src = tmp_path / "mix.wav"
+    write_audio(src, clip, SR, fmt="wav24")
+    stages = [Stage("eq", EqParams(bands=(EqBand("high_shelf", 6000.0, 4.0),)))]
+    if with_clip:
+        stages.append(Stage("clipper", ClipperParams(ceiling_db=-3.0, knee_db=2.0, drive_db=2.0)))
+    stages.append(Stage("limiter", LimiterParams(threshold_db=-8.0, ceiling_dbtp=-1.0)))
+    result, _ = master_file(str(src), str(tmp_path / "out.wav"), delivery("streaming"), fmt="wav24", force=False,
+                            chain=Chain(tuple(stages)))
+    a, _ = sf.read(tmp_path / "out.wav", dtype="int32")
+    measured = true_peak_dbtp((a.T / 2**31).astype(np.float32), factor=8)
+    assert result.after.true_peak_dbtp == pytest.approx(measured, abs=1e-3)
+    assert measured <= -1.0 + 1e-3
+
+
 _PEAK_SCRIPT = textwrap.dedent("""
     import json, sys, tracemalloc
     import numpy as np
