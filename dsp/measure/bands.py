@@ -23,6 +23,14 @@ BASS_SPLIT_HZ = 120.0
 WINDOW_S = 0.01
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _section(v: float, c: np.ndarray, s1: float, s2: float) -> tuple[float, float, float]:  # pragma: no cover
+    """One biquad section (direct form II transposed), coefficients ``c`` = (b0 b1 b2 a1 a2):
+    returns the output and the new memory."""
+    y = c[0] * v + s1
+    return y, c[1] * v - c[3] * y + s2, c[2] * v - c[4] * y
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _band_peaks_kernel(x: np.ndarray, sos: np.ndarray, z: np.ndarray, peaks: np.ndarray, win: np.ndarray,
                        window: int, w_peaks: np.ndarray, w_energies: np.ndarray) -> int:  # pragma: no cover
@@ -36,10 +44,7 @@ def _band_peaks_kernel(x: np.ndarray, sos: np.ndarray, z: np.ndarray, peaks: np.
     part_peak = np.zeros(done + 1)  # per window, pooled over channels; the last one stays open
     part_energy = np.zeros(done + 1)
     hi_peak = peaks[1]
-    b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 3], sos[0, 4]
-    b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 3], sos[1, 4]
-    b20, b21, b22, a21, a22 = sos[2, 0], sos[2, 1], sos[2, 2], sos[2, 3], sos[2, 4]
-    b30, b31, b32, a31, a32 = sos[3, 0], sos[3, 1], sos[3, 2], sos[3, 3], sos[3, 4]
+    s0, s1, s2, s3 = sos[0], sos[1], sos[2], sos[3]
     # channels in pairs, the filter memory in locals (registers): two channels' four sections are
     # eight independent recursions the CPU overlaps (an odd last channel pairs with itself, counted once)
     for c0 in range(0, n_ch, 2):
@@ -58,30 +63,14 @@ def _band_peaks_kernel(x: np.ndarray, sos: np.ndarray, z: np.ndarray, peaks: np.
         for i in range(n):
             v = np.float64(r0[i])
             w = np.float64(r1[i])
-            y = b00 * v + p0a
-            p0a = b01 * v - a01 * y + p0b
-            p0b = b02 * v - a02 * y
-            lo = b10 * y + p1a
-            p1a = b11 * y - a11 * lo + p1b
-            p1b = b12 * y - a12 * lo
-            u = b20 * v + p2a
-            p2a = b21 * v - a21 * u + p2b
-            p2b = b22 * v - a22 * u
-            hi = b30 * u + p3a
-            p3a = b31 * u - a31 * hi + p3b
-            p3b = b32 * u - a32 * hi
-            y2 = b00 * w + q0a
-            q0a = b01 * w - a01 * y2 + q0b
-            q0b = b02 * w - a02 * y2
-            lo2 = b10 * y2 + q1a
-            q1a = b11 * y2 - a11 * lo2 + q1b
-            q1b = b12 * y2 - a12 * lo2
-            u2 = b20 * w + q2a
-            q2a = b21 * w - a21 * u2 + q2b
-            q2b = b22 * w - a22 * u2
-            hi2 = b30 * u2 + q3a
-            q3a = b31 * u2 - a31 * hi2 + q3b
-            q3b = b32 * u2 - a32 * hi2
+            y, p0a, p0b = _section(v, s0, p0a, p0b)
+            lo, p1a, p1b = _section(y, s1, p1a, p1b)
+            u, p2a, p2b = _section(v, s2, p2a, p2b)
+            hi, p3a, p3b = _section(u, s3, p3a, p3b)
+            y2, q0a, q0b = _section(w, s0, q0a, q0b)
+            lo2, q1a, q1b = _section(y2, s1, q1a, q1b)
+            u2, q2a, q2b = _section(w, s2, q2a, q2b)
+            hi2, q3a, q3b = _section(u2, s3, q3a, q3b)
             wp = max(wp, abs(lo), abs(lo2))
             we += lo * lo + e1 * (lo2 * lo2)
             hi_peak = max(hi_peak, abs(hi), abs(hi2))
@@ -104,8 +93,7 @@ def _band_peaks_kernel(x: np.ndarray, sos: np.ndarray, z: np.ndarray, peaks: np.
     for k in range(done):
         w_peaks[k] = part_peak[k]
         w_energies[k] = part_energy[k]
-        if part_peak[k] > lo_peak:
-            lo_peak = part_peak[k]
+        lo_peak = max(lo_peak, part_peak[k])
     peaks[0] = max(lo_peak, part_peak[done])
     peaks[1] = hi_peak
     win[0], win[1], win[2] = part_peak[done], part_energy[done], float((fill + n) % window)
