@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..params import Params, check_range
 from . import limiter as lim
-from .fir import filter_valid, lowpass_fir
+from .fir import filter_valid, lowpass_fir, split_delay_samples
 from .processor import ProcessorSpec
 
 
@@ -62,13 +62,9 @@ def _lookahead(params: BassLimiterParams, sample_rate: int) -> int:
     return max(1, round(params.lookahead_ms * 1e-3 * sample_rate))
 
 
-def _split_delay(params: BassLimiterParams, sample_rate: int) -> int:
-    return int((lowpass_fir(params.crossover_hz, sample_rate).shape[0] - 1) // 2)
-
-
 def latency_samples(params: BassLimiterParams, sample_rate: int) -> int:
     """Output lag: the FIR's group delay plus the look-ahead."""
-    return _split_delay(params, sample_rate) + _lookahead(params, sample_rate)
+    return split_delay_samples(params.crossover_hz, sample_rate) + _lookahead(params, sample_rate)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -105,7 +101,7 @@ def process(x: np.ndarray, sample_rate: int, params: BassLimiterParams,
     if params.crossover_hz > 0.45 * sample_rate:
         raise ParameterError(f"crossover_hz = {params.crossover_hz:g} is too high for {sample_rate} Hz audio")
     h = lowpass_fir(params.crossover_hz, sample_rate)
-    taps, delay = h.shape[0], _split_delay(params, sample_rate)
+    taps, delay = h.shape[0], split_delay_samples(params.crossover_hz, sample_rate)
     look = _lookahead(params, sample_rate)
     c, n = x.shape
     if state is None:

@@ -26,6 +26,11 @@ def lowpass_fir(cutoff_hz: float, sample_rate: int) -> np.ndarray:
     return h
 
 
+def split_delay_samples(cutoff_hz: float, sample_rate: int) -> int:
+    """The delay (samples) of both bands of a split at ``cutoff_hz``: the FIR's group delay."""
+    return int((lowpass_fir(cutoff_hz, sample_rate).shape[0] - 1) // 2)
+
+
 def filter_valid(ext: np.ndarray, h: np.ndarray) -> np.ndarray:
     """``h`` over each row of ``ext`` (channels, taps - 1 + n): the n outputs that need no padding."""
     import scipy.signal  # already loaded by lowpass_fir

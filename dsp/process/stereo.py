@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..params import Params, check_range
 from . import biquad, crossover
-from .fir import filter_valid, lowpass_fir
+from .fir import filter_valid, lowpass_fir, split_delay_samples
 from .processor import ProcessorSpec
 
 WIDTH_RANGE_PCT = (0.0, 200.0)
@@ -100,7 +100,7 @@ def latency_samples(params: StereoParams, sample_rate: int) -> int:
     """Output lag: the mono-bass FIR's group delay (0 without mono bass)."""
     if not params.mono_bass_hz:
         return 0
-    return int((lowpass_fir(params.mono_bass_hz, sample_rate).shape[0] - 1) // 2)
+    return split_delay_samples(params.mono_bass_hz, sample_rate)
 
 
 def _mid_sos(params: StereoParams, sample_rate: int) -> np.ndarray:
@@ -117,7 +117,7 @@ def _mono_bass(y: np.ndarray, sample_rate: int, cutoff_hz: float, tail: np.ndarr
     """Linear-phase mono bass on L/R ``y``: delayed mid + (delayed side - FIR low-passed side)."""
     h = lowpass_fir(cutoff_hz, sample_rate)
     n_taps = h.shape[0]
-    delay = (n_taps - 1) // 2
+    delay = split_delay_samples(cutoff_hz, sample_rate)
     if tail is None:
         tail = np.zeros((2, n_taps - 1))
     msig = np.vstack(((y[0] + y[1]) * 0.5, (y[0] - y[1]) * 0.5))
