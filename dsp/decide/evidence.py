@@ -102,13 +102,19 @@ def lra_range_for(style: str | None, confidence: float) -> tuple[tuple[float, fl
     return GENERIC_LRA_RANGE_LU, "any finished music (style unsure: broad range)"
 
 
+def peak_reduction_db(a: Analysis, *, target_lufs: float, ceiling_dbtp: float, loudness: bool) -> float:
+    """What must come off the loudest peaks to reach ``target_lufs`` under ``ceiling_dbtp`` with
+    the mix's peak-to-loudness ratio, dB (negative: room to spare; 0 when the loudness is kept)."""
+    return (a.plr_db - (ceiling_dbtp - target_lufs)) if loudness else 0.0
+
+
 def dynamics_need(a: Analysis, *, target_lufs: float, ceiling_dbtp: float, loudness: bool,
                   lra_range_lu: tuple[float, float], range_source: str,
                   reference_lra_lu: float | None = None, reference_plr_db: float | None = None,
                   looks_mastered: bool = False, bass_limiter_db: float = 0.0) -> DynamicsNeed:
     """Does the delivery, the style or the reference need compression, and how much?
     ``bass_limiter_db``: the part of the peak reduction a bass limiter takes before the limiter."""
-    peak_reduction = (a.plr_db - (ceiling_dbtp - target_lufs)) if loudness else 0.0
+    peak_reduction = peak_reduction_db(a, target_lufs=target_lufs, ceiling_dbtp=ceiling_dbtp, loudness=loudness)
     load = peak_reduction - min(max(bass_limiter_db, 0.0), max(peak_reduction, 0.0)) - LIMITER_CLEAN_DB
     reasons: list[str] = []
     need = 0.0

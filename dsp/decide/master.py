@@ -42,7 +42,7 @@ from ..streams import prefetch
 from . import profiles
 from . import style as style_model
 from .eqfit import band_response_db, fit_eq
-from .evidence import bass_width, dynamics_need, lra_range_for
+from .evidence import bass_width, dynamics_need, lra_range_for, peak_reduction_db
 from .mastered import check_mastered
 from .presets import Delivery
 
@@ -303,7 +303,7 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
         lra_range, range_source = target.lra_range_lu, f"{target.style or 'this'} music"
     else:
         lra_range, range_source = lra_range_for(target.style or None, target.confidence)
-    peak_need = a.plr_db - (d.ceiling_dbtp - d.target_lufs) if intent.loudness else 0.0
+    peak_need = peak_reduction_db(a, target_lufs=d.target_lufs, ceiling_dbtp=d.ceiling_dbtp, loudness=intent.loudness)
     need = dynamics_need(a, target_lufs=d.target_lufs, ceiling_dbtp=d.ceiling_dbtp, loudness=intent.loudness,
                          lra_range_lu=lra_range, range_source=range_source,
                          bass_limiter_db=bass_limiter_take_db(a, peak_need) / _BASS_NEED_FACTOR,
@@ -481,9 +481,9 @@ def plan_peak_stages(a: Analysis, d: Delivery, intent: Intent, *,
     notes: list[str] = []
     stages: list[Stage] = []
     scale = {"gentle": 1.5, "balanced": 1.0, "loud": 0.75}[intent.intensity]
-    need = a.plr_db - (d.ceiling_dbtp - d.target_lufs) if intent.loudness else 0.0
+    need = peak_reduction_db(a, target_lufs=d.target_lufs, ceiling_dbtp=d.ceiling_dbtp, loudness=intent.loudness)
     transient_db = a.true_peak_dbtp - a.max_momentary_lufs  # how far short peaks stand above the body
-    bass = plan_bass_limiter(a, need if intent.loudness else 0.0, low_gain_db=low_gain_db)
+    bass = plan_bass_limiter(a, need, low_gain_db=low_gain_db)
     if bass is not None:
         stages.append(bass)
         notes.append("no clip stage: the bass limiter takes the peaks, which are the kick and bass")
