@@ -510,12 +510,11 @@ class Server:
                 self._inbox.setdefault(key, collections.deque()).append((fut, body))
             elif queue:  # behind a large message of the same peer: keep its order
                 queue.append((None, body))
-            elif side == "front":
+            else:
                 t0 = time.perf_counter()
                 self._handle(side, route, self._decode(side, body))
-                self._answer_ms.append((time.perf_counter() - t0) * 1000.0)
-            else:
-                self._handle(side, route, self._decode(side, body))
+                if side == "front":
+                    self._answer_ms.append((time.perf_counter() - t0) * 1000.0)
 
     def _wake(self, _: Any) -> None:
         with contextlib.suppress(OSError):
