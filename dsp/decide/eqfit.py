@@ -122,9 +122,7 @@ def fit_eq(
         return np.concatenate((err, gain_penalty * v[1::3]))
 
     while len(kinds) < max_bands:
-        v = np.array(x0)
-        resid = (band_response_db(EqParams(bands=_bands_from_vector(v, kinds)), sample_rate, f) - t) * sw \
-            if kinds else -t * sw
+        resid = residual(np.array(x0))[: t.shape[0]]
         # smooth over 3 bands so a single noisy band does not attract a bell
         smooth = np.convolve(resid, np.ones(3) / 3, mode="same")
         i = int(np.argmax(np.abs(smooth)))
