@@ -94,7 +94,7 @@ def test_spectrum_meter_equals_whole_signal(clip, channels):
         m.feed(b)
     got, whole = m.result(), third_octave_spectrum(x, SR)
     assert got.frames == whole.frames
-    for name in ("level_db", "mid_db", "side_db", "side_mid_ratio_db", "correlation", "fine_db"):
+    for name in ("level_db", "mid_db", "side_db", "side_mid_ratio_db", "correlation", "bin_db"):
         np.testing.assert_allclose(getattr(got, name), getattr(whole, name), rtol=0, atol=1e-9, err_msg=name)
     assert abs(got.correlation_overall - whole.correlation_overall) < 1e-12
 

@@ -554,24 +554,23 @@ RESONANCE_MIN_CUT_DB = 1.0
 
 def resonance_cut_db(s: SpectrumResult, freq_hz: float, depth_db: float) -> tuple[float, float]:
     """``(depth, band change)``: the narrow cut at ``freq_hz`` (0.1 octave), at most ``depth_db``
-    deep and shallow enough that the third-octave band holding it loses at most
-    RESONANCE_MAX_BAND_DB; its effect is worked out on the mix's 1/12-octave spectrum."""
-    fine_hz, fine_db = np.asarray(s.fine_hz, dtype=float), np.asarray(s.fine_db, dtype=float)
-    sel = np.abs(np.log2(np.maximum(fine_hz, 1e-9) / freq_hz)) <= 1 / 6
+    deep and shallow enough that the third octave centred on it loses at most
+    RESONANCE_MAX_BAND_DB of its long-term power, worked out on the mix's bin spectrum."""
+    bin_db = np.asarray(s.bin_db, dtype=float)
+    f = np.arange(bin_db.size) * s.sample_rate / s.nfft
+    sel = np.abs(np.log2(np.maximum(f, 1e-9) / freq_hz)) <= 1 / 6
     if not np.any(sel):
         return round(depth_db, 1), 0.0
-    # each 1/12-octave band's power gain, averaged over 9 points across it
-    grid = fine_hz[sel][:, None] * 2.0 ** (np.linspace(-1 / 24, 1 / 24, 9)[None, :])
-    power = 10 ** (fine_db[sel] / 10)
+    f, power = f[sel], 10 ** (bin_db[sel] / 10)
 
     def band_change(depth: float) -> float:
         cut = EqParams(bands=(EqBand("band", freq_hz=freq_hz, gain_db=-depth, bw_oct=0.1),))  # as planned
-        gain = np.mean(10 ** (eq_response_db(cut, s.sample_rate, grid) / 10), axis=1)
+        gain = 10 ** (eq_response_db(cut, s.sample_rate, f) / 10)
         return float(10 * np.log10(np.sum(power * gain) / np.sum(power)))
 
     depth = round(depth_db, 1)
     while depth > 0 and band_change(depth) < -RESONANCE_MAX_BAND_DB:
-        depth = round(depth - 0.5, 1)
+        depth = round(depth - 0.1, 1)
     return max(depth, 0.0), band_change(max(depth, 0.0)) if depth > 0 else 0.0
 
 

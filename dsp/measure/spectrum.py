@@ -80,10 +80,9 @@ class SpectrumResult:
     nfft: int
     frames: int
     sample_rate: int
-    # Finer view for narrow problems: mean power density in 1/12-octave bands from 60 Hz to
-    # min(16 kHz, 0.45 fs), dB re the same full-scale reference per Hz (shape only).
-    fine_hz: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
-    fine_db: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    # The long-term level of every FFT bin (``nfft // 2 + 1``, bin k at k * sample_rate / nfft Hz),
+    # channel average, dB re full scale: what a narrow cut does to a band is read off it exactly.
+    bin_db: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
 
 def default_nfft(sample_rate: int) -> int:
@@ -263,31 +262,14 @@ def _spectrum_from_sums(pl: np.ndarray, pr: np.ndarray, cr: np.ndarray, window: 
     ratio = np.clip(np.nan_to_num(ratio, nan=-RATIO_CLAMP_DB), -RATIO_CLAMP_DB, RATIO_CLAMP_DB)
     corr = np.ones(n_bands) if ch == 1 else _correlation(band_c, band_l, band_r)
 
-    fine_hz, fine_db = _fine_bands((pl + pr) * 0.5 * scale, sr, nfft)
+    bin_power = (pl + pr) * 0.5 * scale
     arrays = dict(centers_hz=THIRD_OCTAVE_CENTERS_HZ[:n_bands].copy(), level_db=_db(level),
                   mid_db=_db(mid), side_db=_db(side), side_mid_ratio_db=ratio, correlation=corr,
-                  fine_hz=fine_hz, fine_db=fine_db)
+                  bin_db=_db(bin_power))
     for v in arrays.values():
         v.setflags(write=False)
     return SpectrumResult(labels=THIRD_OCTAVE_LABELS[:n_bands], correlation_overall=correlation_overall,
                           nfft=nfft, frames=n_frames, sample_rate=sr, **arrays)
-
-
-FINE_BANDS_PER_OCTAVE = 12
-
-
-def _fine_bands(bin_power: np.ndarray, sample_rate: int, nfft: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean bin power in 1/12-octave bands (centres 1000 * 2**(k/12)), 60 Hz to min(16 kHz, 0.45 fs)."""
-    top = min(16000.0, 0.45 * sample_rate)
-    k = np.arange(math.ceil(12 * math.log2(60 / 1000)), math.floor(12 * math.log2(top / 1000)) + 1)
-    centers = 1000.0 * 2.0 ** (k / 12)
-    edges = np.concatenate((centers * 2 ** (-1 / 24), centers[-1:] * 2 ** (1 / 24)))
-    idx = np.searchsorted(np.arange(bin_power.shape[0]) * sample_rate / nfft, edges)
-    out = np.empty(centers.shape[0])
-    for i in range(centers.shape[0]):
-        lo, hi = idx[i], max(idx[i + 1], idx[i] + 1)
-        out[i] = float(np.mean(bin_power[lo:hi]))
-    return centers, _db(out)
 
 
 def band_energy_db(spectrum: SpectrumResult, lo_hz: float, hi_hz: float, *,
