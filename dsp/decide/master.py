@@ -643,12 +643,17 @@ def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *,
     Returns None when no band would do at least 0.3 dB.
     """
     dev = tonal_deviation_db(freqs, levels_db, target_db)
-    smooth = np.convolve(np.pad(dev, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    weights = eq_weights(freqs, sample_rate)
+    # smoothed over the bands the EQ listens to only: a band above them (a lossy file's empty top
+    # octave, 20 kHz on a 44.1 kHz file) would otherwise drag its neighbour down and draw a boost
+    heard = (weights > 0).astype(float)
+    smooth = (np.convolve(np.pad(dev * heard, 1), np.ones(3), mode="valid")
+              / np.maximum(np.convolve(np.pad(heard, 1), np.ones(3), mode="valid"), 1.0))
+    smooth = np.where(heard > 0, smooth, 0.0)
     beyond = audible_regions(np.sign(smooth) * np.maximum(np.abs(smooth) - tolerance_db, 0.0))
     if not np.any(beyond):
         return None
     target = np.clip(-amount * beyond, -max_gain_db, max_gain_db)  # bounds the total, not just each band
-    weights = eq_weights(freqs, sample_rate)
     held = np.zeros(len(freqs), dtype=bool)
     fit = None
     for _ in range(4):
