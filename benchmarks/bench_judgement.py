@@ -8,7 +8,7 @@ warzone2100-music, ufoai-music, fb-music-high, hyperrogue-music; never wesnoth, 
 xonotic music, kept for independent evaluation), one excerpt of ``--seconds`` from each track
 (from 30 % into the track), alternating between packages. Everything is measured with meters
 independent of the code under test: loudness and LRA by libebur128 (pyebur128), the tonal
-shape by scipy's Welch PSD summed into 1/3-octave bands, side/mid from the samples.
+shape by scipy's Welch PSD summed into 1/3-octave bands, side/mid by the same PSD over 40 Hz-16 kHz.
 
 1. **Finished masters at -14 LUFS** (default settings, auto style): tonal change (mean |shape
    difference| over 40 Hz-16 kHz, level removed), |LRA change|, |side/mid change|; goal <= 0.3 dB,
@@ -122,9 +122,15 @@ def third_octave_shape(x: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     return centers, lv - lv.mean()
 
 
-def side_mid_db(x: np.ndarray) -> float:
-    m, s = (x[0] + x[1]) / 2, (x[0] - x[1]) / 2
-    return float(10 * np.log10(max(np.mean(s ** 2), 1e-30) / max(np.mean(m ** 2), 1e-30)))
+def side_mid_db(x: np.ndarray, sr: int) -> float:
+    """Side over mid power, 40 Hz-16 kHz (Welch PSD, scipy): the width a listener hears. A DC
+    offset is not width (read from the raw samples, removing a -21 dBFS offset from one track
+    "narrowed" it by 1.8 dB)."""
+    from scipy.signal import welch
+
+    f, p = welch(np.vstack(((x[0] + x[1]) / 2, (x[0] - x[1]) / 2)), fs=sr, nperseg=16384, noverlap=8192)
+    band = (f >= 40 * 2 ** (-1 / 6)) & (f < 16000 * 2 ** (1 / 6))
+    return float(10 * np.log10(max(np.sum(p[1, band]), 1e-30) / max(np.sum(p[0, band]), 1e-30)))
 
 
 def tonal_distance(a: np.ndarray, b: np.ndarray, sr: int) -> float:
@@ -219,7 +225,7 @@ def main() -> int:
             _, lra0 = ebur128(x, sr)
             _, lra1 = ebur128(y, sr)
             tone = tonal_distance(x, y, sr)
-            dw = side_mid_db(y) - side_mid_db(x)
+            dw = side_mid_db(y, sr) - side_mid_db(x, sr)
             worst = [max(worst[0], tone), max(worst[1], abs(lra1 - lra0)), max(worst[2], abs(dw))]
             heard = r.chain.meta.get("style", {})
             print(f"{name:32s} tone {tone:4.2f} dB  LRA {lra0:5.1f} -> {lra1:5.1f} LU  side/mid {dw:+5.2f} dB  "
@@ -251,8 +257,8 @@ def main() -> int:
                 mix = damage(x, sr, kind)
                 r = run_master(mix, sr, "streaming")
                 y = r.audio.astype(np.float64)
-                d_mix = tonal_distance(mix, x, sr) + abs(side_mid_db(mix) - side_mid_db(x))
-                d_out = tonal_distance(y, x, sr) + abs(side_mid_db(y) - side_mid_db(x))
+                d_mix = tonal_distance(mix, x, sr) + abs(side_mid_db(mix, sr) - side_mid_db(x, sr))
+                d_out = tonal_distance(y, x, sr) + abs(side_mid_db(y, sr) - side_mid_db(x, sr))
                 total += 1
                 closer += d_out < d_mix
                 print(f"{name:32s} {kind:12s} distance mix {d_mix:4.2f} -> master {d_out:4.2f} dB "
@@ -275,7 +281,7 @@ def main() -> int:
             y = res.audio.astype(np.float64)
             _, lra_ref = ebur128(x, sr)
             _, lra_out = ebur128(y, sr)
-            dw = side_mid_db(y) - side_mid_db(x)
+            dw = side_mid_db(y, sr) - side_mid_db(x, sr)
             tone = tonal_distance(y, x, sr)
             worst = [max(worst[0], abs(lra_out - lra_ref)), max(worst[1], abs(dw)), max(worst[2], tone)]
             print(f"{name:32s} same song, {kind:12s}: LRA {lra_out:5.1f} vs ref {lra_ref:5.1f} LU, width {dw:+5.2f} dB, "

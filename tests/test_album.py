@@ -48,8 +48,10 @@ def test_album_master():
         assert m == pytest.approx(want, abs=0.2)
         assert tp8_db(r.tracks[i].result.audio) <= d.ceiling_dbtp
     spread_before, spread_after = r.spread_db()
-    # the record hangs together better (the EQ moves only what lies beyond the style's measured spread)
-    assert spread_after < spread_before - 0.1
+    # the record hangs together better (the EQ moves only what lies beyond the style's measured spread,
+    # and boosts nothing over 40 dB under a track's median band: the dull track's top octave, at -89 dBFS
+    # by 16 kHz, stays as it is)
+    assert spread_after < spread_before - 0.05
     releases = {t.result.chain.find("limiter").params.release_ms for t in r.tracks}
     assert len(releases) == 1  # one chain style
     assert r.album_lufs_after > r.album_lufs_before

@@ -228,3 +228,32 @@ def test_rumble_gets_a_subsonic_filter_and_a_deep_bass_line_does_not():
     c = plan_chain(analyze(deep, SR), delivery())
     assert "high_pass" not in [s.kind for s in c.stages], c.to_json()
     assert any("no subsonic filter" in note for note in c.meta["left_alone"])
+
+
+def test_no_boost_where_there_is_nothing_to_lift(rng):
+    # A dark mix: the balanced shape under a steep low-pass at 3 kHz, so everything from about
+    # 8 kHz up lies over 40 dB under the median band. Below the target there, but a boost would
+    # lift noise, not music: the EQ leaves those bands alone and says why.
+    from dsp.decide.master import EMPTY_BAND_DB, nothing_to_lift
+    from dsp.process.eq import eq_response_db
+
+    n = 20 * SR
+    dark = ss.butter(8, 3000.0, fs=SR, output="sos")
+    mid, side = ss.sosfilt(dark, shaped_noise(rng, n)), ss.sosfilt(dark, 0.2 * shaped_noise(rng, n, lo_hz=200.0))
+    x = np.stack((mid + side, mid - side))
+    x = (0.25 * x / np.abs(x).max()).astype(np.float32)
+    a = analyze(x, SR)
+    f = np.asarray(a.spectrum.centers_hz, dtype=float)
+    empty = nothing_to_lift(f, a.spectrum.level_db, SR)
+    # independent check of which bands are empty: scipy's Welch PSD summed per band
+    fw, p = ss.welch(x.mean(axis=0), SR, nperseg=8192)
+    band_db = np.array([10 * np.log10(p[(fw >= c * 2 ** (-1 / 6)) & (fw < c * 2 ** (1 / 6))].sum() + 1e-30) for c in f])
+    heard = (f >= 40) & (f <= 16000)
+    under_db = np.median(band_db[heard & (f >= 40)]) - band_db
+    assert empty[heard & (under_db > EMPTY_BAND_DB + 1)].all() and not empty[heard & (under_db < EMPTY_BAND_DB - 1)].any()
+    assert empty[heard & (f >= 8000)].all() and not empty[f <= 2000].any()
+    c = plan_chain(a, delivery())
+    eq = [s for s in c.stages if s.label == "corrective EQ"]
+    if eq:
+        assert np.max(eq_response_db(eq[0].params, SR, f[empty])) < 0.5, eq[0].why
+    assert any("nothing there to lift" in note for note in c.meta["left_alone"])

@@ -285,6 +285,12 @@ def plan_chain(a: Analysis, d: Delivery, intent: Intent | None = None) -> Chain:
                           "track while the music around it changes (held notes, harmonic series and steady tones "
                           "are music, left alone)" + ("" if not resonances else
                                                       " (tone amount 0% or input looks mastered)"))
+    eq_dev, empty = eq_deviation_db(freqs, levels, target_db, a.sample_rate)
+    unlifted = empty & (eq_dev < -tolerance_db)
+    if unlifted.any() and intent.tone_pct > 0 and not loudness_only:
+        left_alone.append(f"no boost at {freqs[unlifted].min():.0f}-{freqs[unlifted].max():.0f} Hz although it lies "
+                          f"under the {target.name}: over {EMPTY_BAND_DB:g} dB under the median band, nothing there "
+                          "to lift (a boost would raise noise and codec artefacts, not music)")
     if stages_eq is not None:
         stages.append(stages_eq)
     elif loudness_only:
@@ -622,6 +628,36 @@ def audible_regions(beyond_db: np.ndarray, *, min_db: float = AUDIBLE_MIN_DB,
     return out
 
 
+#: a band this far under the mix's median third octave holds nothing a boost would bring up (a
+#: low-passed file's or a very dark master's top octave sits 40-55 dB under it, a dark but whole
+#: one's 25-35); the median, not the loudest band, so a boomy low end does not empty the top, dB
+EMPTY_BAND_DB = 40.0
+
+
+def nothing_to_lift(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Bands the EQ listens to that lie over EMPTY_BAND_DB under the median of them: a boost there
+    raises noise and codec artefacts, not music, so the corrective EQ never boosts them."""
+    lv = np.asarray(levels_db, dtype=float)
+    heard = eq_weights(freqs, sample_rate) > 0
+    if not heard.any():
+        return np.zeros(len(lv), dtype=bool)
+    out: np.ndarray = heard & (lv < float(np.median(lv[heard])) - EMPTY_BAND_DB)
+    return out
+
+
+def eq_deviation_db(freqs: np.ndarray, levels_db: np.ndarray, target_db: np.ndarray,
+                    sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(deviation, empty)``: :func:`tonal_deviation_db` with the level set by the bands that hold
+    music (an empty top octave 50 dB down would otherwise put every other band "above the target"),
+    and the :func:`nothing_to_lift` mask."""
+    dev = tonal_deviation_db(freqs, levels_db, target_db)
+    empty = nothing_to_lift(freqs, levels_db, sample_rate)
+    music = (freqs >= 40) & (freqs <= 16000) & ~empty
+    if music.any():
+        dev = dev - float(np.mean(dev[music]))
+    return dev, empty
+
+
 def wrong_way_bands(net_db: np.ndarray, deviation_db: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Bands where the EQ (smoothed over an octave) boosts what is already above the target or cuts
     what is already below it, by more than ``WRONG_WAY_DB``."""
@@ -642,7 +678,7 @@ def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *,
     (refitted with that region held at 0 dB), and the bands together never exceed ``max_gain_db``.
     Returns None when no band would do at least 0.3 dB.
     """
-    dev = tonal_deviation_db(freqs, levels_db, target_db)
+    dev, empty = eq_deviation_db(freqs, levels_db, target_db, sample_rate)
     weights = eq_weights(freqs, sample_rate)
     # smoothed over the bands the EQ listens to only: a band above them (a lossy file's empty top
     # octave, 20 kHz on a 44.1 kHz file) would otherwise drag its neighbour down and draw a boost
@@ -650,11 +686,12 @@ def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *,
     smooth = (np.convolve(np.pad(dev * heard, 1), np.ones(3), mode="valid")
               / np.maximum(np.convolve(np.pad(heard, 1), np.ones(3), mode="valid"), 1.0))
     smooth = np.where(heard > 0, smooth, 0.0)
-    beyond = audible_regions(np.sign(smooth) * np.maximum(np.abs(smooth) - tolerance_db, 0.0))
+    excess = np.sign(smooth) * np.maximum(np.abs(smooth) - tolerance_db, 0.0)
+    beyond = audible_regions(np.where(empty & (excess < 0), 0.0, excess))  # below the target: a boost
     if not np.any(beyond):
         return None
     target = np.clip(-amount * beyond, -max_gain_db, max_gain_db)  # bounds the total, not just each band
-    held = np.zeros(len(freqs), dtype=bool)
+    held = empty.copy()  # and no shelf reaching into them either
     fit = None
     for _ in range(4):
         w = np.where(held, 4.0 * np.maximum(weights, 0.25), weights)
