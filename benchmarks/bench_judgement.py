@@ -23,6 +23,9 @@ shape by scipy's Welch PSD summed into 1/3-octave bands, side/mid by the same PS
    beyond +/-6 dB.
 5. **Resonance control** on a real track with a held note (a harmonic tone added throughout) and
    a 1 kHz test tone added: no cut near them.
+6. With ``--survey N``: the EQ decisions alone on N tracks (finished masters and five damaged
+   mixes of each), read off the planned EQ's response; ``--spreads 1.0,0.7`` adds tighter
+   tolerances to show the trade between repairing damage and leaving finished masters alone.
 """
 
 from __future__ import annotations
@@ -204,6 +207,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tracks", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--survey", type=int, default=0, help="also the EQ alone on this many tracks (part 6)")
+    ap.add_argument("--spreads", default="1.0", help="part 6: tolerances as multiples of the styles' spread")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: masters,broadcast,damaged,reference,resonance")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -329,8 +334,55 @@ def main() -> int:
         ok_all &= cut_near == 0
         print(f"cuts on the added notes/tones: {cut_near} -> {'PASS' if cut_near == 0 else 'FAIL'}")
 
+    if args.survey:
+        eq_survey(args.survey, args.seconds, [float(v) for v in args.spreads.split(",")])
+
     print(f"\n# {time.perf_counter() - t0:.0f} s; overall {'PASS' if ok_all else 'FAIL (see above)'}")
     return 0
+
+
+def eq_survey(n_tracks: int, seconds: float, spreads: list[float]) -> None:
+    """The EQ decisions alone on many tracks: each finished master and five damaged mixes made from
+    it (no side cut: the EQ does not act on width), planned at -14 LUFS; the outcome is read off the
+    planned EQ stages' response on the meter's 1/3-octave bands (no render: the limiter would add
+    its own few hundredths). ``spreads``: the tolerance as multiples of the styles' measured spread
+    (1.0 is what ships), to show what a tighter one trades."""
+    from dsp.decide import master as planner
+    from dsp.decide.presets import delivery
+    from dsp.measure.analysis import analyze
+    from dsp.process.eq import eq_response_db
+
+    print(f"\n## 6. the EQ alone on {n_tracks} tracks (finished masters: tone change; damaged mixes: closer?)")
+    cases = []
+    for name, x, sr in pick_tracks(n_tracks, seconds):
+        c, orig = third_octave_shape(x, sr)
+        for kind in ("none",) + tuple(k for k in DAMAGES if k != "side cut"):
+            mix = x if kind == "none" else damage(x, sr, kind)
+            cases.append((name, kind, sr, c, orig, third_octave_shape(mix, sr)[1], analyze(mix, sr, resonances=True)))
+    shipped = planner.SPREAD_TOLERANCE
+    try:
+        for spread in spreads:
+            planner.SPREAD_TOLERANCE = spread
+            harm, moved = [], []
+            for name, kind, sr, c, orig, shape, a in cases:
+                target, info = planner.style_target(a, "auto")
+                chain = planner.plan_chain(a, delivery("streaming"), planner.Intent(target=target, style_info=info))
+                resp = sum((eq_response_db(st.params, sr, c) for st in chain.stages if st.kind == "eq"),
+                           np.zeros(len(c)))
+                out = shape + resp
+                out = out - out.mean()
+                if kind == "none":
+                    harm.append((float(np.mean(np.abs(out - orig))), name))
+                else:
+                    moved.append(float(np.mean(np.abs(shape - orig)) - np.mean(np.abs(out - orig))))
+            h, m = np.array([v for v, _ in harm]), np.array(moved)
+            print(f"tolerance {spread:g} x the spread{' (shipped)' if spread == shipped else ''}: finished masters' "
+                  f"tone change p90 {np.percentile(h, 90):.2f} dB, worst {h.max():.2f} dB, over 0.3 dB: "
+                  f"{int((h > 0.3).sum())}/{len(h)}; damaged mixes closer {int((m > 0.02).sum())}/{len(m)}, further "
+                  f"{int((m < -0.02).sum())}, by {m.mean():+.2f} dB on average")
+            print("   over 0.3 dB: " + ", ".join(f"{n} {v:.2f}" for v, n in sorted(harm, reverse=True) if v > 0.3))
+    finally:
+        planner.SPREAD_TOLERANCE = shipped
 
 
 if __name__ == "__main__":
