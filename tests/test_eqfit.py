@@ -53,3 +53,15 @@ def test_never_worse_than_no_eq(knots, sr):
     before = np.sqrt(np.sum(W * target ** 2) / W.sum())
     assert r.rms_error_db <= before + 1e-9
     assert r.rms_error_db < 0.5 * before + 0.3
+    # one move per place: no two bells within 1/12 octave of each other (the fit once stacked
+    # +3.0 and +2.1 dB at 9263 and 9264 Hz)
+    bells = sorted(b.freq_hz for b in r.eq.bands if b.type == "band")
+    assert all(np.log2(hi / lo) >= 1 / 12 for lo, hi in zip(bells, bells[1:]))
+
+
+def test_a_target_that_draws_two_bells_to_one_spot_gets_one():
+    # a narrow, deep boost with tight limits: the greedy fit places a second bell on the first
+    target = np.where(np.abs(np.log2(F / 9000.0)) < 0.4, 5.0, 0.0)
+    r = fit_eq(F, target, sample_rate=SR, weights=W, max_gain_db=3.0, min_bw_oct=0.5)
+    bells = sorted(b.freq_hz for b in r.eq.bands if b.type == "band")
+    assert all(np.log2(hi / lo) >= 1 / 12 for lo, hi in zip(bells, bells[1:])), r.eq

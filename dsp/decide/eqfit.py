@@ -59,6 +59,18 @@ def _bands_from_vector(v: np.ndarray, kinds: list[str]) -> tuple[EqBand, ...]:
     return tuple(bands)
 
 
+def _twin_bells(v: np.ndarray, kinds: list[str]) -> list[tuple[int, int]]:
+    """``(keep, drop)`` pairs of bells whose centres lie within 1/12 octave of each other."""
+    pairs: list[tuple[int, int]] = []
+    used: set[int] = set()
+    for i, ki in enumerate(kinds):
+        for j in range(i + 1, len(kinds)):
+            if ki == kinds[j] == "band" and i not in used and j not in used and abs(v[3 * i] - v[3 * j]) < 1 / 12:
+                pairs.append((i, j))
+                used |= {i, j}
+    return pairs
+
+
 def fit_eq(
     centers_hz: np.ndarray,
     target_db: np.ndarray,
@@ -135,6 +147,18 @@ def fit_eq(
     if kinds:
         fit = least_squares(residual, np.clip(x0, lo_b, hi_b), bounds=(lo_b, hi_b), method="trf", max_nfev=800)
         x0 = list(fit.x)
+        # two bells the fit drove onto the same spot (within 1/12 octave) are one move: merged into
+        # one (gains added, within the limit), then the fit settles again
+        twins = _twin_bells(np.array(x0), kinds)
+        if twins:
+            for keep, drop in twins:
+                x0[3 * keep + 1] = float(np.clip(x0[3 * keep + 1] + x0[3 * drop + 1], -max_gain_db, max_gain_db))
+            gone = {drop for _, drop in twins}
+            keep_idx = [i for i in range(len(kinds)) if i not in gone]
+            kinds = [kinds[i] for i in keep_idx]
+            x0, lo_b, hi_b = ([v[3 * i + j] for i in keep_idx for j in range(3)] for v in (x0, lo_b, hi_b))
+            fit = least_squares(residual, np.clip(x0, lo_b, hi_b), bounds=(lo_b, hi_b), method="trf", max_nfev=800)
+            x0 = list(fit.x)
 
     bands = [b for b in _bands_from_vector(np.array(x0), kinds) if abs(b.gain_db) >= _MIN_GAIN_DB]
     bands = [dataclasses.replace(b, freq_hz=float(round(b.freq_hz)), gain_db=round(b.gain_db, 1),
