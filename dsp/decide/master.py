@@ -691,6 +691,12 @@ def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *,
     if not np.any(beyond):
         return None
     target = np.clip(-amount * beyond, -max_gain_db, max_gain_db)  # bounds the total, not just each band
+
+    def forbidden(net: np.ndarray) -> np.ndarray:
+        """Bands pushed the wrong way, or lifted where there is nothing to lift."""
+        out: np.ndarray = wrong_way_bands(net, smooth, weights) | (empty & (net > WRONG_WAY_DB))
+        return out
+
     held = empty.copy()  # and no shelf reaching into them either
     fit = None
     for _ in range(4):
@@ -698,20 +704,20 @@ def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *,
         fit = fit_eq(freqs, np.where(held, 0.0, target), sample_rate=sample_rate, weights=w,
                      max_bands=max_bands, max_gain_db=max_gain_db, min_bw_oct=0.5)
         net_db = band_response_db(fit.eq, sample_rate, freqs)
-        wrong = wrong_way_bands(net_db, smooth, weights)
+        wrong = forbidden(net_db)
         if not wrong.any():
             break
         held |= wrong
     assert fit is not None
     eq = fit.eq
     net_db = band_response_db(eq, sample_rate, freqs)
-    if wrong_way_bands(net_db, smooth, weights).any():
+    if forbidden(net_db).any():
         # still pushing somewhere the wrong way: keep only the bands whose own move is right where they act
         keep = []
         for b in eq.bands:
             own = band_response_db(EqParams(bands=(b,)), sample_rate, freqs)
             main = np.abs(own) >= 0.5 * abs(b.gain_db)  # where the band does most of its work
-            if not (wrong_way_bands(own, smooth, weights) & main).any():
+            if not (forbidden(own) & main).any():
                 keep.append(b)
         eq = EqParams(bands=tuple(keep))
         net_db = band_response_db(eq, sample_rate, freqs)
