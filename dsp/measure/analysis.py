@@ -207,19 +207,21 @@ def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
     (dsp.measure.resonance; about 0.2 s for 5 minutes). The spectrum and the sample statistics run
     on a second thread beside the loudness and true-peak passes.
     """
+    meter = None
+    if resonances:
+        from .resonance import ResonanceMeter  # scipy.ndimage loads only when resonances are asked for
+
+        meter = ResonanceMeter(sample_rate)  # on the spectrum's own frames
     with ThreadPoolExecutor(max_workers=1) as pool:
-        spec_job = pool.submit(third_octave_spectrum, x[:2], sample_rate)  # surround: the front pair
+        spec_job = pool.submit(third_octave_spectrum, x[:2], sample_rate,  # surround: the front pair
+                               frames_to=meter.take_spectra if meter is not None else None)
         stats_job = pool.submit(sample_stats, x, sample_rate)
         bands_job = pool.submit(measure_band_peaks, x[:2], sample_rate) if band_peaks else None
         loud = loudness if loudness is not None else measure_loudness(x, sample_rate)
         tp = true_peak if true_peak is not None else true_peak_dbtp(x, factor=true_peak_factor)
         spec, st = spec_job.result(), stats_job.result()
         bp = bands_job.result() if bands_job is not None else None
-    found: tuple[Resonance, ...] = ()
-    if resonances:
-        from .resonance import find_resonances  # scipy.ndimage loads only when resonances are asked for
-
-        found = tuple(find_resonances(x[:2], sample_rate))
+    found: tuple[Resonance, ...] = tuple(meter.result()) if meter is not None else ()
     return _assemble(sample_rate, x.shape[0], x.shape[1], loud=loud, tp=tp, tp_factor=true_peak_factor, st=st,
                      spec=spec, found=found, bands=bp)
 
@@ -338,7 +340,6 @@ class AnalysisMeter:
         self.sample_rate, self.channels = int(sample_rate), int(channels)
         self.true_peak_factor = true_peak_factor
         self.loudness = LoudnessMeter(channels, sample_rate) if loudness else None
-        self.spectrum = SpectrumMeter(min(channels, 2), sample_rate)
         self.stats = SampleStatsMeter(channels, sample_rate, frames)
         self.true_peak = TruePeakMeter(channels, factor=true_peak_factor) if true_peak else None
         self.bands = BandPeakMeter(min(channels, 2), sample_rate) if band_peaks else None
@@ -347,6 +348,9 @@ class AnalysisMeter:
             from .resonance import ResonanceMeter  # scipy.ndimage loads only when resonances are asked for
 
             self.resonance = ResonanceMeter(sample_rate)
+        # the resonance statistics are read off the spectrum's own frames (no FFT of their own)
+        self.spectrum = SpectrumMeter(min(channels, 2), sample_rate,
+                                      frames_to=self.resonance.take_spectra if self.resonance is not None else None)
         self.invalid = 0  # NaN / inf samples seen (measuring stops counting anything else)
         self.samples = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
@@ -355,8 +359,6 @@ class AnalysisMeter:
         self.spectrum.feed(front)
         if self.bands is not None:
             self.bands.feed(front)
-        if self.resonance is not None:
-            self.resonance.feed(front)
 
     def feed(self, x: np.ndarray) -> None:
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -383,9 +385,10 @@ class AnalysisMeter:
         loud = loudness if loudness is not None else self.loudness.result()  # type: ignore[union-attr]
         tp = true_peak if true_peak is not None else self.true_peak.finish()  # type: ignore[union-attr]
         st = self.stats.result()
+        spec = self.spectrum.result()  # first: it hands its last frames to the resonance meter
         found = tuple(self.resonance.result()) if self.resonance is not None else ()
         return _assemble(self.sample_rate, self.channels, self.samples, loud=loud, tp=tp,
-                         tp_factor=self.true_peak_factor, st=st, spec=self.spectrum.result(), found=found,
+                         tp_factor=self.true_peak_factor, st=st, spec=spec, found=found,
                          bands=self.bands.result() if self.bands is not None else None)
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numba
 import numpy as np
 import scipy.fft
 from scipy.ndimage import median_filter
@@ -73,10 +74,34 @@ def _segment_bands(sample_rate: int, max_hz: float) -> tuple[int, int, int, np.n
 def _segment_power(frames: np.ndarray, window: np.ndarray, bins: np.ndarray) -> np.ndarray:
     """Mean 1/12-octave band power of one segment's frames (``per_segment`` rows of ``nfft``)."""
     spec = scipy.fft.rfft(frames * window, axis=-1, workers=2)
-    power = np.mean(spec.real ** 2 + spec.imag ** 2, axis=0)
-    sums = np.add.reduceat(power, bins[:-1])
-    counts = np.maximum(np.diff(bins), 1)
-    return sums / counts
+    return _band_power(np.mean(spec.real ** 2 + spec.imag ** 2, axis=0), bins)
+
+
+def _band_power(power: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """Mean bin power per 1/12-octave band."""
+    sums: np.ndarray = np.add.reduceat(power, bins[:-1]) / np.maximum(np.diff(bins), 1)
+    return sums
+
+
+@numba.njit(cache=True, nogil=True)
+def _mid_power_segments(xl: np.ndarray, xr: np.ndarray, acc: np.ndarray, filled: np.ndarray,
+                        per_segment: int, out: np.ndarray) -> int:  # pragma: no cover - compiled
+    # Frame by frame, in order (so any batching gives the same sums): the mid's bin power
+    # |(L + R) / 2|^2 added to ``acc``; each complete segment's mean goes to the next row of ``out``.
+    frames, bins = xl.shape
+    done = 0
+    for i in range(frames):
+        for j in range(bins):
+            m = 0.5 * (xl[i, j] + xr[i, j])
+            acc[j] += np.float64(m.real * m.real + m.imag * m.imag)
+        filled[0] += 1
+        if filled[0] == per_segment:
+            for j in range(bins):
+                out[done, j] = acc[j] / per_segment
+                acc[j] = 0.0
+            filled[0] = 0
+            done += 1
+    return done
 
 
 def find_resonances(
@@ -106,7 +131,11 @@ def find_resonances(
 class ResonanceMeter:
     """:func:`find_resonances` fed block by block (``feed`` then ``result``, default settings):
     the same segments and the same answer, holding one segment of the mid signal and 8 bytes per
-    band per second (about 10 MB for two hours)."""
+    band per second (about 10 MB for two hours).
+
+    Beside a :class:`dsp.measure.spectrum.SpectrumMeter` of the same signal it needs no FFT of its
+    own: the spectrum's frames (same length, hop and window) go to :meth:`take_spectra` instead of
+    the samples to :meth:`feed` (the mid's spectrum is the mean of the channels' spectra)."""
 
     def __init__(self, sample_rate: int, *, max_hz: float = 16000.0) -> None:
         self.sample_rate = sample_rate
@@ -115,6 +144,20 @@ class ResonanceMeter:
         self._tail = np.zeros(0, dtype=np.float32)
         self._seg_power: list[np.ndarray] = []
         self.samples = 0
+        self._acc = np.zeros(self.nfft // 2 + 1)
+        self._filled = np.zeros(1, dtype=np.int64)
+        self._frames = 0
+
+    def take_spectra(self, spec: np.ndarray) -> None:
+        """The next frames' spectra, ``(channels, frames, nfft // 2 + 1)`` (1 or 2 channels), of
+        Hann-windowed frames ``nfft`` long every ``nfft // 2`` samples from the first sample."""
+        if spec.shape[-1] != self.nfft // 2 + 1:
+            raise ValueError(f"ResonanceMeter: spectra of {self.nfft}-point frames expected")
+        right = spec[1] if spec.shape[0] > 1 else spec[0]
+        out = np.empty((spec.shape[1] // self.per_segment + 1, spec.shape[2]))
+        done = _mid_power_segments(spec[0], right, self._acc, self._filled, self.per_segment, out)
+        self._seg_power.extend(_band_power(row, self.bins) for row in out[:done])
+        self._frames += spec.shape[1]
 
     def feed(self, x: np.ndarray) -> None:
         mid = np.mean(np.asarray(x, dtype=np.float32), axis=0)
@@ -130,7 +173,8 @@ class ResonanceMeter:
         self._tail = buf[pos:].copy()
 
     def result(self) -> list[Resonance]:
-        if self.samples < self.nfft * 4:
+        # at least 4 frame lengths of audio (7 frames at half-frame hops), as find_resonances asks
+        if self.samples < self.nfft * 4 and self._frames < 7:
             return []
         return _choose(self._seg_power, self.centers)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from typing import overload
 
 import numba
@@ -187,12 +188,14 @@ def periodic_hann(n: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
 
 
-def third_octave_spectrum(x: np.ndarray, sample_rate: int, *, nfft: int | None = None) -> SpectrumResult:
+def third_octave_spectrum(x: np.ndarray, sample_rate: int, *, nfft: int | None = None,
+                          frames_to: Callable[[np.ndarray], None] | None = None) -> SpectrumResult:
     """Long-term Hann/Welch 1/3-octave spectrum of mono or stereo ``x`` (channels, samples).
 
     ``nfft``: FFT length (even, 256 to 1048576); default from :func:`default_nfft`. Audio
     shorter than ``nfft`` is analysed as one frame with a Hann window of its own length.
-    About 80 ms for 4 min of 44.1 kHz stereo.
+    ``frames_to``: given every batch of frame spectra, ``(channels, frames, nfft // 2 + 1)``
+    complex, in order (not for audio shorter than ``nfft``). About 80 ms for 4 min of 44.1 kHz stereo.
     """
     a, sr = _check_input(x, sample_rate)
     if nfft is None:
@@ -230,6 +233,8 @@ def third_octave_spectrum(x: np.ndarray, sample_rate: int, *, nfft: int | None =
             _accumulate_stereo(spec[0], spec[1], pl, pr, cr)
         else:
             _accumulate_mono(spec[0], pl)
+        if frames_to is not None and n >= nfft:
+            frames_to(spec)
     if not (np.all(np.isfinite(pl)) and np.all(np.isfinite(pr))):
         raise NonFiniteAudioError("the audio contains NaN or infinite samples")
     return _spectrum_from_sums(pl, pr, cr, window, n_frames, nfft, sr, ch, _overall_correlation(a))
@@ -295,7 +300,9 @@ class SpectrumMeter:
     Blocks should be multiples of 64 k frames for the broadband correlation to be summed in the
     same chunks (it differs in the last digits otherwise)."""
 
-    def __init__(self, channels: int, sample_rate: int, *, nfft: int | None = None) -> None:
+    def __init__(self, channels: int, sample_rate: int, *, nfft: int | None = None,
+                 frames_to: Callable[[np.ndarray], None] | None = None) -> None:
+        """``frames_to``: as :func:`third_octave_spectrum`'s."""
         if channels not in (1, 2):
             raise ChannelCountError(f"the spectrum analysis takes mono or stereo audio, got {channels} channels")
         _, self.sample_rate = _check_input(np.zeros((channels, 1), dtype=np.float32), sample_rate)
@@ -310,6 +317,7 @@ class SpectrumMeter:
         self._frames = 0
         self._batch = np.empty((channels, STREAM_BATCH_FRAMES, self.nfft), dtype=np.float32)
         self._pending_frames = 0  # windowed frames waiting in _batch
+        self._frames_to = frames_to
         self._corr = [0.0, 0.0, 0.0]
         self.samples = 0
 
@@ -354,6 +362,8 @@ class SpectrumMeter:
             _accumulate_stereo(spec[0], spec[1], self._pl, self._pr, self._cr)
         else:
             _accumulate_mono(spec[0], self._pl)
+        if self._frames_to is not None:
+            self._frames_to(spec)
         self._frames += self._pending_frames
         self._pending_frames = 0
 
