@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from ..process.eq import EqBand, EqParams, band_sos, eq_response_db, sos_respons
 
 _BAND_EDGE_POINTS = np.array([-1 / 6, -1 / 12, 0.0, 1 / 12, 1 / 6])  # octaves around a band centre
 _MIN_GAIN_DB = 0.3  # bands doing less than this are dropped
+_FIT_TOL = 1e-4  # least-squares stopping tolerance (relative change of cost, step and gradient)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,13 +60,27 @@ def _bands_from_vector(v: np.ndarray, kinds: list[str]) -> tuple[EqBand, ...]:
     return tuple(bands)
 
 
+def _fighting_bands(v: np.ndarray, kinds: list[str]) -> list[int]:
+    """Bands with a neighbour of the opposite sign within an octave, both doing 1 dB or more."""
+    out = []
+    for i in range(len(kinds)):
+        for j in range(len(kinds)):
+            if i != j and v[3 * i + 1] * v[3 * j + 1] < 0 and abs(v[3 * i] - v[3 * j]) < 1.0 \
+                    and min(abs(v[3 * i + 1]), abs(v[3 * j + 1])) >= 1.0:
+                out.append(i)
+                break
+    return out
+
+
 def _twin_bells(v: np.ndarray, kinds: list[str]) -> list[tuple[int, int]]:
-    """``(keep, drop)`` pairs of bells whose centres lie within 1/12 octave of each other."""
+    """``(keep, drop)`` pairs of same-sign bells whose centres lie within 1/12 octave of each other
+    (opposite signs there shape one move, a wide boost with a narrow cut: the pruning decides)."""
     pairs: list[tuple[int, int]] = []
     used: set[int] = set()
     for i, ki in enumerate(kinds):
         for j in range(i + 1, len(kinds)):
-            if ki == kinds[j] == "band" and i not in used and j not in used and abs(v[3 * i] - v[3 * j]) < 1 / 12:
+            if ki == kinds[j] == "band" and i not in used and j not in used and abs(v[3 * i] - v[3 * j]) < 1 / 12 \
+                    and v[3 * i + 1] * v[3 * j + 1] > 0:
                 pairs.append((i, j))
                 used |= {i, j}
     return pairs
@@ -82,11 +97,14 @@ def fit_eq(
     min_bw_oct: float = 0.33,
     max_bw_oct: float = 3.0,
     gain_penalty: float = 0.02,
+    prune_db: float = 0.2,
 ) -> FitResult:
     """Fit at most ``max_bands`` ReaEQ bands to ``target_db`` at the 1/3-octave ``centers_hz``.
 
     ``weights`` (>= 0, same length) say how much each band matters (e.g. 0 outside 30 Hz-16 kHz).
     Gains are bounded to +-``max_gain_db``; bell widths to ``min_bw_oct``..``max_bw_oct`` octaves.
+    A band that fights a neighbour (opposite gains within an octave) goes while the fit without it
+    is at most ``prune_db`` worse (weighted rms; 0 keeps every band the greedy fit placed).
     """
     from scipy.optimize import least_squares  # 0.13 s to load: only masters that get an EQ fit one
     check_range("max_bands", max_bands, 1, 16)
@@ -133,6 +151,12 @@ def fit_eq(
         err = (_band_average_db(sos_response_db(sos, sample_rate, points)) - t) * sw
         return np.concatenate((err, gain_penalty * v[1::3]))
 
+    def solve(x: list[float], lo: list[float], hi: list[float], max_nfev: int) -> Any:
+        # stops when a step changes the cost or the parameters by under 1e-4 (relative): the bands
+        # are rounded to 0.1 dB and 1 Hz, and scipy's default 1e-8 ran 250 iterations per fit
+        return least_squares(residual, np.clip(x, lo, hi), bounds=(lo, hi), method="trf", max_nfev=max_nfev,
+                             ftol=_FIT_TOL, xtol=_FIT_TOL, gtol=_FIT_TOL)
+
     while len(kinds) < max_bands:
         resid = residual(np.array(x0))[: t.shape[0]]
         # smooth over 3 bands so a single noisy band does not attract a bell
@@ -142,11 +166,37 @@ def fit_eq(
             break
         add("band", float(f[i]), float(-resid[i] / max(sw[i], 1e-6)), 1.0,
             max(25.0, f[i] / 2.0), min(f_hi, f[i] * 2.0))
-        fit = least_squares(residual, np.clip(x0, lo_b, hi_b), bounds=(lo_b, hi_b), method="trf", max_nfev=400)
+        fit = solve(x0, lo_b, hi_b, 400)
         x0 = list(fit.x)
     if kinds:
-        fit = least_squares(residual, np.clip(x0, lo_b, hi_b), bounds=(lo_b, hi_b), method="trf", max_nfev=800)
+        fit = solve(x0, lo_b, hi_b, 800)
         x0 = list(fit.x)
+        # bands that fight a neighbour (opposite gains within an octave) are dropped while the fit
+        # without them, settled again, is within prune_db of the fit with them: a +4/-4/+4 dB zigzag
+        # over the top octave becomes the one move it adds up to
+        def weighted_rms(v: list[float]) -> float:
+            err = residual(np.array(v))[: t.shape[0]]
+            return float(np.sqrt(np.sum(err ** 2) / max(float(np.sum(w)), 1e-12)))
+
+        while len(kinds) > 1 and prune_db > 0:
+            fighting = _fighting_bands(np.array(x0), kinds)
+            if not fighting:
+                break
+            base = weighted_rms(x0)
+            best: tuple[float, list[str], list[float], list[float], list[float]] | None = None
+            for i in fighting:
+                keep_idx = [k for k in range(len(kinds)) if k != i]
+                xi, li, hi = ([v[3 * k + j] for k in keep_idx for j in range(3)] for v in (x0, lo_b, hi_b))
+                ki = [kinds[k] for k in keep_idx]
+                kinds_now, kinds[:] = list(kinds), ki  # residual() reads kinds
+                fi = solve(xi, li, hi, 200)
+                r = weighted_rms(list(fi.x))
+                kinds[:] = kinds_now
+                if r <= base + prune_db and (best is None or r < best[0]):
+                    best = (r, ki, list(fi.x), li, hi)
+            if best is None:
+                break
+            _, kinds, x0, lo_b, hi_b = best
         # two bells the fit drove onto the same spot (within 1/12 octave) are one move: merged into
         # one (gains added, within the limit), then the fit settles again
         twins = _twin_bells(np.array(x0), kinds)
@@ -157,7 +207,7 @@ def fit_eq(
             keep_idx = [i for i in range(len(kinds)) if i not in gone]
             kinds = [kinds[i] for i in keep_idx]
             x0, lo_b, hi_b = ([v[3 * i + j] for i in keep_idx for j in range(3)] for v in (x0, lo_b, hi_b))
-            fit = least_squares(residual, np.clip(x0, lo_b, hi_b), bounds=(lo_b, hi_b), method="trf", max_nfev=800)
+            fit = solve(x0, lo_b, hi_b, 800)
             x0 = list(fit.x)
 
     bands = [b for b in _bands_from_vector(np.array(x0), kinds) if abs(b.gain_db) >= _MIN_GAIN_DB]

@@ -608,6 +608,7 @@ def eq_weights(freqs: np.ndarray, sample_rate: int) -> np.ndarray:
 AUDIBLE_MIN_DB = 0.5  # a region must lie at least this far beyond its tolerance ...
 AUDIBLE_MIN_BANDS = 2  # ... over at least this many adjacent 1/3-octave bands (2/3 octave)
 WRONG_WAY_DB = 0.25  # an EQ that moves a region away from the target by more than this is refitted
+EMPTY_LEAK_DB = 0.5  # most a boost's skirt may lift a band with nothing to lift, dB
 
 
 def audible_regions(beyond_db: np.ndarray, *, min_db: float = AUDIBLE_MIN_DB,
@@ -720,6 +721,18 @@ def corrective_eq(freqs: np.ndarray, levels_db: np.ndarray, sample_rate: int, *,
             if not (forbidden(own) & main).any():
                 keep.append(b)
         eq = EqParams(bands=tuple(keep))
+        net_db = band_response_db(eq, sample_rate, freqs)
+    if empty.any() and eq.bands and float(np.max(net_db[empty])) > EMPTY_LEAK_DB:
+        # a boost's skirt still lifting an empty band: the boosts shrink together until it does not
+        lo, hi = 0.0, 1.0
+        for _ in range(12):
+            mid = 0.5 * (lo + hi)
+            trial = EqParams(bands=tuple(dataclasses.replace(b, gain_db=b.gain_db * mid) if b.gain_db > 0 else b
+                                         for b in eq.bands))
+            lo, hi = (mid, hi) if float(np.max(band_response_db(trial, sample_rate, freqs)[empty])) <= EMPTY_LEAK_DB \
+                else (lo, mid)
+        eq = EqParams(bands=tuple(dataclasses.replace(b, gain_db=math.floor(b.gain_db * lo * 10) / 10)
+                                  if b.gain_db > 0 else b for b in eq.bands))
         net_db = band_response_db(eq, sample_rate, freqs)
     peak = float(np.max(np.abs(net_db[weights > 0]))) if eq.bands else 0.0
     if peak > max_gain_db + 0.05:  # bands stacking past the limit: scale them back together
