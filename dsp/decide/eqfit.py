@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 
@@ -70,6 +70,17 @@ def _fighting_bands(v: np.ndarray, kinds: list[str]) -> list[int]:
                 out.append(i)
                 break
     return out
+
+
+def _without(drop: set[int], kinds: list[str], x: list[float], lo: list[float],
+             hi: list[float]) -> tuple[list[str], list[float], list[float], list[float]]:
+    """``kinds``, the parameters and their bounds (three values a band) without the bands in ``drop``."""
+    keep = [i for i in range(len(kinds)) if i not in drop]
+
+    def rows(v: list[float]) -> list[float]:
+        return [v[3 * i + j] for i in keep for j in range(3)]
+
+    return [kinds[i] for i in keep], rows(x), rows(lo), rows(hi)
 
 
 def _twin_bells(v: np.ndarray, kinds: list[str]) -> list[tuple[int, int]]:
@@ -142,23 +153,24 @@ def fit_eq(
 
     points = _band_points_hz(f, sample_rate)
 
-    def residual(v: np.ndarray) -> np.ndarray:
+    def residual(v: np.ndarray, kinds_v: list[str]) -> np.ndarray:
         # band_response_db of the bands in v, without building (and validating) EqParams on each of
         # the fit's ~1,400 calls; the bounds keep every value in range
         rows = [band_sos(kind, 2.0 ** v[3 * i], v[3 * i + 1], 2.0 ** v[3 * i + 2], sample_rate)
-                for i, kind in enumerate(kinds)]
+                for i, kind in enumerate(kinds_v)]
         sos = np.vstack(rows) if rows else np.zeros((0, 6))
         err = (_band_average_db(sos_response_db(sos, sample_rate, points)) - t) * sw
         return np.concatenate((err, gain_penalty * v[1::3]))
 
-    def solve(x: list[float], lo: list[float], hi: list[float], max_nfev: int) -> Any:
+    def solve(x: list[float], lo: list[float], hi: list[float], kinds_v: list[str], max_nfev: int) -> list[float]:
         # stops when a step changes the cost or the parameters by under 1e-4 (relative): the bands
         # are rounded to 0.1 dB and 1 Hz, and scipy's default 1e-8 ran 250 iterations per fit
-        return least_squares(residual, np.clip(x, lo, hi), bounds=(lo, hi), method="trf", max_nfev=max_nfev,
-                             ftol=_FIT_TOL, xtol=_FIT_TOL, gtol=_FIT_TOL)
+        fit = least_squares(residual, np.clip(x, lo, hi), bounds=(lo, hi), method="trf", max_nfev=max_nfev,
+                            ftol=_FIT_TOL, xtol=_FIT_TOL, gtol=_FIT_TOL, args=(kinds_v,))
+        return list(fit.x)
 
     while len(kinds) < max_bands:
-        resid = residual(np.array(x0))[: t.shape[0]]
+        resid = residual(np.array(x0), kinds)[: t.shape[0]]
         # smooth over 3 bands so a single noisy band does not attract a bell
         smooth = np.convolve(resid, np.ones(3) / 3, mode="same")
         i = int(np.argmax(np.abs(smooth)))
@@ -166,34 +178,28 @@ def fit_eq(
             break
         add("band", float(f[i]), float(-resid[i] / max(sw[i], 1e-6)), 1.0,
             max(25.0, f[i] / 2.0), min(f_hi, f[i] * 2.0))
-        fit = solve(x0, lo_b, hi_b, 400)
-        x0 = list(fit.x)
+        x0 = solve(x0, lo_b, hi_b, kinds, 400)
     if kinds:
-        fit = solve(x0, lo_b, hi_b, 800)
-        x0 = list(fit.x)
+        x0 = solve(x0, lo_b, hi_b, kinds, 800)
         # bands that fight a neighbour (opposite gains within an octave) are dropped while the fit
         # without them, settled again, is within prune_db of the fit with them: a +4/-4/+4 dB zigzag
         # over the top octave becomes the one move it adds up to
-        def weighted_rms(v: list[float]) -> float:
-            err = residual(np.array(v))[: t.shape[0]]
+        def weighted_rms(v: list[float], kinds_v: list[str]) -> float:
+            err = residual(np.array(v), kinds_v)[: t.shape[0]]
             return float(np.sqrt(np.sum(err ** 2) / max(float(np.sum(w)), 1e-12)))
 
         while len(kinds) > 1 and prune_db > 0:
             fighting = _fighting_bands(np.array(x0), kinds)
             if not fighting:
                 break
-            base = weighted_rms(x0)
+            base = weighted_rms(x0, kinds)
             best: tuple[float, list[str], list[float], list[float], list[float]] | None = None
             for i in fighting:
-                keep_idx = [k for k in range(len(kinds)) if k != i]
-                xi, li, hi = ([v[3 * k + j] for k in keep_idx for j in range(3)] for v in (x0, lo_b, hi_b))
-                ki = [kinds[k] for k in keep_idx]
-                kinds_now, kinds[:] = list(kinds), ki  # residual() reads kinds
-                fi = solve(xi, li, hi, 200)
-                r = weighted_rms(list(fi.x))
-                kinds[:] = kinds_now
+                ki, xi, li, hi = _without({i}, kinds, x0, lo_b, hi_b)
+                xi = solve(xi, li, hi, ki, 200)
+                r = weighted_rms(xi, ki)
                 if r <= base + prune_db and (best is None or r < best[0]):
-                    best = (r, ki, list(fi.x), li, hi)
+                    best = (r, ki, xi, li, hi)
             if best is None:
                 break
             _, kinds, x0, lo_b, hi_b = best
@@ -203,12 +209,8 @@ def fit_eq(
         if twins:
             for keep, drop in twins:
                 x0[3 * keep + 1] = float(np.clip(x0[3 * keep + 1] + x0[3 * drop + 1], -max_gain_db, max_gain_db))
-            gone = {drop for _, drop in twins}
-            keep_idx = [i for i in range(len(kinds)) if i not in gone]
-            kinds = [kinds[i] for i in keep_idx]
-            x0, lo_b, hi_b = ([v[3 * i + j] for i in keep_idx for j in range(3)] for v in (x0, lo_b, hi_b))
-            fit = solve(x0, lo_b, hi_b, 800)
-            x0 = list(fit.x)
+            kinds, x0, lo_b, hi_b = _without({drop for _, drop in twins}, kinds, x0, lo_b, hi_b)
+            x0 = solve(x0, lo_b, hi_b, kinds, 800)
 
     bands = [b for b in _bands_from_vector(np.array(x0), kinds) if abs(b.gain_db) >= _MIN_GAIN_DB]
     bands = [dataclasses.replace(b, freq_hz=float(round(b.freq_hz)), gain_db=round(b.gain_db, 1),
