@@ -341,6 +341,12 @@ def main() -> int:
     return 0
 
 
+def fighting_pair(bands) -> bool:
+    """Two bands of opposite gain, 1 dB or more each, centres within an octave."""
+    return any(x.gain_db * y.gain_db < 0 and abs(np.log2(x.freq_hz / y.freq_hz)) < 1.0
+               and min(abs(x.gain_db), abs(y.gain_db)) >= 1.0 for i, x in enumerate(bands) for y in bands[i + 1:])
+
+
 def eq_survey(n_tracks: int, seconds: float, spreads: list[float]) -> None:
     """The EQ decisions alone on many tracks: each finished master and five damaged mixes made from
     it (no side cut: the EQ does not act on width), planned at -14 LUFS; the outcome is read off the
@@ -363,10 +369,16 @@ def eq_survey(n_tracks: int, seconds: float, spreads: list[float]) -> None:
     try:
         for spread in spreads:
             planner.SPREAD_TOLERANCE = spread
-            harm, moved = [], []
+            harm, moved, plan_s, eqs, fighting = [], [], [], 0, 0
             for name, kind, sr, c, orig, shape, a in cases:
                 target, info = planner.style_target(a, "auto")
+                t_plan = time.perf_counter()
                 chain = planner.plan_chain(a, delivery("streaming"), planner.Intent(target=target, style_info=info))
+                plan_s.append((time.perf_counter() - t_plan, kind))
+                eq = next((st for st in chain.stages if st.label == "corrective EQ"), None)
+                if eq is not None:
+                    eqs += 1
+                    fighting += fighting_pair(eq.params.bands)
                 resp = sum((eq_response_db(st.params, sr, c) for st in chain.stages if st.kind == "eq"),
                            np.zeros(len(c)))
                 out = shape + resp
@@ -381,6 +393,11 @@ def eq_survey(n_tracks: int, seconds: float, spreads: list[float]) -> None:
                   f"{int((h > 0.3).sum())}/{len(h)}; damaged mixes closer {int((m > 0.02).sum())}/{len(m)}, further "
                   f"{int((m < -0.02).sum())}, by {m.mean():+.2f} dB on average")
             print("   over 0.3 dB: " + ", ".join(f"{n} {v:.2f}" for v, n in sorted(harm, reverse=True) if v > 0.3))
+            fin = [v for v, k in plan_s if k == "none"]
+            dam = [v for v, k in plan_s if k != "none"]
+            print(f"   corrective EQs with bands fighting a neighbour (opposite gains of 1 dB or more within an "
+                  f"octave): {fighting} of {eqs}; planning time, finished masters mean {np.mean(fin):.3f} s, worst "
+                  f"{max(fin):.2f} s; damaged mixes mean {np.mean(dam):.3f} s, worst {max(dam):.2f} s")
     finally:
         planner.SPREAD_TOLERANCE = shipped
 
