@@ -257,3 +257,32 @@ def test_no_boost_where_there_is_nothing_to_lift(rng):
     if eq:
         assert np.max(eq_response_db(eq[0].params, SR, f[empty])) < 0.5, eq[0].why
     assert any("nothing there to lift" in note for note in c.meta["left_alone"])
+
+
+def test_heavy_limiting_holds_the_treble_apart_and_light_limiting_does_not():
+    """Snare-like hits over a pad and a steady 6 kHz partial. At -8 LUFS the peaks need more than
+    5 dB off: the clip stage clips under 2 kHz only, the limiter keeps the treble on its held
+    average, the report says so and that REAPER cannot do it, and the master still lands on the
+    loudness and under the ceiling (libebur128, 8x). A target needing little keeps one band."""
+    from dsp.decide.master import TREBLE_SPLIT_HZ
+    from dsp.decide.presets import Delivery
+
+    t = np.arange(8 * SR) / SR
+    x = 0.05 * np.sin(2 * np.pi * 330 * t) + 0.02 * np.sin(2 * np.pi * 6000 * t)
+    for o in np.arange(0.5, 7.5, 0.5):
+        i = int(o * SR)
+        tt = t[: int(0.1 * SR)]
+        x[i: i + tt.size] += 0.8 * np.sin(2 * np.pi * 700 * tt) * np.exp(-tt / 0.03)
+    x = x[None].repeat(2, 0)
+    stages, _ = _peak_plan(x, -8.0, -0.5)
+    kinds = {s.kind: s for s in stages}
+    assert kinds["limiter"].params.treble_split_hz == TREBLE_SPLIT_HZ
+    assert kinds["clipper"].params.split_hz == TREBLE_SPLIT_HZ
+    assert "cannot be reproduced" in kinds["limiter"].why and "treble passes clean" in kinds["clipper"].why
+    light, _ = _peak_plan(x, -14.0, -1.0)  # about 3 dB off the peaks: one band, one gain
+    assert [s.kind for s in light] == ["clipper", "limiter"]
+    assert light[0].params.split_hz == 0.0 and light[1].params.treble_split_hz == 0.0
+    r = master(x.astype(np.float32), SR, Delivery("t", -8.0, -0.5, 24, ""))
+    assert r.chain.find("limiter").params.treble_split_hz == TREBLE_SPLIT_HZ
+    assert abs(libebur128_lufs(r.audio, SR) + 8.0) <= 0.1
+    assert tp8_db(r.audio) <= -0.5

@@ -15,6 +15,10 @@ and the residual is band-limited before it returns to the base rate (harmonics a
 base Nyquist are filtered, not folded). The output's true peak can exceed ``c`` slightly (the
 band-limited residual rings); the limiter after it owns the ceiling.
 
+With ``split_hz`` > 0 only the band under it is clipped (linear-phase FIR split,
+:mod:`dsp.process.fir`): the treble passes clean, so a clipped kick or snare does not
+intermodulate the hats riding on it; the harmonics of the clipped low band remain.
+
 In REAPER: a JS soft clipper/saturator with REAPER 7's per-FX oversampling at 4x before
 ReaLimit comes close; no stock JS has this exact curve (linear below the knee, tanh above), so
 the clip stage cannot be reproduced exactly there and ReaMaster renders it itself.
@@ -29,7 +33,9 @@ import math
 import numba
 import numpy as np
 
+from ..errors import ParameterError
 from ..params import Params, check_range
+from .fir import filter_valid, lowpass_fir, split_delay_samples
 from .processor import ProcessorSpec
 
 OVERSAMPLING = 4
@@ -46,20 +52,24 @@ class ClipperParams(Params):
     ceiling_db: -30..0 dBFS; the level clipped peaks approach and never pass (before the
         band-limiting of the residual).
     knee_db: 0.5..12 dB; the curve bends from ``ceiling_db - knee_db`` up; below it the stage is linear.
+    split_hz: 0 or 1000..8000 Hz; clip only the band under it (0: the full band).
     """
 
     drive_db: float = 0.0
     ceiling_db: float = -1.0
     knee_db: float = 3.0
+    split_hz: float = 0.0
 
     def validate(self) -> None:
         check_range("drive_db", self.drive_db, -24.0, 24.0)
         check_range("ceiling_db", self.ceiling_db, -30.0, 0.0)
         check_range("knee_db", self.knee_db, 0.5, 12.0)
+        if self.split_hz != 0.0:
+            check_range("split_hz", self.split_hz, 1000.0, 8000.0)
 
 
 def latency_samples(params: ClipperParams, sample_rate: int) -> int:
-    return _TAPS
+    return _TAPS + (split_delay_samples(params.split_hz, sample_rate) if params.split_hz > 0 else 0)
 
 
 @functools.cache
@@ -78,6 +88,10 @@ class ClipperState:
     total_samples: int = 0
     max_reduction_db: float = 0.0  # largest |u| / |y| at the 4x rate
     work: np.ndarray = dataclasses.field(default_factory=lambda: np.empty((2, OVERSAMPLING, 0)))  # kernel's work space
+    # with split_hz: the driven input waiting for the FIR's future samples, and the clean signal
+    # waiting for the clipped band's residual
+    split_hist: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
+    clean_hist: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -199,12 +213,27 @@ def process(
     """Clip ``(channels, samples)``; the output is delayed by :func:`latency_samples` (16 samples)."""
     x = np.asarray(x, dtype=np.float64)
     n_ch, n = x.shape
+    split = params.split_hz > 0.0
+    if split and params.split_hz > 0.45 * sample_rate:
+        raise ParameterError(f"split_hz = {params.split_hz:g} is too high for {sample_rate} Hz audio")
     if state is None:
         state = ClipperState(x_hist=np.zeros((n_ch, 2 * _TAPS)))
+        if split:
+            state.split_hist = np.zeros((n_ch, 2 * split_delay_samples(params.split_hz, sample_rate)))
+            state.clean_hist = np.zeros((n_ch, _TAPS))
     g = 10.0 ** (params.drive_db / 20.0)
-    xp = np.concatenate((state.x_hist, x * g), axis=1)
+    driven = x * g
     c = 10.0 ** (params.ceiling_db / 20.0)
     k = c * 10.0 ** (-params.knee_db / 20.0)
+    if split:
+        h = lowpass_fir(params.split_hz, sample_rate)
+        ext = np.concatenate((state.split_hist, driven), axis=1)
+        state.split_hist = ext[:, n:]
+        d = (h.shape[0] - 1) // 2
+        clean = np.concatenate((state.clean_hist, ext[:, d: d + n]), axis=1)  # the input, d + T late
+        state.clean_hist = clean[:, n:]
+        driven = filter_valid(ext, h) if n else np.zeros((n_ch, 0))  # the band to clip, d late
+    xp = np.concatenate((state.x_hist, driven), axis=1)
     resid = np.empty((n_ch, n))
     if n:
         if state.work.shape[1] < n + _TAPS:
@@ -213,7 +242,7 @@ def process(
     else:
         count, worst = 0, 1.0
     # the clean signal, delayed by T: x[i - T] is xp[:, i + T]
-    y = xp[:, _TAPS: _TAPS + n] + resid
+    y = (clean[:, :n] if split else xp[:, _TAPS: _TAPS + n]) + resid
     state.x_hist = xp[:, xp.shape[1] - 2 * _TAPS:]
     state.clipped_samples += int(count)
     state.total_samples += n * OVERSAMPLING * n_ch

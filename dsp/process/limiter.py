@@ -28,6 +28,18 @@ Output is the input delayed by ``latency_samples`` times the gain; its 8x true p
 the way (:func:`output_true_peak_dbtp`), so a master's after-figures need no second pass for it.
 In REAPER: ReaLimit with the same ceiling and threshold approximates it (ReaLimit has one release
 time and no hold setting).
+
+6. treble held steady (``treble_split_hz`` > 0, for heavy limiting): the gain of steps 1-5 is
+   applied to the band under ``treble_split_hz`` only (linear-phase FIR split,
+   :mod:`dsp.process.fir`); the treble above gets the reduction held over 30 ms (a sliding
+   minimum), averaged over ``treble_smooth_ms`` (centred, in dB), so hats and cymbals are not
+   modulated by every kick and snare the limiter catches (a fast full-band gain puts sidebands
+   around every treble partial) while a dense passage's sustained reduction still turns them
+   down with the rest. Where the treble's own part of a peak then passes the ceiling, a second,
+   quick pass of steps 1-5 at the ceiling (no drive, 15 ms release, no slow path) catches it over
+   the full band; it owns the ceiling and is what the output meter reads. Multiband maximizers (Ozone's IRC IV, broadcast processors) keep
+   the treble apart for the same reason. ReaLimit has no band split: in REAPER this is not
+   reproducible (ReaLimit alone, as above, is the approximation).
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from ..errors import ParameterError
 from ..measure.truepeak import (
     DETECTOR_FUTURE,
     DETECTOR_PAST,
@@ -48,6 +61,7 @@ from ..measure.truepeak import (
     detector_envelope_with_context,
 )
 from ..params import Params, check_range
+from .fir import filter_valid, lowpass_fir, split_delay_samples
 from .processor import ProcessorSpec
 
 #: samples each side of a peak that the meters' interpolators reach (the detector's context)
@@ -60,6 +74,14 @@ MARGIN_DB = 0.05
 _SUB_BLOCK = 1 << 16
 #: a reduction under this ends its event (the next over starts a new one, with its own release)
 _EVENT_END_DB = 0.01
+#: step 6: the treble follows only reduction held this long (a click's or crack's brief dip drops
+#: out of its average instead of dipping the treble for the whole average: a quiet bed's 2 kHz
+#: ducked 1.3 dB after a click with the plain average, 0.3 dB with this), ms
+_TREBLE_HELD_MS = 30.0
+#: step 6: the catching pass's release. It takes only the treble's share of a peak; with the
+#: planned release (40-60 ms) and slow path on every hit, dense mixes stopped getting louder with
+#: more drive (-8.07 LUFS reached for -8), ms
+_CATCH_RELEASE_MS = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +98,11 @@ class LimiterParams(Params):
         bass handled without gain ripple (20 ms: 25 Hz).
     sustain_attack_ms: 1..2000 ms; how fast the slow (sustained) path charges.
     sustain_release_ms: 0 or 10..5000 ms; its release; 0 turns the slow path off.
+    treble_split_hz: 0 or 1000..8000 Hz; above it the gain is averaged (module doc, step 6);
+        0: one full-band gain, as ReaLimit.
+    treble_smooth_ms: 10..400 ms; the length of that average.
 
-    Chains saved before hold/sustain existed load with the defaults.
+    Chains saved before hold/sustain/treble existed load with the defaults.
     """
 
     threshold_db: float = 0.0
@@ -88,6 +113,8 @@ class LimiterParams(Params):
     sustain_attack_ms: float = 1000.0
     sustain_release_ms: float = 300.0
     transient_ms: float = 0.0
+    treble_split_hz: float = 0.0
+    treble_smooth_ms: float = 100.0
 
     def validate(self) -> None:
         check_range("threshold_db", self.threshold_db, -60.0, 12.0)
@@ -100,6 +127,9 @@ class LimiterParams(Params):
         check_range("transient_ms", self.transient_ms, 0.0, 500.0)
         if 0.0 < self.sustain_release_ms < 10.0:
             check_range("sustain_release_ms", self.sustain_release_ms, 10.0, 5000.0)
+        if self.treble_split_hz != 0.0:
+            check_range("treble_split_hz", self.treble_split_hz, 1000.0, 8000.0)
+        check_range("treble_smooth_ms", self.treble_smooth_ms, 10.0, 400.0)
 
     @property
     def drive_db(self) -> float:
@@ -115,8 +145,22 @@ def hold_samples(params: LimiterParams, sample_rate: int) -> int:
     return round(params.hold_ms * 1e-3 * sample_rate)
 
 
-def latency_samples(params: LimiterParams, sample_rate: int) -> int:
+def _single_latency(params: LimiterParams, sample_rate: int) -> int:
     return DETECTOR_FUTURE + REACH_SAMPLES + lookahead_samples(params, sample_rate) - 1
+
+
+def _smooth_half(params: LimiterParams, sample_rate: int) -> int:
+    """Half the treble average's length, samples (the average spans ``2 * half + 1``)."""
+    return max(1, round(params.treble_smooth_ms * 0.5e-3 * sample_rate))
+
+
+def latency_samples(params: LimiterParams, sample_rate: int) -> int:
+    """Output lag: one detector and look-ahead; with the treble split, a second one plus half the
+    treble average."""
+    one = _single_latency(params, sample_rate)
+    if params.treble_split_hz <= 0.0:
+        return one
+    return 2 * one + 2 * _smooth_half(params, sample_rate)
 
 
 @dataclasses.dataclass
@@ -150,6 +194,11 @@ class LimiterState:
     grid_delay: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     gain_hist: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     mag_hist: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    # the treble split's first pass (step 6): its own detector and gain state, the input waiting
+    # for its reduction (with the FIR's context) and the reductions waiting for their average
+    front: LimiterState | None = None
+    x_wait: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
+    red_wait: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     def _record(self, red: np.ndarray) -> None:
         hop, n, i = self.trace_hop, red.shape[0], 0
@@ -210,8 +259,7 @@ def _reduction_kernel(env: np.ndarray, over_lin: float, rel_mult: float, rel_sam
                 else:
                     mult = rel_mult
             red *= mult if mult > 0.0 else rel_mult
-            if h > red:
-                red = h
+            red = max(red, h)
             if red < _EVENT_END_DB:
                 run = 0.0
                 if red < 1e-9:
@@ -223,7 +271,7 @@ def _reduction_kernel(env: np.ndarray, over_lin: float, rel_mult: float, rel_sam
                     slow += (h - slow) * (1.0 - sus_mult)
                 if slow < 1e-9:
                     slow = 0.0
-            rel[lookahead - 1 + j - (window - 1)] = red if red > slow else slow
+            rel[lookahead - 1 + j - (window - 1)] = max(slow, red)
     inv = 1.0 / lookahead  # 5: moving average over the look-ahead
     for i in range(n):
         acc += rel[lookahead - 1 + i]
@@ -246,8 +294,7 @@ def _apply_gain(ext: np.ndarray, red: np.ndarray, drive_db: float, out: np.ndarr
         r = red[i]
         if r > 0.0:
             gain[i] = drive * math.exp(k * r)
-            if r > peak:
-                peak = r
+            peak = max(peak, r)
             if r > 0.1:
                 count += 1
         else:
@@ -338,16 +385,31 @@ def _output_bound(gain: np.ndarray, mag: np.ndarray, grid: np.ndarray, l1: float
         bound[i] = (gain[i + PAST_SAMPLES] * grid[i] + d * l1 * max(a_hi[qa], a_hi[qb])) * slack
 
 
-def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState) -> np.ndarray:
-    n = x.shape[1]
+def _reduction_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState,
+                     grid: np.ndarray) -> np.ndarray:
+    """Steps 1-5 on a block: the reduction (dB) for the input ``_single_latency`` samples back."""
     xp = np.concatenate((st.x_hist, x.astype(np.float32)), axis=1)
     cs = curve_settings(p, sample_rate)
-    grid = np.empty(n, dtype=np.float32)
     # only readings over the limit make a reduction; what provably stays under it is not interpolated
     env = detector_envelope_with_context(xp, sample_rate, floor=10.0 ** (-cs["over_db"] / 20.0),
                                          grid_max=grid)  # both DETECTOR_FUTURE late
     st.x_hist = xp[:, xp.shape[1] - (DETECTOR_PAST + DETECTOR_FUTURE) :]
     red, st.gain = reduction_curve(env, state=st.gain, **cs)
+    return red
+
+
+def _count(st: LimiterState, red: np.ndarray) -> None:
+    st._record(red)
+    if red.shape[0]:
+        st.max_reduction_db = max(st.max_reduction_db, float(red.max()))
+    st.reduced_samples += int(np.count_nonzero(red > 0.1))
+    st.total_samples += red.shape[0]
+
+
+def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState) -> np.ndarray:
+    n = x.shape[1]
+    grid = np.empty(n, dtype=np.float32)
+    red = _reduction_block(x, sample_rate, p, st, grid)
     ext = np.concatenate((st.delay, x), axis=1)
     y = np.empty_like(x)
     gain = np.empty(n)
@@ -358,6 +420,41 @@ def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: Li
     st.max_reduction_db = max(st.max_reduction_db, peak)
     st.reduced_samples += count
     st.total_samples += n
+    return y
+
+
+def _treble_front(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState) -> np.ndarray:
+    """Step 6's first pass on a block: the band under the split on the reduction, the treble on its
+    held, centred average; the output lags ``x`` by ``_single_latency + 2 * _smooth_half``."""
+    front = st.front
+    assert front is not None
+    n = x.shape[1]
+    red = _reduction_block(x, sample_rate, p, front, np.empty(n, dtype=np.float32))
+    half = _smooth_half(p, sample_rate)
+    red_ext = np.concatenate((st.red_wait, red))  # the reductions of the inputs 2 * half either side
+    st.red_wait = red_ext[n:]
+    h = lowpass_fir(p.treble_split_hz, sample_rate)
+    d = (h.shape[0] - 1) // 2
+    x_ext = np.concatenate((st.x_wait, x), axis=1)  # with the FIR's d samples either side
+    st.x_wait = x_ext[:, n:]
+    centre: np.ndarray = x_ext[:, d: d + n]
+    drive = 10.0 ** (p.drive_db / 20.0)
+    red_now = red_ext[2 * half: 2 * half + n]
+    _count(front, red_now)
+    if not np.any(red_ext > 0.0):
+        quiet: np.ndarray = centre * drive
+        return quiet
+    w = 2 * half + 1
+    from scipy.ndimage import minimum_filter1d  # loaded only where a master splits the treble
+
+    held = round(_TREBLE_HELD_MS * 1e-3 * sample_rate) | 1
+    # per input, the least reduction within `held` samples of it (brief dips drop out)
+    floor = minimum_filter1d(red_ext, min(held, w), mode="nearest")[half: 3 * half + n]
+    sums = np.concatenate(([0.0], np.cumsum(floor)))  # fresh per block: no drift between blocks
+    red_avg = (sums[w: w + n] - sums[:n]) / w
+    low = filter_valid(x_ext[:, : n + 2 * d], h)
+    y: np.ndarray = low * (drive * np.power(10.0, -red_now / 20.0))
+    y += (centre - low) * (drive * np.power(10.0, -red_avg / 20.0))
     return y
 
 
@@ -398,24 +495,49 @@ def process(
     """Limit ``(channels, samples)``; the output is delayed by :func:`latency_samples`."""
     x = np.asarray(x, dtype=np.float64)
     n_ch = x.shape[0]
+    split = params.treble_split_hz > 0.0
+    if split and params.treble_split_hz > 0.45 * sample_rate:
+        raise ParameterError(f"treble_split_hz = {params.treble_split_hz:g} is too high for {sample_rate} Hz audio")
+    one = _single_latency(params, sample_rate)
     if state is None:
-        cs = curve_settings(params, sample_rate)
-        state = LimiterState(
-            x_hist=np.zeros((n_ch, DETECTOR_PAST + DETECTOR_FUTURE), dtype=np.float32),
-            delay=np.zeros((n_ch, latency_samples(params, sample_rate))),
-            gain=new_gain_state(cs["lookahead"], cs["hold"], cs["hold_extra"]),
-            trace_hop=max(1, sample_rate // 10),
-            trace_hop_s=max(1, sample_rate // 10) / sample_rate,
-            out_meter=TruePeakMeter(n_ch, factor=8, lead_in=latency_samples(params, sample_rate)),
-            # output sample i was input sample i - latency; the detector's values are DETECTOR_FUTURE late
-            grid_delay=np.zeros(latency_samples(params, sample_rate) - DETECTOR_FUTURE, dtype=np.float32),
-            gain_hist=np.zeros(PAST_SAMPLES), mag_hist=np.zeros(PAST_SAMPLES),
-        )
+        state = _new_state(params, sample_rate, n_ch, lead_in=latency_samples(params, sample_rate))
+        if split:
+            state.front = _new_state(params, sample_rate, n_ch, lead_in=None)
+            half = _smooth_half(params, sample_rate)
+            state.x_wait = np.zeros((n_ch, one + 2 * half + split_delay_samples(params.treble_split_hz, sample_rate)))
+            state.red_wait = np.zeros(4 * half)
+    elif split != (state.front is not None) or state.delay.shape != (n_ch, one):
+        raise ParameterError("limiter state does not match these parameters; they changed between blocks")
+    # with the split, the second pass owns the ceiling: no drive of its own
+    last = params
+    if split:  # the catching pass: at the ceiling (no drive), quick
+        last = dataclasses.replace(params, threshold_db=params.ceiling_dbtp, treble_split_hz=0.0,
+                                   release_ms=min(params.release_ms, _CATCH_RELEASE_MS), sustain_release_ms=0.0)
     out = np.empty_like(x)
     for start in range(0, x.shape[1], _SUB_BLOCK):
         stop = min(x.shape[1], start + _SUB_BLOCK)
-        out[:, start:stop] = _process_sub_block(x[:, start:stop], sample_rate, params, state)
+        block = x[:, start:stop]
+        if split:
+            block = _treble_front(block, sample_rate, params, state)
+        out[:, start:stop] = _process_sub_block(block, sample_rate, last, state)
     return out, state
+
+
+def _new_state(params: LimiterParams, sample_rate: int, n_ch: int, *, lead_in: int | None) -> LimiterState:
+    """A fresh state for one pass of steps 1-5; ``lead_in``: the output meter's (None: no meter)."""
+    cs = curve_settings(params, sample_rate)
+    one = _single_latency(params, sample_rate)
+    hop = max(1, sample_rate // 10)
+    return LimiterState(
+        x_hist=np.zeros((n_ch, DETECTOR_PAST + DETECTOR_FUTURE), dtype=np.float32),
+        delay=np.zeros((n_ch, one)),
+        gain=new_gain_state(cs["lookahead"], cs["hold"], cs["hold_extra"]),
+        trace_hop=hop, trace_hop_s=hop / sample_rate,
+        out_meter=None if lead_in is None else TruePeakMeter(n_ch, factor=8, lead_in=lead_in),
+        # output sample i was input sample i - one; the detector's values are DETECTOR_FUTURE late
+        grid_delay=np.zeros(one - DETECTOR_FUTURE, dtype=np.float32),
+        gain_hist=np.zeros(PAST_SAMPLES), mag_hist=np.zeros(PAST_SAMPLES),
+    )
 
 
 def limit(x: np.ndarray, sample_rate: int, params: LimiterParams) -> np.ndarray:
@@ -431,11 +553,21 @@ def stats(state: object) -> dict[str, Any]:
     gain-reduction trace (largest reduction in each 100 ms, dB)."""
     if not isinstance(state, LimiterState) or state.total_samples == 0:
         return {"max_reduction_db": 0.0, "limiting_pct": 0.0, "trace_hop_s": 0.1, "trace_db": []}
+    trace = np.asarray(state.trace_db, dtype=float)
+    peak, reduced = state.max_reduction_db, state.reduced_samples
+    if state.front is not None:  # the treble split: the first pass's reduction plus the catch's (at most)
+        first = np.asarray(state.front.trace_db, dtype=float)
+        both = np.zeros(max(first.size, trace.size))
+        both[: first.size] += first
+        both[: trace.size] += trace
+        trace = both
+        peak += state.front.max_reduction_db
+        reduced = max(reduced, state.front.reduced_samples)
     return {
-        "max_reduction_db": round(state.max_reduction_db, 2),
-        "limiting_pct": round(100.0 * state.reduced_samples / state.total_samples, 1),
+        "max_reduction_db": round(peak, 2),
+        "limiting_pct": round(100.0 * reduced / state.total_samples, 1),
         "trace_hop_s": state.trace_hop_s,
-        "trace_db": [round(v, 2) for v in state.trace_db],
+        "trace_db": [round(float(v), 2) for v in trace],
     }
 
 

@@ -165,6 +165,10 @@ def write_limiter(track: str, params: dict, name: str, notes: list[str], taken: 
         elif got is None or abs(got - want) > DB_TOLERANCE:
             raise UserError(f"{name}: ReaLimit's {pname} shows {got} instead of {want:g}; check it by hand.")
     set_config(track, fx, "TRUEPEAK", "1")
+    split_hz = float(params.get("treble_split_hz", 0.0))
+    if split_hz:
+        notes.append(f"{name}: ReaLimit has one full-band gain; ReaMaster's steady treble above {split_hz:g} Hz "
+                     "is left out, so here the hats and cymbals move with every peak it takes")
     return [name]
 
 

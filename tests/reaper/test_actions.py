@@ -626,3 +626,19 @@ def test_preview_inserts_the_loudest_stretch_and_ab_plays_it_at_the_mix_loudness
     assert all(rpr.RPR_GetMediaTrackInfo_Value(t, "B_MUTE") == 1 for t in song)
     run_action("A-B compare")
     assert _snapshot(rpr, song) == before and rpr.RPR_GetMediaTrackInfo_Value(tr, "B_MUTE") == 1
+
+
+def test_a_split_limiter_is_written_as_realimit_with_a_note(app, rpr):
+    """ReaLimit has no band split: the limiter lands with its threshold, ceiling and release, and the
+    notes say the steady treble is left out (a full-band limiter says nothing)."""
+    sys.path.insert(0, str(SCRIPTS))
+    from reamaster_reaper import host as H
+    from reamaster_reaper.native import write_chain
+    H.capture()
+    m = rpr.RPR_GetMasterTrack(0)
+    limiter = {"threshold_db": -6.0, "ceiling_dbtp": -0.5, "release_ms": 40.0}
+    _, notes = write_chain(m, {"stages": [{"kind": "limiter", "params": limiter}]})
+    assert notes == []
+    _, notes = write_chain(m, {"stages": [{"kind": "limiter", "params": {**limiter, "treble_split_hz": 2000.0}}]})
+    assert len(notes) == 1 and "2000 Hz" in notes[0] and "left out" in notes[0]
+    assert rpr.RPR_TrackFX_GetCount(m) == 1  # the rerun replaced ReaMaster's ReaLimit
