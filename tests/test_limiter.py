@@ -340,8 +340,9 @@ def test_treble_split_keeps_the_treble_steady_under_kicks():
     y_one, y_split = limit(x, sr, one), limit(x, sr, split)
     assert _sidebands_db(y_one, sr) > -30.0  # the problem is there to solve (measured -25.5 dB)
     assert _sidebands_db(y_split, sr) < _sidebands_db(y_one, sr) - 15.0  # measured 18 dB less
-    # the same average treble level (no darkening, no brightening), within 1 dB
-    assert abs(_band_level_db(y_split, sr, 6000) - _band_level_db(y_one, sr, 6000)) < 1.0
+    # the same average treble level (no darkening, no brightening; measured 0.13 dB; following only
+    # the reduction held 30 ms or more instead of the plain average brightened it 0.9 dB)
+    assert abs(_band_level_db(y_split, sr, 6000) - _band_level_db(y_one, sr, 6000)) < 0.5
     # and the peaks: under the ceiling on libebur128 and an ideal interpolator
     for v in meters_db(y_split, sr).values():
         assert v <= -1.0 + 1e-3
@@ -358,7 +359,7 @@ def test_treble_split_never_over_the_ceiling(sr, rng):
             assert v <= -1.0 + 1e-3, (name, meter)
 
 
-def test_treble_split_is_a_delay_below_threshold_and_blockwise_exact():
+def test_treble_split_is_a_delay_below_threshold_and_does_not_depend_on_blocks():
     sr = 48000
     x = np.random.default_rng(3).standard_normal((2, 40_000)) * 0.05
     quiet = LimiterParams(threshold_db=0.0, ceiling_dbtp=-1.0, treble_split_hz=3000.0, treble_smooth_ms=50.0)
@@ -373,7 +374,8 @@ def test_treble_split_is_a_delay_below_threshold_and_blockwise_exact():
     for a in range(0, x.shape[1], 7777):
         part, state = process(x[:, a: a + 7777], sr, hot, state)
         parts.append(part)
-    assert np.allclose(np.concatenate(parts, axis=1), whole, atol=1e-12)
+    # the split band is filtered in float32 (its error counts only where the two gains differ)
+    assert np.allclose(np.concatenate(parts, axis=1), whole, atol=1e-6)
 
 
 @pytest.mark.parametrize("bad", [dict(treble_split_hz=500.0), dict(treble_split_hz=9000.0),
@@ -381,3 +383,22 @@ def test_treble_split_is_a_delay_below_threshold_and_blockwise_exact():
 def test_treble_split_parameter_ranges(bad):
     with pytest.raises(ParameterError):
         LimiterParams(**bad)
+
+
+def test_treble_split_statistics_are_the_reduction_the_band_got():
+    """A 100 Hz tone (all under the split) driven 9 dB into the limiter: the statistics' peak
+    reduction is what the output shows (input peak plus drive over output peak), and the trace
+    has one value per 100 ms as without the split."""
+    from dsp.process.limiter import stats
+
+    sr = 48000
+    x = sine(100, sr, 2.0, amp=0.9)
+    p = LimiterParams(threshold_db=-9.0, ceiling_dbtp=-1.0, treble_split_hz=2000.0)
+    y, state = process(np.concatenate((x, np.zeros((x.shape[0], latency_samples(p, sr)))), axis=1), sr, p)
+    s = stats(state)
+    steady = y[:, sr // 2 + latency_samples(p, sr): 3 * sr // 2 + latency_samples(p, sr)]
+    shown = 20 * np.log10(0.9) + p.drive_db - 20 * np.log10(np.abs(steady).max())
+    assert s["max_reduction_db"] == pytest.approx(shown, abs=0.3)
+    assert s["limiting_pct"] > 80.0
+    _, plain = process(x, sr, dataclasses.replace(p, treble_split_hz=0.0))
+    assert len(stats(plain)["trace_db"]) == len(stats(process(x, sr, p)[1])["trace_db"])

@@ -561,9 +561,9 @@ def plan_peak_stages(a: Analysis, d: Delivery, intent: Intent, *,
             "second release)")
     if split_hz:
         why += (f"; with {need:.1f} dB to take off the peaks its gain moves several dB around every hit, so "
-                f"above {split_hz:g} Hz (hats, cymbals, air) it applies only the reduction held for 30 ms or more, "
-                "averaged over 100 ms: the treble is not modulated by each kick and snare but still comes down "
-                "with a dense passage, and a quick second pass at the ceiling catches "
+                f"above {split_hz:g} Hz (hats, cymbals, air) it applies the same reduction averaged over 100 ms: "
+                "the treble is not modulated by each kick and snare but comes down as much on average (the "
+                "balance stays), and a quick second pass at the ceiling catches "
                 "what the treble then adds to a peak. ReaLimit has no band split; in REAPER this part "
                 "cannot be reproduced")
     stages.append(Stage("limiter", lim.LimiterParams(threshold_db=0.0, ceiling_dbtp=d.ceiling_dbtp,

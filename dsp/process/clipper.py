@@ -232,7 +232,7 @@ def process(
         d = (h.shape[0] - 1) // 2
         clean = np.concatenate((state.clean_hist, ext[:, d: d + n]), axis=1)  # the input, d + T late
         state.clean_hist = clean[:, n:]
-        driven = filter_valid(ext, h) if n else np.zeros((n_ch, 0))  # the band to clip, d late
+        driven = filter_valid(ext, h, single=True) if n else np.zeros((n_ch, 0))  # the band to clip, d late
     xp = np.concatenate((state.x_hist, driven), axis=1)
     resid = np.empty((n_ch, n))
     if n:

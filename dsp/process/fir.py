@@ -31,9 +31,13 @@ def split_delay_samples(cutoff_hz: float, sample_rate: int) -> int:
     return int((lowpass_fir(cutoff_hz, sample_rate).shape[0] - 1) // 2)
 
 
-def filter_valid(ext: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """``h`` over each row of ``ext`` (channels, taps - 1 + n): the n outputs that need no padding."""
+def filter_valid(ext: np.ndarray, h: np.ndarray, *, single: bool = False) -> np.ndarray:
+    """``h`` over each row of ``ext`` (channels, taps - 1 + n): the n outputs that need no padding.
+    ``single``: in float32 (about 4x faster, errors about 1e-7 of full scale: for a band that only
+    steers a gain or a clip, never one that is summed back as it is)."""
     import scipy.signal  # already loaded by lowpass_fir
 
+    if single:
+        ext, h = ext.astype(np.float32), h.astype(np.float32)
     out: np.ndarray = scipy.signal.oaconvolve(ext, h[None, :], mode="valid", axes=1)
     return out

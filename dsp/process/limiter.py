@@ -31,11 +31,10 @@ time and no hold setting).
 
 6. treble held steady (``treble_split_hz`` > 0, for heavy limiting): the gain of steps 1-5 is
    applied to the band under ``treble_split_hz`` only (linear-phase FIR split,
-   :mod:`dsp.process.fir`); the treble above gets the reduction held over 30 ms (a sliding
-   minimum), averaged over ``treble_smooth_ms`` (centred, in dB), so hats and cymbals are not
-   modulated by every kick and snare the limiter catches (a fast full-band gain puts sidebands
-   around every treble partial) while a dense passage's sustained reduction still turns them
-   down with the rest. Where the treble's own part of a peak then passes the ceiling, a second,
+   :mod:`dsp.process.fir`); the treble above gets the same reduction averaged over
+   ``treble_smooth_ms`` (centred, in dB), so hats and cymbals are not modulated by every kick and
+   snare the limiter catches (a fast full-band gain puts sidebands around every treble partial),
+   and on average come down as much as the rest (the balance stays). Where the treble's own part of a peak then passes the ceiling, a second,
    quick pass of steps 1-5 at the ceiling (no drive, 15 ms release, no slow path) catches it over
    the full band; it owns the ceiling and is what the output meter reads. Multiband maximizers (Ozone's IRC IV, broadcast processors) keep
    the treble apart for the same reason. ReaLimit has no band split: in REAPER this is not
@@ -74,10 +73,6 @@ MARGIN_DB = 0.05
 _SUB_BLOCK = 1 << 16
 #: a reduction under this ends its event (the next over starts a new one, with its own release)
 _EVENT_END_DB = 0.01
-#: step 6: the treble follows only reduction held this long (a click's or crack's brief dip drops
-#: out of its average instead of dipping the treble for the whole average: a quiet bed's 2 kHz
-#: ducked 1.3 dB after a click with the plain average, 0.3 dB with this), ms
-_TREBLE_HELD_MS = 30.0
 #: step 6: the catching pass's release. It takes only the treble's share of a peak; with the
 #: planned release (40-60 ms) and slow path on every hit, dense mixes stopped getting louder with
 #: more drive (-8.07 LUFS reached for -8), ms
@@ -160,7 +155,7 @@ def latency_samples(params: LimiterParams, sample_rate: int) -> int:
     one = _single_latency(params, sample_rate)
     if params.treble_split_hz <= 0.0:
         return one
-    return 2 * one + 2 * _smooth_half(params, sample_rate)
+    return 2 * one + _smooth_half(params, sample_rate)
 
 
 @dataclasses.dataclass
@@ -199,6 +194,8 @@ class LimiterState:
     front: LimiterState | None = None
     x_wait: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
     red_wait: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    red_now: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))  # the first pass's, last block
+    red_first: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))  # ... waiting for the second's
 
     def _record(self, red: np.ndarray) -> None:
         hop, n, i = self.trace_hop, red.shape[0], 0
@@ -398,15 +395,10 @@ def _reduction_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: Limi
     return red
 
 
-def _count(st: LimiterState, red: np.ndarray) -> None:
-    st._record(red)
-    if red.shape[0]:
-        st.max_reduction_db = max(st.max_reduction_db, float(red.max()))
-    st.reduced_samples += int(np.count_nonzero(red > 0.1))
-    st.total_samples += red.shape[0]
-
-
-def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState) -> np.ndarray:
+def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState,
+                       earlier: np.ndarray | None = None) -> np.ndarray:
+    """Steps 1-5 on a block; ``earlier``: the reduction the treble split's first pass gave ``x``
+    (counted in the statistics, not applied again)."""
     n = x.shape[1]
     grid = np.empty(n, dtype=np.float32)
     red = _reduction_block(x, sample_rate, p, st, grid)
@@ -416,6 +408,12 @@ def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: Li
     peak, count = _apply_gain(ext, red, p.drive_db, y, gain)
     st.delay = ext[:, n:]
     _meter_output(st, y, ext, gain, grid)
+    if earlier is not None:  # it reached the samples `red` applies to one delay line ago
+        first = np.concatenate((st.red_first, earlier))
+        st.red_first = first[n:]
+        red = red + first[:n]
+        peak = float(red.max()) if n else 0.0
+        count = int(np.count_nonzero(red > 0.1))
     st._record(red)
     st.max_reduction_db = max(st.max_reduction_db, peak)
     st.reduced_samples += count
@@ -425,13 +423,13 @@ def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: Li
 
 def _treble_front(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState) -> np.ndarray:
     """Step 6's first pass on a block: the band under the split on the reduction, the treble on its
-    held, centred average; the output lags ``x`` by ``_single_latency + 2 * _smooth_half``."""
+    centred average; the output lags ``x`` by ``_single_latency + _smooth_half``."""
     front = st.front
     assert front is not None
     n = x.shape[1]
     red = _reduction_block(x, sample_rate, p, front, np.empty(n, dtype=np.float32))
     half = _smooth_half(p, sample_rate)
-    red_ext = np.concatenate((st.red_wait, red))  # the reductions of the inputs 2 * half either side
+    red_ext = np.concatenate((st.red_wait, red))  # the reductions of the inputs ``half`` either side
     st.red_wait = red_ext[n:]
     h = lowpass_fir(p.treble_split_hz, sample_rate)
     d = (h.shape[0] - 1) // 2
@@ -439,22 +437,18 @@ def _treble_front(x: np.ndarray, sample_rate: int, p: LimiterParams, st: Limiter
     st.x_wait = x_ext[:, n:]
     centre: np.ndarray = x_ext[:, d: d + n]
     drive = 10.0 ** (p.drive_db / 20.0)
-    red_now = red_ext[2 * half: 2 * half + n]
-    _count(front, red_now)
+    red_now = red_ext[half: half + n]
+    st.red_now = red_now
     if not np.any(red_ext > 0.0):
         quiet: np.ndarray = centre * drive
         return quiet
     w = 2 * half + 1
-    from scipy.ndimage import minimum_filter1d  # loaded only where a master splits the treble
-
-    held = round(_TREBLE_HELD_MS * 1e-3 * sample_rate) | 1
-    # per input, the least reduction within `held` samples of it (brief dips drop out)
-    floor = minimum_filter1d(red_ext, min(held, w), mode="nearest")[half: 3 * half + n]
-    sums = np.concatenate(([0.0], np.cumsum(floor)))  # fresh per block: no drift between blocks
+    sums = np.concatenate(([0.0], np.cumsum(red_ext)))  # fresh per block: no drift between blocks
     red_avg = (sums[w: w + n] - sums[:n]) / w
-    low = filter_valid(x_ext[:, : n + 2 * d], h)
-    y: np.ndarray = low * (drive * np.power(10.0, -red_now / 20.0))
-    y += (centre - low) * (drive * np.power(10.0, -red_avg / 20.0))
+    gain_avg = drive * np.power(10.0, -red_avg / 20.0)
+    # low * gain + (centre - low) * gain_avg: the band's (float32) error counts only where they differ
+    y: np.ndarray = centre * gain_avg
+    y += filter_valid(x_ext[:, : n + 2 * d], h, single=True) * (drive * np.power(10.0, -red_now / 20.0) - gain_avg)
     return y
 
 
@@ -504,8 +498,9 @@ def process(
         if split:
             state.front = _new_state(params, sample_rate, n_ch, lead_in=None)
             half = _smooth_half(params, sample_rate)
-            state.x_wait = np.zeros((n_ch, one + 2 * half + split_delay_samples(params.treble_split_hz, sample_rate)))
-            state.red_wait = np.zeros(4 * half)
+            state.x_wait = np.zeros((n_ch, one + half + split_delay_samples(params.treble_split_hz, sample_rate)))
+            state.red_wait = np.zeros(2 * half)
+            state.red_first = np.zeros(one)
     elif split != (state.front is not None) or state.delay.shape != (n_ch, one):
         raise ParameterError("limiter state does not match these parameters; they changed between blocks")
     # with the split, the second pass owns the ceiling: no drive of its own
@@ -519,7 +514,8 @@ def process(
         block = x[:, start:stop]
         if split:
             block = _treble_front(block, sample_rate, params, state)
-        out[:, start:stop] = _process_sub_block(block, sample_rate, last, state)
+        out[:, start:stop] = _process_sub_block(block, sample_rate, last, state,
+                                                state.red_now if split else None)
     return out, state
 
 
@@ -550,24 +546,15 @@ def limit(x: np.ndarray, sample_rate: int, params: LimiterParams) -> np.ndarray:
 
 def stats(state: object) -> dict[str, Any]:
     """What the limiter did, for reports: peak reduction, share of time limiting, and the
-    gain-reduction trace (largest reduction in each 100 ms, dB)."""
+    gain-reduction trace (largest reduction in each 100 ms, dB). With the treble split, the
+    reduction of the band under it: the first pass's plus the catching pass's, sample by sample."""
     if not isinstance(state, LimiterState) or state.total_samples == 0:
         return {"max_reduction_db": 0.0, "limiting_pct": 0.0, "trace_hop_s": 0.1, "trace_db": []}
-    trace = np.asarray(state.trace_db, dtype=float)
-    peak, reduced = state.max_reduction_db, state.reduced_samples
-    if state.front is not None:  # the treble split: the first pass's reduction plus the catch's (at most)
-        first = np.asarray(state.front.trace_db, dtype=float)
-        both = np.zeros(max(first.size, trace.size))
-        both[: first.size] += first
-        both[: trace.size] += trace
-        trace = both
-        peak += state.front.max_reduction_db
-        reduced = max(reduced, state.front.reduced_samples)
     return {
-        "max_reduction_db": round(peak, 2),
-        "limiting_pct": round(100.0 * reduced / state.total_samples, 1),
+        "max_reduction_db": round(state.max_reduction_db, 2),
+        "limiting_pct": round(100.0 * state.reduced_samples / state.total_samples, 1),
         "trace_hop_s": state.trace_hop_s,
-        "trace_db": [round(float(v), 2) for v in trace],
+        "trace_db": [round(v, 2) for v in state.trace_db],
     }
 
 
