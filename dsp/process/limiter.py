@@ -33,11 +33,12 @@ time and no hold setting).
    applied to the band under ``treble_split_hz`` only (linear-phase FIR split,
    :mod:`dsp.process.fir`); the treble above gets the same reduction averaged over
    ``treble_smooth_ms`` (centred, in dB), so hats and cymbals are not modulated by every kick and
-   snare the limiter catches (a fast full-band gain puts sidebands around every treble partial),
-   and on average come down as much as the rest (the balance stays). Where the treble's own part of a peak then passes the ceiling, a second,
-   quick pass of steps 1-5 at the ceiling (no drive, 15 ms release, no slow path) catches it over
-   the full band; it owns the ceiling and is what the output meter reads. Multiband maximizers (Ozone's IRC IV, broadcast processors) keep
-   the treble apart for the same reason. ReaLimit has no band split: in REAPER this is not
+   snare the limiter catches (a fast full-band gain puts sidebands around every treble partial)
+   and on average come down as much as the rest (the balance stays). Where the treble's own part
+   of a peak then passes the ceiling, a second, quick pass of steps 1-5 at the ceiling (no drive,
+   15 ms release, no slow path) catches it over the full band; it owns the ceiling and is what the
+   output meter reads. Multiband maximizers (Ozone's IRC IV, broadcast processors) keep the
+   treble apart for the same reason. ReaLimit has no band split: in REAPER this is not
    reproducible (ReaLimit alone, as above, is the approximation).
 """
 
@@ -256,7 +257,8 @@ def _reduction_kernel(env: np.ndarray, over_lin: float, rel_mult: float, rel_sam
                 else:
                     mult = rel_mult
             red *= mult if mult > 0.0 else rel_mult
-            red = max(red, h)
+            if h > red:
+                red = h
             if red < _EVENT_END_DB:
                 run = 0.0
                 if red < 1e-9:
@@ -268,7 +270,7 @@ def _reduction_kernel(env: np.ndarray, over_lin: float, rel_mult: float, rel_sam
                     slow += (h - slow) * (1.0 - sus_mult)
                 if slow < 1e-9:
                     slow = 0.0
-            rel[lookahead - 1 + j - (window - 1)] = max(slow, red)
+            rel[lookahead - 1 + j - (window - 1)] = red if red > slow else slow
     inv = 1.0 / lookahead  # 5: moving average over the look-ahead
     for i in range(n):
         acc += rel[lookahead - 1 + i]
@@ -291,7 +293,8 @@ def _apply_gain(ext: np.ndarray, red: np.ndarray, drive_db: float, out: np.ndarr
         r = red[i]
         if r > 0.0:
             gain[i] = drive * math.exp(k * r)
-            peak = max(peak, r)
+            if r > peak:
+                peak = r
             if r > 0.1:
                 count += 1
         else:
@@ -448,7 +451,8 @@ def _treble_front(x: np.ndarray, sample_rate: int, p: LimiterParams, st: Limiter
     gain_avg = drive * np.power(10.0, -red_avg / 20.0)
     # low * gain + (centre - low) * gain_avg: the band's (float32) error counts only where they differ
     y: np.ndarray = centre * gain_avg
-    y += filter_valid(x_ext[:, : n + 2 * d], h, single=True) * (drive * np.power(10.0, -red_now / 20.0) - gain_avg)
+    low = filter_valid(x_ext[:, : n + 2 * d], h, single=True)
+    y += low * (drive * np.power(10.0, -red_now / 20.0) - gain_avg)
     return y
 
 
