@@ -210,7 +210,8 @@ def _clip_kernel(xp: np.ndarray, h: np.ndarray, k: float, c: float, out: np.ndar
 def process(
     x: np.ndarray, sample_rate: int, params: ClipperParams, state: ClipperState | None = None
 ) -> tuple[np.ndarray, ClipperState]:
-    """Clip ``(channels, samples)``; the output is delayed by :func:`latency_samples` (16 samples)."""
+    """Clip ``(channels, samples)``; the output is delayed by :func:`latency_samples` (16 samples,
+    plus the FIR's delay with ``split_hz``)."""
     x = np.asarray(x, dtype=np.float64)
     n_ch, n = x.shape
     split = params.split_hz > 0.0
