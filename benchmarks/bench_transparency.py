@@ -150,7 +150,7 @@ def static_eq_check(x: np.ndarray, sr: int) -> float:
 
 # --- processors --------------------------------------------------------------------------------
 
-def reamaster(x: np.ndarray, sr: int, target: float, ceiling: float) -> np.ndarray:
+def reamaster(x: np.ndarray, sr: int, target: float, ceiling: float) -> np.ndarray | None:
     from dsp.decide import master as m
     from dsp.decide.presets import Delivery
     from dsp.measure.analysis import analyze
@@ -167,7 +167,13 @@ def reamaster(x: np.ndarray, sr: int, target: float, ceiling: float) -> np.ndarr
         release = 120.0 if a.lra_lu < 5 else 60.0
         stages = [Stage("limiter", LimiterParams(threshold_db=0.0, ceiling_dbtp=ceiling, release_ms=release,
                                                  lookahead_ms=3.0))]
-    r = m.master(x, sr, d, before=a, planned=Chain(tuple(stages)))
+    from dsp.errors import TargetUnreachableError
+
+    try:
+        r = m.master(x, sr, d, before=a, planned=Chain(tuple(stages)))
+    except TargetUnreachableError as exc:  # a row left out, said so, instead of the whole bench stopping
+        print(f"  reamaster at {target:g} LUFS: {exc}", flush=True)
+        return None
     return np.asarray(r.audio, dtype=np.float64)
 
 
