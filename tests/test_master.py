@@ -30,8 +30,14 @@ def libebur128_lufs(x: np.ndarray, sr: int) -> float:
     return pyebur128.get_loudness_global(st)
 
 
-def tp8_db(x: np.ndarray) -> float:
-    return float(20 * np.log10(np.abs(ss.resample_poly(x.astype(np.float64), 8, 1, axis=-1)).max()))
+def tp8_db(x: np.ndarray, sr: int = 44100) -> float:
+    """True peak on independent meters: the higher of libebur128 and an ideal 16x interpolator.
+    (scipy's default ``resample_poly`` filter is no meter at this precision: on a master libebur128
+    read at -0.55 dBTP it read -0.46.) The limiter promises the ideal reading only for content
+    under 0.9 of Nyquist (dsp/process/limiter.py), so the test signals here are band-limited."""
+    from tests.test_truepeak import ebur128_tp_db, ideal_tp_db
+
+    return max(ebur128_tp_db(x, sr), ideal_tp_db(x))
 
 
 def tonal_distance_db(a) -> float:
@@ -180,7 +186,9 @@ def test_limiter_timings_are_quickened_only_when_the_planned_ones_cannot_reach_t
 
     sr = 44100
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((2, 20 * sr)) * 0.05
+    # a noise bed band-limited as music is (the limiter's ideal-meter promise is for content under
+    # 0.9 of Nyquist; white noise up to Nyquist reads 0.2 dB over on an ideal interpolator)
+    x = ss.sosfiltfilt(ss.butter(16, 0.9, output="sos"), rng.standard_normal((2, 20 * sr)), axis=-1) * 0.05
     n = int(0.03 * sr)
     hit = 0.6 * np.sin(2 * np.pi * 60 * np.arange(n) / sr) * np.exp(-np.arange(n) / (0.01 * sr))
     for on in range(0, 20 * sr - n, sr // 4):
@@ -259,13 +267,15 @@ def test_no_boost_where_there_is_nothing_to_lift(rng):
     assert any("nothing there to lift" in note for note in c.meta["left_alone"])
 
 
-def test_heavy_limiting_holds_the_treble_apart_and_light_limiting_does_not():
+def test_heavy_limiting_holds_the_treble_apart_and_light_limiting_does_not(tmp_path):
     """Snare-like hits over a pad and a steady 6 kHz partial. At -8 LUFS the peaks need more than
-    5 dB off: the clip stage clips under 2 kHz only, the limiter keeps the treble on its held
-    average, the report says so and that REAPER cannot do it, and the master still lands on the
-    loudness and under the ceiling (libebur128, 8x). A target needing little keeps one band."""
-    from dsp.decide.master import TREBLE_SPLIT_HZ
+    5 dB off: the clip stage clips under 2 kHz only, and the limiter's gain would wobble inside
+    every 50 ms, so the master keeps the treble on its average, the report says so and that REAPER
+    cannot do it, and the master still lands on the loudness and under the ceiling (libebur128, 8x),
+    streamed as in memory. At -20 LUFS the limiter keeps one band."""
+    from dsp.decide.master import TREBLE_SPLIT_HZ, master_stream
     from dsp.decide.presets import Delivery
+    from dsp.io.audio_io import AudioSource, AudioWriter, write_audio
 
     t = np.arange(8 * SR) / SR
     x = 0.05 * np.sin(2 * np.pi * 330 * t) + 0.02 * np.sin(2 * np.pi * 6000 * t)
@@ -273,16 +283,85 @@ def test_heavy_limiting_holds_the_treble_apart_and_light_limiting_does_not():
         i = int(o * SR)
         tt = t[: int(0.1 * SR)]
         x[i: i + tt.size] += 0.8 * np.sin(2 * np.pi * 700 * tt) * np.exp(-tt / 0.03)
-    x = x[None].repeat(2, 0)
+    x = x[None].repeat(2, 0).astype(np.float32)
     stages, _ = _peak_plan(x, -8.0, -0.5)
-    kinds = {s.kind: s for s in stages}
-    assert kinds["limiter"].params.treble_split_hz == TREBLE_SPLIT_HZ
-    assert kinds["clipper"].params.split_hz == TREBLE_SPLIT_HZ
-    assert "cannot be reproduced" in kinds["limiter"].why and "treble passes clean" in kinds["clipper"].why
-    light, _ = _peak_plan(x, -14.0, -1.0)  # about 3 dB off the peaks: one band, one gain
-    assert [s.kind for s in light] == ["clipper", "limiter"]
-    assert light[0].params.split_hz == 0.0 and light[1].params.treble_split_hz == 0.0
-    r = master(x.astype(np.float32), SR, Delivery("t", -8.0, -0.5, 24, ""))
-    assert r.chain.find("limiter").params.treble_split_hz == TREBLE_SPLIT_HZ
+    clip = next(s for s in stages if s.kind == "clipper")
+    assert clip.params.split_hz == TREBLE_SPLIT_HZ and "treble passes clean" in clip.why
+    d = Delivery("t", -8.0, -0.5, 24, "")
+    r = master(x, SR, d)
+    used = r.chain.find("limiter")
+    assert used.params.treble_split_hz == TREBLE_SPLIT_HZ
+    assert "rms inside every 50 ms" in used.why and "cannot be reproduced" in used.why
     assert abs(libebur128_lufs(r.audio, SR) + 8.0) <= 0.1
     assert tp8_db(r.audio) <= -0.5
+    write_audio(tmp_path / "in.wav", x, SR, fmt="wav32f")
+    src = AudioSource(tmp_path / "in.wav")
+    rs, _ = master_stream(src.blocks, SR, 2, src.frames, d,
+                          lambda: AudioWriter(tmp_path / "out.wav", SR, 2, fmt="wav32f"), before=r.before)
+    assert rs.chain.find("limiter").params.treble_split_hz == TREBLE_SPLIT_HZ
+    light = master(x, SR, Delivery("t", -20.0, -1.0, 24, ""))  # the limiter only guards the ceiling
+    assert not any(s.kind == "clipper" for s in light.chain.stages)
+    assert light.chain.find("limiter").params.treble_split_hz == 0.0
+
+
+def test_the_loudness_model_predicts_the_gain_wobble():
+    """The model's prediction of how much the limiter's gain moves inside 50 ms, against what the
+    limiter rendered at the same drive does (its gain read off the output of a steady tone plus
+    the hits, 50 ms windows, loudness-weighted): small on a steady tone, large with hits."""
+    from dsp.decide.master import _LoudnessModel
+    from dsp.process.limiter import LimiterParams, limit
+
+    t = np.arange(6 * SR) / SR
+    steady = (0.5 * np.sin(2 * np.pi * 100 * t))[None].repeat(2, 0)
+    hits = steady * 0.3
+    for o in np.arange(0.25, 5.75, 0.25):
+        i = int(o * SR)
+        hits[:, i: i + 2000] += 0.9 * np.hanning(2000) * np.sin(2 * np.pi * 200 * t[:2000])
+    p = LimiterParams(threshold_db=0.0, ceiling_dbtp=-1.0, release_ms=40.0, hold_ms=4.0, transient_ms=100.0)
+    for x, drive in ((steady, -6.0), (hits, -8.0)):
+        model = _LoudnessModel(x, SR, p)
+        thr = model.peak_db + drive
+        predicted = model.gain_wobble_db(thr)
+        q = dataclasses.replace(p, threshold_db=thr)
+        y = limit(x, SR, q)
+        # the rendered gain: output over driven input where the input is not near a zero crossing
+        ok = np.abs(x[0]) > 0.2 * np.abs(x[0]).max()
+        g_db = np.zeros(x.shape[1])
+        g_db[ok] = 20 * np.log10(np.abs(y[0, ok]) / (np.abs(x[0, ok]) * 10 ** (q.drive_db / 20)))
+        w = int(0.05 * SR)
+        devs, weights = [], []
+        for a in range(0, x.shape[1] - w, w):
+            sel = ok[a:a + w]
+            if sel.sum() > 10:
+                gw = g_db[a:a + w][sel]
+                devs.append(float(np.mean((gw - gw.mean()) ** 2)))
+                weights.append(float(np.mean(x[0, a:a + w] ** 2)))
+        rendered = float(np.sqrt(np.average(devs, weights=weights)))
+        # measured: 0.005 against 0.006 dB on the tone, 2.25 against 2.15 dB with the hits
+        assert predicted == pytest.approx(rendered, abs=0.05 + 0.15 * rendered), (drive, predicted, rendered)
+    assert _LoudnessModel(steady, SR, p).gain_wobble_db(_LoudnessModel(steady, SR, p).peak_db - 6.0) < 0.4
+    hot = _LoudnessModel(hits, SR, p)
+    assert hot.gain_wobble_db(hot.peak_db - 8.0) > 0.4
+
+
+def test_a_treble_split_that_stalls_the_loudness_is_dropped():
+    """A dense mix (band-limited noise bed, kicks every 250 ms) behind a limiter with long releases
+    and the treble split: at -14 LUFS the loudness stops rising with the drive short of the target;
+    the convergence drops the split, says so, and lands within the promise with one gain."""
+    from dsp.decide.master import LOUDNESS_TOLERANCE_LU, converge_limiter
+    from dsp.process.limiter import LimiterParams
+
+    sr = 44100
+    rng = np.random.default_rng(1)
+    x = ss.sosfiltfilt(ss.butter(16, 0.9, output="sos"), rng.standard_normal((2, 20 * sr)), axis=-1) * 0.05
+    n = int(0.03 * sr)
+    hit = 0.6 * np.sin(2 * np.pi * 60 * np.arange(n) / sr) * np.exp(-np.arange(n) / (0.01 * sr))
+    for on in range(0, 20 * sr - n, sr // 4):
+        x[:, on:on + n] += hit
+    split = LimiterParams(ceiling_dbtp=-1.0, release_ms=2000.0, lookahead_ms=3.0, hold_ms=20.0, sustain_attack_ms=50.0,
+                          sustain_release_ms=2000.0, treble_split_hz=2000.0)
+    notes: list[str] = []
+    out, used, _, _, renders = converge_limiter(x, sr, split, -14.0, notes=notes)
+    assert used.treble_split_hz == 0.0 and len(notes) == 1 and "not held apart" in notes[0]
+    assert abs(libebur128_lufs(out, sr) + 14.0) <= LOUDNESS_TOLERANCE_LU
+    assert renders >= 3  # two with the split (the stall), then one gain

@@ -417,17 +417,19 @@ _BASS_MAX_ENERGY_DROP_DB = 6.0
 #: go proportionally faster: a click or a lone snare crack does not duck what follows for the
 #: full release, a kick's long over or a dense passage gets the full release, ms
 _TRANSIENT_MS = 100.0
-#: from this much needed peak reduction the treble is held apart (limiter step 6, and the clip
-#: stage clips only under the split): there the full-band gain moves several dB around every hit
-#: and modulates the hats and cymbals riding on it, and a full-band clip bends them on every
-#: clipped hit. Measured on six real tracks at -8 LUFS (5.7-10.1 dB needed): the treble's
-#: modulation products 15-19 dB under the treble with one gain, 24-31 dB with the treble apart;
-#: at -14 LUFS (up to 4.6 dB needed) 27 dB or more with one gain. Under it the split would cost
-#: time for little (its FIRs and second limiter pass: a 5.3-minute club master 4.1 s, not 2.4), dB
+#: from this much needed peak reduction the clip stage clips only under TREBLE_SPLIT_HZ: a full-band
+#: clip bends the hats and cymbals riding on every clipped hit (its output alone read 18-30 dB of
+#: treble margin on six real tracks at -8 LUFS, where 5.7-10.1 dB were needed). Under it the split
+#: would cost its FIR for little, dB
 _TREBLE_SPLIT_MIN_NEED_DB = 5.0
-#: the split: above it lie the hats, cymbals, sibilance and air; under it the kick, bass, snare
-#: body and voice that carry the peaks (at 1 kHz the treble's own share of the peaks left the
-#: catching pass more to do), Hz
+#: the limiter holds the treble apart (its step 6) where its gain, as the loudness model predicts it
+#: at the drive that reaches the target, would move more than this inside 50 ms (rms over the
+#: windows, weighted by their loudness): a gain wobbling by g dB rms puts modulation products
+#: about 20 log10(8.7 / g) dB under every treble partial, 27 dB at 0.4 dB. Predicted on nine real
+#: tracks: 0.00-0.22 dB at -14 LUFS (measured margins 27 dB or more with one gain), 0.56-2.03 dB
+#: at -8 (15-22 dB with one gain, 24-35 dB with the treble apart), dB
+_TREBLE_WOBBLE_DB = 0.4
+_WOBBLE_WINDOW_S = 0.05
 TREBLE_SPLIT_HZ = 2000.0
 
 
@@ -559,18 +561,10 @@ def plan_peak_stages(a: Analysis, d: Delivery, intent: Intent, *,
             f"{intent.intensity}); reads true peak as libebur128 and an ideal 8x meter do. In REAPER: ReaLimit at "
             f"the same ceiling and threshold with a {release:.0f} ms release comes close (it has no hold or "
             "second release)")
-    if split_hz:
-        why += (f"; with {need:.1f} dB to take off the peaks its gain moves several dB around every hit, so "
-                f"above {split_hz:g} Hz (hats, cymbals, air) it applies the same reduction averaged over 100 ms: "
-                "the treble is not modulated by each kick and snare but comes down as much on average (the "
-                "balance stays), and a quick second pass at the ceiling catches "
-                "what the treble then adds to a peak. ReaLimit has no band split; in REAPER this part "
-                "cannot be reproduced")
     stages.append(Stage("limiter", lim.LimiterParams(threshold_db=0.0, ceiling_dbtp=d.ceiling_dbtp,
                                                      release_ms=release, lookahead_ms=3.0, hold_ms=hold_ms,
                                                      sustain_attack_ms=1000.0, sustain_release_ms=sustain_release,
-                                                     transient_ms=_TRANSIENT_MS, treble_split_hz=split_hz,
-                                                     treble_smooth_ms=100.0),
+                                                     transient_ms=_TRANSIENT_MS),
                         label="true-peak limiter", why=why))
     return stages, notes
 
@@ -811,14 +805,14 @@ class _LoudnessModel:
         self.env_dec, self.group_power = b.env, b.power
         self.peak_db = 20 * math.log10(max(float(b.env.max()) if b.env.size else 0.0, 1e-12))
 
-    def loudness(self, threshold_db: float) -> float:
+    def _reductions(self, threshold_db: float) -> Iterator[tuple[int, np.ndarray]]:
+        """The limiter's reduction (dB) at ``threshold_db`` on the decimated envelope, in chunks:
+        ``(first group, reductions)``, covering groups 0 .. n - 1 in order."""
         p = dataclasses.replace(self.params, threshold_db=threshold_db)
-        dec = _MODEL_DECIMATION
-        cs = lim.curve_settings(p, self.sample_rate, decimation=dec)
+        cs = lim.curve_settings(p, self.sample_rate, decimation=_MODEL_DECIMATION)
         look, hold = cs["lookahead"], cs["hold"]
         lag = hold + look - 1  # the reduction curve lags the envelope by this many groups
         state = lim.new_gain_state(look, hold, cs["hold_extra"])
-        hop_energy = np.zeros(self.n_hops + 1)
         n = self.env_dec.shape[0]
         pos = -lag  # group of the next reduction value
         chunk = _MODEL_CHUNK
@@ -829,16 +823,42 @@ class _LoudnessModel:
                                                         dtype=np.float32)))
             red, state = lim.reduction_curve(piece, state=state, **cs)
             lo = max(0, -pos)
-            g0, g1 = pos + lo, pos + red.shape[0]
-            pos = g1
-            if g1 <= g0:
-                continue
-            g2 = np.power(10.0, (p.drive_db - red[lo:]) / 10.0)
+            g0, g1 = pos + lo, min(pos + red.shape[0], n)
+            pos += red.shape[0]
+            if g1 > g0:
+                yield g0, red[lo: lo + g1 - g0]
+
+    def loudness(self, threshold_db: float) -> float:
+        drive_db = dataclasses.replace(self.params, threshold_db=threshold_db).drive_db
+        dec = _MODEL_DECIMATION
+        hop_energy = np.zeros(self.n_hops + 1)
+        for g0, red in self._reductions(threshold_db):
+            g1 = g0 + red.shape[0]
+            g2 = np.power(10.0, (drive_db - red) / 10.0)
             first = (g0 * dec) // self.hop
             idx = (np.arange(g0, g1) * dec) // self.hop - first
             part = np.bincount(idx, weights=self.group_power[g0:g1] * g2)
             hop_energy[first:first + part.shape[0]] += part
         return gated_loudness_of_hops(hop_energy[: self.n_hops] / self.hop)
+
+    def gain_wobble_db(self, threshold_db: float) -> float:
+        """How much the limiter's gain would move inside each 50 ms at ``threshold_db``: the rms,
+        over the windows weighted by their (pre-limiter) loudness power, of the reduction's
+        deviation from its own mean in the window, dB."""
+        w = max(1, round(_WOBBLE_WINDOW_S * self.sample_rate / _MODEL_DECIMATION))
+        n_win = self.env_dec.shape[0] // w
+        if n_win == 0:
+            return 0.0
+        s1, s2 = np.zeros(n_win + 1), np.zeros(n_win + 1)
+        for g0, red in self._reductions(threshold_db):
+            idx = np.minimum(np.arange(g0, g0 + red.shape[0]) // w, n_win)  # the partial last window: dropped
+            s1 += np.bincount(idx, weights=red, minlength=n_win + 1)
+            s2 += np.bincount(idx, weights=red * red, minlength=n_win + 1)
+        var = np.maximum(s2[:n_win] / w - (s1[:n_win] / w) ** 2, 0.0)
+        power = self.group_power[: n_win * w].astype(np.float64).reshape(n_win, w).sum(axis=1)
+        if float(power.sum()) <= 0.0:
+            return 0.0
+        return float(math.sqrt(float(np.sum(var * power)) / float(power.sum())))
 
 
 class _ModelBuilder:
@@ -946,10 +966,47 @@ def _reachable(model: _LoudnessModel, params: lim.LimiterParams,
         raise first from None
 
 
-def _limiter_stage(planned: Stage, used: lim.LimiterParams, target_lufs: float) -> Stage:
-    """The limiter stage as rendered; when its timings had to be quickened, the reason is added."""
+def _with_treble_split(model: _LoudnessModel, params: lim.LimiterParams,
+                       threshold_db: float) -> tuple[lim.LimiterParams, str]:
+    """``params`` with the treble held apart (limiter step 6) where the model says the gain would
+    wobble by more than _TREBLE_WOBBLE_DB inside 50 ms at ``threshold_db``, and the reason (empty
+    when it is not, or when the limiter already has a split)."""
+    if params.treble_split_hz > 0.0:
+        return params, ""
+    wobble = model.gain_wobble_db(threshold_db)
+    if wobble <= _TREBLE_WOBBLE_DB:
+        return params, ""
+    return dataclasses.replace(params, treble_split_hz=TREBLE_SPLIT_HZ, treble_smooth_ms=100.0), (
+        f"; at this drive its gain would move {wobble:.1f} dB rms inside every 50 ms (over "
+        f"{_TREBLE_WOBBLE_DB:g} dB: modulation products less than 27 dB under every hat and cymbal), so above "
+        f"{TREBLE_SPLIT_HZ:g} Hz it applies the same reduction averaged over 100 ms: the treble is not "
+        "modulated by each kick and snare but comes down as much on average (the balance stays), and a "
+        "quick second pass at the ceiling catches what the treble then adds to a peak. ReaLimit has no "
+        "band split; in REAPER this part cannot be reproduced")
+
+
+#: with the treble split on, exact renders whose loudness rose less than this per dB of drive
+#: short of the target: a dense mix whose gain never recovers between peaks, where the catching
+#: pass also takes part of what more drive gives (0.09 LU on a test mix), so the split is dropped
+#: and the full-band gain converged instead, LU per dB
+_SPLIT_STALL_LU_PER_DB = 0.1
+_SPLIT_DROPPED = ("; the treble is not held apart here: the loudness stopped rising with the drive short of the "
+                  "target (a dense mix whose gain never recovers between peaks), and one full-band gain gets closer")
+
+
+def _split_stalled(p: lim.LimiterParams, history: list[tuple[float, float]]) -> bool:
+    """Whether the last two exact renders with the treble split show it stalling (see above)."""
+    if p.treble_split_hz <= 0.0 or len(history) < 2:
+        return False
+    (t0, l0), (t1, l1) = history[-2:]
+    return abs(t1 - t0) > 1e-6 and abs((l1 - l0) / (t1 - t0)) < _SPLIT_STALL_LU_PER_DB
+
+
+def _limiter_stage(planned: Stage, used: lim.LimiterParams, target_lufs: float, split_why: str = "") -> Stage:
+    """The limiter stage as rendered; when its timings had to be quickened, the reason is added,
+    and ``split_why`` (:func:`_with_treble_split`)."""
     was = cast(lim.LimiterParams, planned.params)
-    why = planned.why
+    why = planned.why + split_why
     if (used.release_ms, used.hold_ms, used.sustain_release_ms) != (was.release_ms, was.hold_ms,
                                                                       was.sustain_release_ms):
         why += (f"; quickened to a {used.release_ms:g} ms release, {used.hold_ms:g} ms hold and no slow "
@@ -982,18 +1039,23 @@ def converge_limiter(
     *,
     progress: ProgressFn | None = None,
     remake_pre: Callable[[], np.ndarray] | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[np.ndarray, lim.LimiterParams, LoudnessResult, list[object], int]:
     """Find the limiter threshold that lands on ``target_lufs``; returns the rendered master,
     its settings, its measured loudness, the limiter's final state and the renders it took.
 
     With ``remake_pre``, each render overwrites ``pre`` in place (one full-length buffer less)
-    and ``remake_pre()`` rebuilds the pre-limiter signal when another render is needed.
+    and ``remake_pre()`` rebuilds the pre-limiter signal when another render is needed. The
+    limiter gets the treble split where the model calls for it (:func:`_with_treble_split`); its
+    reason goes to ``notes``.
 
     Raises TargetUnreachableError, saying what was reached, when even ``_MAX_LIMITING_DB``
     of peak reduction cannot get there.
     """
     model = _LoudnessModel(pre, sample_rate, params)
     params, thr, lo_thr = _reachable(model, params, target_lufs)
+    params, split_why = _with_treble_split(model, params, thr)
+    model_thr = thr
     history: list[tuple[float, float]] = []
     measured = math.nan
     for iteration in range(1, 5):
@@ -1009,7 +1071,14 @@ def converge_limiter(
         history.append((p.threshold_db, measured))
         err = measured - target_lufs
         thr = _next_threshold(history, err)
-        if _settled(err, iteration, at_bound=thr < lo_thr):
+        settled = _settled(err, iteration, at_bound=thr < lo_thr)
+        if not settled and _split_stalled(p, history):
+            params, thr, split_why, history = dataclasses.replace(params, treble_split_hz=0.0), model_thr, \
+                _SPLIT_DROPPED, []
+            continue
+        if settled:
+            if notes is not None and split_why:
+                notes.append(split_why)
             return out, p, loud, states, iteration
         if thr < lo_thr:
             break
@@ -1064,10 +1133,12 @@ def master(
             return render(planned.without("limiter"), x, sample_rate,
                           progress=(lambda f: progress("processing", f)) if progress else None)
 
+        split_notes: list[str] = []
         out, lim_params, loud, states, iterations = converge_limiter(
             make_pre(), sample_rate, cast(lim.LimiterParams, lim_stage.params), delivery.target_lufs, progress=progress,
-            remake_pre=make_pre)
-        final_chain = planned.replace_stage("limiter", _limiter_stage(lim_stage, lim_params, delivery.target_lufs))
+            remake_pre=make_pre, notes=split_notes)
+        final_chain = planned.replace_stage("limiter", _limiter_stage(lim_stage, lim_params, delivery.target_lufs,
+                                                                      "".join(split_notes)))
     limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
     metered = lim.output_true_peak_dbtp(states[-1]) if states and _ends_in_limiter(final_chain) else None
     after = analyze(out, sample_rate, true_peak_factor=8, loudness=loud if chain is None else None, band_peaks=False,
@@ -1209,6 +1280,8 @@ def master_stream(
         del builder
         target = delivery.target_lufs
         lim_params, thr, lo_thr = _reachable(model, lim_params, target)
+        lim_params, split_why = _with_treble_split(model, lim_params, thr)
+        model_thr = thr
         del model
         history: list[tuple[float, float]] = []
         measured = math.nan
@@ -1225,10 +1298,15 @@ def master_stream(
             err = measured - target
             iterations = iteration
             thr = _next_threshold(history, err)
-            if _settled(err, iteration, at_bound=thr < lo_thr):
+            settled = _settled(err, iteration, at_bound=thr < lo_thr)
+            if settled:
                 break
             out.abort()
             out = None
+            if _split_stalled(p, history):  # as converge_limiter
+                lim_params, thr, split_why, history = dataclasses.replace(lim_params, treble_split_hz=0.0), \
+                    model_thr, _SPLIT_DROPPED, []
+                continue
             if thr < lo_thr:
                 break
         if spill is not None:
@@ -1237,7 +1315,7 @@ def master_stream(
             raise TargetUnreachableError(
                 f"loudness did not settle on {target:g} LUFS at {lim_params.ceiling_dbtp:g} dBTP: "
                 f"reached {measured:.2f} LUFS")
-        final_chain = planned.replace_stage("limiter", _limiter_stage(lim_stage, p, target))
+        final_chain = planned.replace_stage("limiter", _limiter_stage(lim_stage, p, target, split_why))
     written = out.commit()
     limiter_state = next((s for s in states if isinstance(s, lim.LimiterState)), None)
     return (MasterResult(np.zeros((channels, 0), dtype=np.float32), final_chain, before, after,
