@@ -174,6 +174,19 @@ def test_short_hits_get_a_clip_stage_with_its_reasons():
     assert "REAPER" in clip.why and "REAPER" in stages[1].why
 
 
+def _dense_mix(sr: int) -> np.ndarray:
+    """A steady noise bed, kicks every 250 ms, 20 s. The bed is band-limited as music is (the
+    limiter's ideal-meter promise is for content under 0.9 of Nyquist; white noise up to Nyquist
+    reads 0.2 dB over on an ideal interpolator)."""
+    rng = np.random.default_rng(1)
+    x = ss.sosfiltfilt(ss.butter(16, 0.9, output="sos"), rng.standard_normal((2, 20 * sr)), axis=-1) * 0.05
+    n = int(0.03 * sr)
+    hit = 0.6 * np.sin(2 * np.pi * 60 * np.arange(n) / sr) * np.exp(-np.arange(n) / (0.01 * sr))
+    for on in range(0, 20 * sr - n, sr // 4):
+        x[:, on:on + n] += hit
+    return x
+
+
 def test_limiter_timings_are_quickened_only_when_the_planned_ones_cannot_reach_the_target(tmp_path):
     """A dense mix (steady noise bed, kicks every 250 ms) behind a limiter planned with long hold and
     releases cannot reach -8 LUFS however hard it is driven; the master quickens the timings, says
@@ -185,15 +198,7 @@ def test_limiter_timings_are_quickened_only_when_the_planned_ones_cannot_reach_t
     from dsp.process.limiter import LimiterParams
 
     sr = 44100
-    rng = np.random.default_rng(1)
-    # a noise bed band-limited as music is (the limiter's ideal-meter promise is for content under
-    # 0.9 of Nyquist; white noise up to Nyquist reads 0.2 dB over on an ideal interpolator)
-    x = ss.sosfiltfilt(ss.butter(16, 0.9, output="sos"), rng.standard_normal((2, 20 * sr)), axis=-1) * 0.05
-    n = int(0.03 * sr)
-    hit = 0.6 * np.sin(2 * np.pi * 60 * np.arange(n) / sr) * np.exp(-np.arange(n) / (0.01 * sr))
-    for on in range(0, 20 * sr - n, sr // 4):
-        x[:, on:on + n] += hit
-    x = x.astype(np.float32)
+    x = _dense_mix(sr).astype(np.float32)
     slow = LimiterParams(threshold_db=0.0, ceiling_dbtp=-0.5, release_ms=2000.0, lookahead_ms=3.0, hold_ms=20.0,
                          sustain_attack_ms=50.0, sustain_release_ms=2000.0)
     d = Delivery("test", -8.0, -0.5, 24, "")
@@ -352,12 +357,7 @@ def test_a_treble_split_that_stalls_the_loudness_is_dropped():
     from dsp.process.limiter import LimiterParams
 
     sr = 44100
-    rng = np.random.default_rng(1)
-    x = ss.sosfiltfilt(ss.butter(16, 0.9, output="sos"), rng.standard_normal((2, 20 * sr)), axis=-1) * 0.05
-    n = int(0.03 * sr)
-    hit = 0.6 * np.sin(2 * np.pi * 60 * np.arange(n) / sr) * np.exp(-np.arange(n) / (0.01 * sr))
-    for on in range(0, 20 * sr - n, sr // 4):
-        x[:, on:on + n] += hit
+    x = _dense_mix(sr)
     split = LimiterParams(ceiling_dbtp=-1.0, release_ms=2000.0, lookahead_ms=3.0, hold_ms=20.0, sustain_attack_ms=50.0,
                           sustain_release_ms=2000.0, treble_split_hz=2000.0)
     notes: list[str] = []
