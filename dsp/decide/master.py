@@ -54,6 +54,7 @@ _AIM_LU = 0.05  # what the convergence aims for, inside the promise
 _MAX_LIMITING_DB = 24.0  # more peak reduction than this is not mastering any more
 _MODEL_DECIMATION = 32
 _MODEL_CHUNK = 1 << 16  # groups per step of the model evaluation (44 s at 48 kHz; ~3 MB of temporaries)
+_WOBBLE_CHUNK = 1 << 13  # the same for the gain's wobble, which runs once (a few hundred kB)
 
 ProgressFn = Callable[[str, float], bool | None]  # (stage, fraction 0..1); False cancels
 
@@ -805,9 +806,9 @@ class _LoudnessModel:
         self.env_dec, self.group_power = b.env, b.power
         self.peak_db = 20 * math.log10(max(float(b.env.max()) if b.env.size else 0.0, 1e-12))
 
-    def _reductions(self, threshold_db: float) -> Iterator[tuple[int, np.ndarray]]:
-        """The limiter's reduction (dB) at ``threshold_db`` on the decimated envelope, in chunks:
-        ``(first group, reductions)``, covering groups 0 .. n - 1 in order."""
+    def _reductions(self, threshold_db: float, *, chunk: int = _MODEL_CHUNK) -> Iterator[tuple[int, np.ndarray]]:
+        """The limiter's reduction (dB) at ``threshold_db`` on the decimated envelope, in chunks of
+        about ``chunk`` groups: ``(first group, reductions)``, covering groups 0 .. n - 1 in order."""
         p = dataclasses.replace(self.params, threshold_db=threshold_db)
         cs = lim.curve_settings(p, self.sample_rate, decimation=_MODEL_DECIMATION)
         look, hold = cs["lookahead"], cs["hold"]
@@ -815,7 +816,6 @@ class _LoudnessModel:
         state = lim.new_gain_state(look, hold, cs["hold_extra"])
         n = self.env_dec.shape[0]
         pos = -lag  # group of the next reduction value
-        chunk = _MODEL_CHUNK
         for start in range(0, n + lag, chunk):
             piece = self.env_dec[start:start + chunk] if start < n else np.zeros(0, dtype=np.float32)
             if start + chunk > n:  # the look-ahead's zeros after the end
@@ -844,21 +844,22 @@ class _LoudnessModel:
     def gain_wobble_db(self, threshold_db: float) -> float:
         """How much the limiter's gain would move inside each 50 ms at ``threshold_db``: the rms,
         over the windows weighted by their (pre-limiter) loudness power, of the reduction's
-        deviation from its own mean in the window, dB."""
+        deviation from its own mean in the window, dB. Works in small chunks (a few hundred kB)."""
         w = max(1, round(_WOBBLE_WINDOW_S * self.sample_rate / _MODEL_DECIMATION))
-        n_win = self.env_dec.shape[0] // w
-        if n_win == 0:
-            return 0.0
-        s1, s2 = np.zeros(n_win + 1), np.zeros(n_win + 1)
-        for g0, red in self._reductions(threshold_db):
-            idx = np.minimum(np.arange(g0, g0 + red.shape[0]) // w, n_win)  # the partial last window: dropped
-            s1 += np.bincount(idx, weights=red, minlength=n_win + 1)
-            s2 += np.bincount(idx, weights=red * red, minlength=n_win + 1)
-        var = np.maximum(s2[:n_win] / w - (s1[:n_win] / w) ** 2, 0.0)
-        power = self.group_power[: n_win * w].astype(np.float64).reshape(n_win, w).sum(axis=1)
-        if float(power.sum()) <= 0.0:
-            return 0.0
-        return float(math.sqrt(float(np.sum(var * power)) / float(power.sum())))
+        weighted, total = 0.0, 0.0
+        carry = np.zeros(0)
+        done = 0  # groups in whole windows so far
+        for _, red in self._reductions(threshold_db, chunk=_WOBBLE_CHUNK):
+            seg = np.concatenate((carry, red))  # starts on a window boundary
+            k = seg.shape[0] // w
+            if k:
+                var = seg[: k * w].reshape(k, w).var(axis=1)
+                power = self.group_power[done: done + k * w].reshape(k, w).sum(axis=1, dtype=np.float64)
+                weighted += float(np.dot(var, power))
+                total += float(power.sum())
+                done += k * w
+            carry = seg[k * w:]  # the partial last window is left out
+        return math.sqrt(weighted / total) if total > 0.0 else 0.0
 
 
 class _ModelBuilder:

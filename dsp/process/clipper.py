@@ -42,6 +42,7 @@ OVERSAMPLING = 4
 _TAPS = 16  # taps per polyphase branch (8 zero crossings each side)
 _BETA = 8.0  # Kaiser beta: images of the base band attenuated by about 80 dB
 _PIECE = 256  # up-sample groups per piece the clipper may skip (see _clip_kernel)
+_SPLIT_SUB_BLOCK = 1 << 14  # samples per piece with split_hz
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,19 +223,25 @@ def process(
         if split:
             state.split_hist = np.zeros((n_ch, 2 * split_delay_samples(params.split_hz, sample_rate)))
             state.clean_hist = np.zeros((n_ch, _TAPS))
+    if split and n > _SPLIT_SUB_BLOCK:  # the split's filter works on pieces: its temporaries stay small
+        out = np.empty((n_ch, n))
+        for a in range(0, n, _SPLIT_SUB_BLOCK):
+            out[:, a: a + _SPLIT_SUB_BLOCK], state = process(x[:, a: a + _SPLIT_SUB_BLOCK], sample_rate, params, state)
+        return out, state
     g = 10.0 ** (params.drive_db / 20.0)
-    driven = x * g
     c = 10.0 ** (params.ceiling_db / 20.0)
     k = c * 10.0 ** (-params.knee_db / 20.0)
     if split:
         h = lowpass_fir(params.split_hz, sample_rate)
-        ext = np.concatenate((state.split_hist, driven), axis=1)
-        state.split_hist = ext[:, n:]
+        ext = np.concatenate((state.split_hist, x * g), axis=1)
+        state.split_hist = ext[:, n:].copy()  # not a view: the block's arrays go when it does
         d = (h.shape[0] - 1) // 2
         clean = np.concatenate((state.clean_hist, ext[:, d: d + n]), axis=1)  # the input, d + T late
-        state.clean_hist = clean[:, n:]
-        driven = filter_valid(ext, h, single=True) if n else np.zeros((n_ch, 0))  # the band to clip, d late
-    xp = np.concatenate((state.x_hist, driven), axis=1)
+        state.clean_hist = clean[:, n:].copy()
+        low = filter_valid(ext, h, single=True) if n else np.zeros((n_ch, 0))  # the band to clip, d late
+        xp = np.concatenate((state.x_hist, low), axis=1)
+    else:
+        xp = np.concatenate((state.x_hist, x * g), axis=1)
     resid = np.empty((n_ch, n))
     if n:
         if state.work.shape[1] < n + _TAPS:

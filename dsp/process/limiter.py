@@ -413,7 +413,7 @@ def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: Li
     _meter_output(st, y, ext, gain, grid)
     if earlier is not None:  # it reached the samples `red` applies to one delay line ago
         first = np.concatenate((st.red_first, earlier))
-        st.red_first = first[n:]
+        st.red_first = first[n:].copy()
         red = red + first[:n]
         peak = float(red.max()) if n else 0.0
         count = int(np.count_nonzero(red > 0.1))
@@ -433,11 +433,11 @@ def _treble_front(x: np.ndarray, sample_rate: int, p: LimiterParams, st: Limiter
     red = _reduction_block(x, sample_rate, p, front, np.empty(n, dtype=np.float32))
     half = _smooth_half(p, sample_rate)
     red_ext = np.concatenate((st.red_wait, red))  # the reductions of the inputs ``half`` either side
-    st.red_wait = red_ext[n:]
+    st.red_wait = red_ext[n:].copy()  # not views: the block's arrays go when it does
     h = lowpass_fir(p.treble_split_hz, sample_rate)
     d = (h.shape[0] - 1) // 2
     x_ext = np.concatenate((st.x_wait, x), axis=1)  # with the FIR's d samples either side
-    st.x_wait = x_ext[:, n:]
+    st.x_wait = x_ext[:, n:].copy()
     centre: np.ndarray = x_ext[:, d: d + n]
     drive = 10.0 ** (p.drive_db / 20.0)
     red_now = red_ext[half: half + n]
