@@ -563,7 +563,10 @@ def test_a_cancel_queued_at_close_still_goes_out(app):
     task.job = type("J", (), {"cancel": lambda self: None})()
     task.abort()
     assert task.close_linger_ms() >= 500
-    assert arrived(task.close_linger_ms())
+    # delivery needs both ends' zmq I/O threads to run within the linger: on a loaded machine (this
+    # module's server warming its workers, the rest of the suite) one try can miss, so three are
+    # allowed; with linger 0 nothing is ever delivered, so a regression fails every try
+    assert any(arrived(task.close_linger_ms()) for _ in range(3))
     assert not arrived(0)
 
 
