@@ -1299,8 +1299,7 @@ def master_stream(
             err = measured - target
             iterations = iteration
             thr = _next_threshold(history, err)
-            settled = _settled(err, iteration, at_bound=thr < lo_thr)
-            if settled:
+            if _settled(err, iteration, at_bound=thr < lo_thr):
                 break
             out.abort()
             out = None
