@@ -977,7 +977,7 @@ def _with_treble_split(model: _LoudnessModel, params: lim.LimiterParams,
     wobble = model.gain_wobble_db(threshold_db)
     if wobble <= _TREBLE_WOBBLE_DB:
         return params, ""
-    return dataclasses.replace(params, treble_split_hz=TREBLE_SPLIT_HZ, treble_smooth_ms=100.0), (
+    return dataclasses.replace(params, treble_split_hz=TREBLE_SPLIT_HZ), (
         f"; at this drive its gain would move {wobble:.1f} dB rms inside every 50 ms (over "
         f"{_TREBLE_WOBBLE_DB:g} dB: modulation products less than 27 dB under every hat and cymbal), so above "
         f"{TREBLE_SPLIT_HZ:g} Hz it applies the same reduction averaged over 100 ms: the treble is not "

@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..params import Params, check_range
 from . import limiter as lim
-from .fir import filter_valid, lowpass_fir, split_delay_samples
+from .fir import lowpass_fir, split_delay_samples, split_low
 from .processor import ProcessorSpec
 
 
@@ -110,8 +110,8 @@ def process(x: np.ndarray, sample_rate: int, params: BassLimiterParams,
     elif state.tail.shape != (c, taps - 1) or state.low_delay.shape != (c, look):
         raise ParameterError("bass limiter state does not match these parameters; they changed between blocks")
     ext = np.concatenate((state.tail, x), axis=1)
-    low = filter_valid(ext, h) if n else np.zeros((c, 0))
-    high = ext[:, taps - 1 - delay: taps - 1 - delay + n] - low
+    low, centre = split_low(ext, h)
+    high = centre - low
     env = np.abs(low).max(axis=0) if c else np.zeros(n)
     red, gain_state = _reduction(env, params, sample_rate, state.gain)  # lags env by the look-ahead
     low_ext = np.concatenate((state.low_delay, low), axis=1)

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..params import Params, check_range
-from .fir import filter_valid, lowpass_fir, split_delay_samples
+from .fir import lowpass_fir, split_delay_samples, split_low
 from .processor import ProcessorSpec
 
 OVERSAMPLING = 4
@@ -235,10 +235,9 @@ def process(
         h = lowpass_fir(params.split_hz, sample_rate)
         ext = np.concatenate((state.split_hist, x * g), axis=1)
         state.split_hist = ext[:, n:].copy()  # not a view: the block's arrays go when it does
-        d = (h.shape[0] - 1) // 2
-        clean = np.concatenate((state.clean_hist, ext[:, d: d + n]), axis=1)  # the input, d + T late
+        low, centre = split_low(ext, h, single=True)  # the band to clip and the input, both d late
+        clean = np.concatenate((state.clean_hist, centre), axis=1)  # the input, d + T late
         state.clean_hist = clean[:, n:].copy()
-        low = filter_valid(ext, h, single=True) if n else np.zeros((n_ch, 0))  # the band to clip, d late
         xp = np.concatenate((state.x_hist, low), axis=1)
     else:
         xp = np.concatenate((state.x_hist, x * g), axis=1)

@@ -41,3 +41,15 @@ def filter_valid(ext: np.ndarray, h: np.ndarray, *, single: bool = False) -> np.
         ext, h = ext.astype(np.float32), h.astype(np.float32)
     out: np.ndarray = scipy.signal.oaconvolve(ext, h[None, :], mode="valid", axes=1)
     return out
+
+
+def split_low(ext: np.ndarray, h: np.ndarray, *, single: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The split of a streamed block: ``ext`` (channels, taps - 1 + n) is the block with the
+    ``taps - 1`` input samples before it. Returns the low band of the n samples the FIR can finish
+    and the input samples they belong to (both ``(taps - 1) / 2`` late): ``high = centre - low``.
+    ``single``: as :func:`filter_valid`'s."""
+    taps = h.shape[0]
+    n = ext.shape[1] - (taps - 1)
+    d = (taps - 1) // 2
+    low = filter_valid(ext, h, single=single) if n > 0 else np.zeros((ext.shape[0], 0))
+    return low, ext[:, d: d + n]

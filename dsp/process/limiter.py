@@ -61,7 +61,7 @@ from ..measure.truepeak import (
     detector_envelope_with_context,
 )
 from ..params import Params, check_range
-from .fir import filter_valid, lowpass_fir, split_delay_samples
+from .fir import lowpass_fir, split_delay_samples, split_low
 from .processor import ProcessorSpec
 
 #: samples each side of a peak that the meters' interpolators reach (the detector's context)
@@ -195,7 +195,6 @@ class LimiterState:
     front: LimiterState | None = None
     x_wait: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
     red_wait: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
-    red_now: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))  # the first pass's, last block
     red_first: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))  # ... waiting for the second's
 
     def _record(self, red: np.ndarray) -> None:
@@ -424,9 +423,11 @@ def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: Li
     return y
 
 
-def _treble_front(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState) -> np.ndarray:
+def _treble_front(x: np.ndarray, sample_rate: int, p: LimiterParams,
+                  st: LimiterState) -> tuple[np.ndarray, np.ndarray]:
     """Step 6's first pass on a block: the band under the split on the reduction, the treble on its
-    centred average; the output lags ``x`` by ``_single_latency + _smooth_half``."""
+    centred average; returns the output, which lags ``x`` by ``_single_latency + _smooth_half``, and
+    the reduction the band got."""
     front = st.front
     assert front is not None
     n = x.shape[1]
@@ -435,25 +436,23 @@ def _treble_front(x: np.ndarray, sample_rate: int, p: LimiterParams, st: Limiter
     red_ext = np.concatenate((st.red_wait, red))  # the reductions of the inputs ``half`` either side
     st.red_wait = red_ext[n:].copy()  # not views: the block's arrays go when it does
     h = lowpass_fir(p.treble_split_hz, sample_rate)
-    d = (h.shape[0] - 1) // 2
-    x_ext = np.concatenate((st.x_wait, x), axis=1)  # with the FIR's d samples either side
+    x_ext = np.concatenate((st.x_wait, x), axis=1)  # input waiting for its reduction, with FIR context
     st.x_wait = x_ext[:, n:].copy()
-    centre: np.ndarray = x_ext[:, d: d + n]
-    drive = 10.0 ** (p.drive_db / 20.0)
     red_now = red_ext[half: half + n]
-    st.red_now = red_now
+    drive = 10.0 ** (p.drive_db / 20.0)
     if not np.any(red_ext > 0.0):
-        quiet: np.ndarray = centre * drive
-        return quiet
+        d = (h.shape[0] - 1) // 2
+        quiet: np.ndarray = x_ext[:, d: d + n] * drive
+        return quiet, red_now
     w = 2 * half + 1
     sums = np.concatenate(([0.0], np.cumsum(red_ext)))  # fresh per block: no drift between blocks
     red_avg = (sums[w: w + n] - sums[:n]) / w
     gain_avg = drive * np.power(10.0, -red_avg / 20.0)
+    low, centre = split_low(x_ext[:, : n + h.shape[0] - 1], h, single=True)
     # low * gain + (centre - low) * gain_avg: the band's (float32) error counts only where they differ
     y: np.ndarray = centre * gain_avg
-    low = filter_valid(x_ext[:, : n + 2 * d], h, single=True)
     y += low * (drive * np.power(10.0, -red_now / 20.0) - gain_avg)
-    return y
+    return y, red_now
 
 
 #: relative allowance for float32 rounding between the detector's and the meter's interpolation
@@ -507,19 +506,17 @@ def process(
             state.red_first = np.zeros(one)
     elif split != (state.front is not None) or state.delay.shape != (n_ch, one):
         raise ParameterError("limiter state does not match these parameters; they changed between blocks")
-    # with the split, the second pass owns the ceiling: no drive of its own
     last = params
-    if split:  # the catching pass: at the ceiling (no drive), quick
+    if split:  # the catching pass owns the ceiling: no drive of its own, quick
         last = dataclasses.replace(params, threshold_db=params.ceiling_dbtp, treble_split_hz=0.0,
                                    release_ms=min(params.release_ms, _CATCH_RELEASE_MS), sustain_release_ms=0.0)
     out = np.empty_like(x)
     for start in range(0, x.shape[1], _SUB_BLOCK):
         stop = min(x.shape[1], start + _SUB_BLOCK)
-        block = x[:, start:stop]
+        block, earlier = x[:, start:stop], None
         if split:
-            block = _treble_front(block, sample_rate, params, state)
-        out[:, start:stop] = _process_sub_block(block, sample_rate, last, state,
-                                                state.red_now if split else None)
+            block, earlier = _treble_front(block, sample_rate, params, state)
+        out[:, start:stop] = _process_sub_block(block, sample_rate, last, state, earlier)
     return out, state
 
 
