@@ -26,6 +26,10 @@ shape by scipy's Welch PSD summed into 1/3-octave bands, side/mid by the same PS
 6. With ``--survey N``: the EQ decisions alone on N tracks (finished masters and five damaged
    mixes of each), read off the planned EQ's response; ``--spreads 1.0,0.7`` adds tighter
    tolerances to show the trade between repairing damage and leaving finished masters alone.
+7. With ``--bound 0.1,0.25,0.5``: what the best estimate of an EQ damage from the long-term
+   spectrum alone (Bayes, from the profiles' own corpus, leave-one-out) could do, in part 6's
+   terms: the ceiling on "every damaged mix closer" for any planner that hears only the average
+   spectrum.
 """
 
 from __future__ import annotations
@@ -142,9 +146,8 @@ def tonal_distance(a: np.ndarray, b: np.ndarray, sr: int) -> float:
 
 # --- damage ---------------------------------------------------------------------------------------
 
-def damage(x: np.ndarray, sr: int, kind: str) -> np.ndarray:
-    """A known mix problem: tilt, shelves, a bell bump (RBJ biquads written here), a side cut."""
-    from scipy.signal import sosfilt
+def damage_sos(sr: int, kind: str) -> np.ndarray:
+    """The filter of a known EQ damage: a tilt, a shelf or a bell bump (RBJ biquads written here)."""
 
     def rbj(kind_: str, f0: float, gain_db: float, q: float = 0.707) -> np.ndarray:
         a = 10 ** (gain_db / 40)
@@ -166,21 +169,29 @@ def damage(x: np.ndarray, sr: int, kind: str) -> np.ndarray:
         return np.concatenate((b, d))[None, :]
 
     if kind == "dull tilt":  # -5 dB at 10 kHz, +2 dB at 100 Hz: two shelves
-        sos = np.vstack((rbj("high", 2500, -5.0), rbj("low", 150, 2.0)))
-    elif kind == "bright tilt":
-        sos = np.vstack((rbj("high", 3000, 5.0), rbj("low", 150, -2.0)))
-    elif kind == "boomy shelf":
-        sos = rbj("low", 200, 6.0)
-    elif kind == "harsh bump":
-        sos = rbj("bell", 3000, 6.0, q=1.0)
-    elif kind == "muddy bump":
-        sos = rbj("bell", 300, 5.0, q=0.9)
-    elif kind == "side cut":
+        return np.vstack((rbj("high", 2500, -5.0), rbj("low", 150, 2.0)))
+    if kind == "bright tilt":
+        return np.vstack((rbj("high", 3000, 5.0), rbj("low", 150, -2.0)))
+    if kind == "boomy shelf":
+        return rbj("low", 200, 6.0)
+    if kind == "harsh bump":
+        return rbj("bell", 3000, 6.0, q=1.0)
+    if kind == "muddy bump":
+        return rbj("bell", 300, 5.0, q=0.9)
+    if kind.startswith(("low ", "high ", "bell ")):  # "bell <f0> <gain> <q>": the bound's random damage
+        k, *v = kind.split()
+        return rbj(k, *map(float, v))
+    raise ValueError(kind)
+
+
+def damage(x: np.ndarray, sr: int, kind: str) -> np.ndarray:
+    """A known mix problem: tilt, shelves, a bell bump, a side cut."""
+    from scipy.signal import sosfilt
+
+    if kind == "side cut":
         m, s = (x[0] + x[1]) / 2, (x[0] - x[1]) / 2 * 10 ** (-6 / 20)
         return np.vstack((m + s, m - s))
-    else:
-        raise ValueError(kind)
-    return sosfilt(sos, x, axis=-1)
+    return sosfilt(damage_sos(sr, kind), x, axis=-1)
 
 
 DAMAGES = ("dull tilt", "bright tilt", "boomy shelf", "harsh bump", "muddy bump", "side cut")
@@ -209,6 +220,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--survey", type=int, default=0, help="also the EQ alone on this many tracks (part 6)")
     ap.add_argument("--spreads", default="1.0", help="part 6: tolerances as multiples of the styles' spread")
+    ap.add_argument("--bound", default="", help="part 7 at these shrinks (e.g. 0.25,0.5,1): what a Bayes estimate "
+                                                "from the long-term spectrum could do on the corpus")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: masters,broadcast,damaged,reference,resonance")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -336,6 +349,8 @@ def main() -> int:
 
     if args.survey:
         eq_survey(args.survey, args.seconds, [float(v) for v in args.spreads.split(",")])
+    if args.bound:
+        estimator_bound([float(v) for v in args.bound.split(",")])
 
     print(f"\n# {time.perf_counter() - t0:.0f} s; overall {'PASS' if ok_all else 'FAIL (see above)'}")
     return 0
@@ -401,6 +416,73 @@ def eq_survey(n_tracks: int, seconds: float, spreads: list[float]) -> None:
     finally:
         planner.SPREAD_TOLERANCE = shipped
 
+
+
+def estimator_bound(shrinks: list[float]) -> None:
+    """What any EQ deciding from the long-term spectrum alone could achieve on these damages, on the
+    corpus the styles were measured from (``dsp/data/profile_sources.json``, no audio needed).
+
+    Leave-one-out: each finished track is compared with its own style's mean and covariance built
+    from the other tracks (the style known, which the planner is not), damaged by each of the five
+    EQ damages, and repaired by the Bayes (Wiener) estimate of the damage, ``D (S + D)^-1 (x - mean)``,
+    where ``S`` is the finished tracks' covariance and ``D`` that of random mastering-sized EQ
+    moves (shelves and bells, gains of sd 4 dB) times ``shrink``. The repair is the least-squares
+    best for those priors; ``shrink`` trades touching finished masters against repairing damage.
+    Prints, per shrink, the finished masters' tone change and how many damaged mixes end closer."""
+    import json
+    from scipy.signal import sosfreqz
+
+    doc = json.loads((ROOT / "dsp" / "data" / "profile_sources.json").read_text(encoding="utf-8"))
+    rows = [t for t in doc["tracks"] if t.get("style")]
+    centers = 1000.0 * 10 ** ((np.arange(len(rows[0]["features"]["shape_db"])) - 17) / 10)
+    sel = (centers >= 39.0) & (centers <= 16500.0)
+    shapes = np.array([t["features"]["shape_db"] for t in rows])[:, sel]
+    shapes -= shapes.mean(axis=1, keepdims=True)
+    labels = np.array([t["style"] for t in rows])
+    f = centers[sel]
+    n = len(f)
+
+    def response(kind: str) -> np.ndarray:
+        pts = f[:, None] * 2 ** np.linspace(-1 / 6, 1 / 6, 9)[None, :]
+        _, h = sosfreqz(damage_sos(FS, kind), worN=pts.ravel(), fs=FS)
+        r = 10 * np.log10(np.mean(np.abs(h.reshape(pts.shape)) ** 2, axis=1))
+        return r - r.mean()
+
+    rng = np.random.default_rng(1)
+    moves = []
+    for _ in range(2000):
+        k = rng.choice(["low", "high", "bell", "bell"])
+        f0 = float(np.exp(rng.uniform(*np.log({"low": (60, 400), "high": (1500, 10000), "bell": (80, 10000)}[k]))))
+        q = 0.707 if k != "bell" else float(rng.uniform(0.5, 2.0))
+        moves.append(response(f"{k} {f0} {rng.normal(0.0, 4.0)} {q}"))
+    damage_cov = np.cov(np.array(moves).T, bias=True)
+    damages = {k: response(k) for k in DAMAGES if k != "side cut"}
+    centre = np.eye(n) - 1.0 / n
+
+    print(f"\n## 7. the bound: a Bayes estimate of the damage from the long-term spectrum ({len(rows)} corpus tracks, "
+          "leave-one-out, style known)")
+    for shrink in shrinks:
+        changed, moved = [], []
+        for i in range(len(shapes)):
+            others, ol = np.delete(shapes, i, axis=0), np.delete(labels, i)
+            mean = others[ol == labels[i]].mean(axis=0)
+            resid = np.vstack([others[ol == st] - others[ol == st].mean(axis=0) for st in set(ol)])
+            cov = resid.T @ resid / len(resid)
+            d = damage_cov * shrink
+            gain = d @ np.linalg.pinv(centre @ (cov + d) @ centre + 1e-6 * np.eye(n))
+
+            def repaired(x: np.ndarray) -> np.ndarray:
+                c = gain @ (x - mean)
+                return x - (c - c.mean())
+
+            changed.append(float(np.mean(np.abs(repaired(shapes[i]) - shapes[i]))))
+            for r in damages.values():
+                mix = shapes[i] + r
+                moved.append(float(np.mean(np.abs(r)) - np.mean(np.abs(repaired(mix) - shapes[i]))))
+        h, m = np.array(changed), np.array(moved)
+        print(f"shrink {shrink:g}: finished masters' tone change p90 {np.percentile(h, 90):.2f} dB, worst {h.max():.2f} "
+              f"dB, over 0.3 dB: {int((h > 0.3).sum())}/{len(h)}; damaged mixes closer {int((m > 0.02).sum())}/{len(m)}, "
+              f"further {int((m < -0.02).sum())}, by {m.mean():+.2f} dB on average")
 
 if __name__ == "__main__":
     raise SystemExit(main())
