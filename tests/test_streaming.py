@@ -225,14 +225,23 @@ def test_audio_writer_leaves_nothing_when_abandoned_and_refuses_existing(tmp_pat
     assert sorted(os.listdir(tmp_path)) == ["out.wav"]
 
 
-def test_render_blocks_equals_render(clip):
+@pytest.mark.parametrize("split_hz", [0.0, 2000.0])
+def test_render_blocks_equals_render(clip, split_hz):
+    """The stream runs the limiter's detector a block ahead on another thread (not with the treble
+    split); output, statistics and the output's metered true peak are render()'s exactly."""
+    from dsp.process import limiter as lim
+
     chain = Chain((Stage("eq", EqParams(bands=(EqBand("band", freq_hz=300.0, gain_db=-3.0, bw_oct=1.0),))),
-                   Stage("limiter", LimiterParams(threshold_db=-6.0, ceiling_dbtp=-1.0))))
-    whole = render(chain, clip, SR)
+                   Stage("limiter", LimiterParams(threshold_db=-6.0, ceiling_dbtp=-1.0, treble_split_hz=split_hz))))
+    whole_states: list = []
+    whole = render(chain, clip, SR, states=whole_states)
     states: list = []
     got = np.concatenate(list(render_blocks(chain, blocks_of(clip, 77_777), SR, states=states)), axis=1)
     np.testing.assert_array_equal(got, whole)
     assert len(states) == 2
+    assert lim.stats(states[-1])["max_reduction_db"] > 3.0  # it limits
+    assert lim.stats(states[-1]) == lim.stats(whole_states[-1])
+    assert lim.output_true_peak_dbtp(states[-1]) == lim.output_true_peak_dbtp(whole_states[-1])
 
 
 # --- the streaming master ------------------------------------------------------------------------

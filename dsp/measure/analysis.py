@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import CancelledError, NonFiniteAudioError
 from .bands import BandPeakMeter, BandPeaks
 from .bands import band_peaks as measure_band_peaks
+from ..streams import prefetch
 from .loudness import LoudnessMeter, LoudnessResult, measure_loudness
 from .spectrum import SpectrumMeter, SpectrumResult, third_octave_spectrum
 from .truepeak import TruePeakMeter, to_db, true_peak_dbtp
@@ -401,7 +402,7 @@ def analyze_source(source: Any, *, true_peak_factor: int = 4, resonances: bool =
     meter = AnalysisMeter(source.channels, source.sample_rate, source.frames,
                           true_peak_factor=true_peak_factor, resonances=resonances)
     total = max(1, source.frames)
-    for block in source.blocks():
+    for block in prefetch(source.blocks()):  # decoding on another thread
         meter.feed(block)
         if progress is not None and progress(min(1.0, meter.samples / total)) is False:
             raise CancelledError("analysis was cancelled")

@@ -446,7 +446,7 @@ def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, floor: 
 
 
 def detector_envelope_with_context(xp: np.ndarray, sample_rate: int, *, floor: float = 0.0,
-                                   grid_max: np.ndarray | None = None) -> np.ndarray:
+                                   grid_max: np.ndarray | None = None, two_cores: bool = True) -> np.ndarray:
     """Detector envelope of ``xp[:, 24:-25]`` given 24 past and 25 future samples of context:
     per sample ``n``, the largest reading on ``[n, n + 1)`` of the meters described above (linear).
 
@@ -454,13 +454,17 @@ def detector_envelope_with_context(xp: np.ndarray, sample_rate: int, *, floor: f
     exact reading is at most ``floor`` the value returned is at most ``floor`` too (a lower reading),
     elsewhere it is exact. A limiter that only asks which readings pass its limit loses nothing.
     ``grid_max`` (float32, one per output), when given, receives an upper bound of
-    :func:`true_peak_envelope` (8x) at each sample: exact where the sample was interpolated."""
+    :func:`true_peak_envelope` (8x) at each sample: exact where the sample was interpolated.
+    ``two_cores=False`` keeps it on the calling thread (a caller that runs it beside other work)."""
     xp = np.ascontiguousarray(xp, dtype=np.float32)
     n_out = xp.shape[1] - (DETECTOR_PAST + DETECTOR_FUTURE)
     out = np.empty(max(n_out, 0), dtype=np.float32)
     gm = grid_max if grid_max is not None else np.empty(max(n_out, 0), dtype=np.float32)
     ideal, ebu = detector_taps(int(sample_rate))
-    _on_two_cores(_detector_kernel, (xp, ideal, ebu, float(floor), out, gm), n_out)
+    if two_cores:
+        _on_two_cores(_detector_kernel, (xp, ideal, ebu, float(floor), out, gm), n_out)
+    elif n_out > 0:
+        _detector_kernel(xp, ideal, ebu, float(floor), out, gm, 0, n_out)
     return out
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import CancelledError, ChainError, ParameterError
 from ..params import Params
+from ..streams import one_core, prefetch
 from .processor import ProcessorSpec
 
 CHAIN_FORMAT = "reamaster.chain"
@@ -233,37 +234,60 @@ def render_blocks(
     stage_states: list[Any] = [None] * len(active)
     drop = lat
 
-    def run(block: np.ndarray) -> np.ndarray | None:
+    def aligned() -> Iterator[np.ndarray]:
+        """The input in ``block_size`` pieces from the start, then the latency's zeros."""
+        rest: np.ndarray | None = None
+        n_ch = 0
+        for b in blocks:
+            b = np.asarray(b, dtype=np.float64)
+            if b.ndim != 2:
+                raise ParameterError("audio must be a (channels, samples) array")
+            n_ch = b.shape[0]
+            if rest is not None and rest.shape[1]:
+                b = np.concatenate((rest, b), axis=1)
+            full = (b.shape[1] // block_size) * block_size
+            for s in range(0, full, block_size):
+                yield b[:, s:s + block_size]
+            rest = b[:, full:]
+        if rest is None:
+            rest = np.zeros((n_ch, 0))
+        tail = np.concatenate((rest, np.zeros((rest.shape[0], lat))), axis=1)
+        for s in range(0, tail.shape[1], block_size):
+            yield tail[:, s:s + block_size]
+
+    def aligned_out(block: np.ndarray) -> np.ndarray | None:
         nonlocal drop
-        for i, (spec, params) in enumerate(active):
-            block, stage_states[i] = spec.process(block, sample_rate, params, stage_states[i])
         if drop:
             k = min(drop, block.shape[1])
             block = block[:, k:]
             drop -= k
         return block.astype(np.float32) if block.shape[1] else None
 
-    rest: np.ndarray | None = None
-    n_ch = 0
-    for b in blocks:
-        b = np.asarray(b, dtype=np.float64)
-        if b.ndim != 2:
-            raise ParameterError("audio must be a (channels, samples) array")
-        n_ch = b.shape[0]
-        if rest is not None and rest.shape[1]:
-            b = np.concatenate((rest, b), axis=1)
-        full = (b.shape[1] // block_size) * block_size
-        for s in range(0, full, block_size):
-            y = run(b[:, s:s + block_size])
+    ahead = active[-1][0].ahead if active else None
+    if ahead is not None and not one_core():
+        # the last stage's input-only work (the limiter's detector) runs a block ahead on another
+        # thread, with the stages before it; the rest of it here
+        last, last_params = active[-1]
+
+        def fronts() -> Iterator[tuple[np.ndarray, Any]]:
+            ahead_state = None
+            for block in aligned():
+                for i, (spec, params) in enumerate(active[:-1]):
+                    block, stage_states[i] = spec.process(block, sample_rate, params, stage_states[i])
+                found, ahead_state = ahead(block, sample_rate, last_params, ahead_state)
+                yield block, found
+
+        for block, found in prefetch(fronts()):
+            block, stage_states[-1] = last.process(block, sample_rate, last_params, stage_states[-1], ahead=found)
+            y = aligned_out(block)
             if y is not None:
                 yield y
-        rest = b[:, full:]
-    if rest is None:
-        rest = np.zeros((n_ch, 0))
-    tail = np.concatenate((rest, np.zeros((rest.shape[0], lat))), axis=1)
-    for s in range(0, tail.shape[1], block_size):
-        y = run(tail[:, s:s + block_size])
-        if y is not None:
-            yield y
+    else:
+        for block in aligned():
+            for i, (spec, params) in enumerate(active):
+                block, stage_states[i] = spec.process(block, sample_rate, params, stage_states[i])
+            y = aligned_out(block)
+            if y is not None:
+                yield y
     if states is not None:
         states.extend(stage_states)

@@ -384,26 +384,50 @@ def _output_bound(gain: np.ndarray, mag: np.ndarray, grid: np.ndarray, l1: float
         bound[i] = (gain[i + PAST_SAMPLES] * grid[i] + d * l1 * max(a_hi[qa], a_hi[qb])) * slack
 
 
-def _reduction_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState,
-                     grid: np.ndarray) -> np.ndarray:
-    """Steps 1-5 on a block: the reduction (dB) for the input ``_single_latency`` samples back."""
-    xp = np.concatenate((st.x_hist, x.astype(np.float32)), axis=1)
-    cs = curve_settings(p, sample_rate)
+def _detect(x: np.ndarray, sample_rate: int, p: LimiterParams, x_hist: np.ndarray, *,
+            two_cores: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 1 on a block: ``(envelope, grid, x_hist)``, the detector's readings and the 8x grid's
+    bound (both DETECTOR_FUTURE samples late) and the context the next block needs."""
+    xp = np.concatenate((x_hist, x.astype(np.float32)), axis=1)
+    grid = np.empty(x.shape[1], dtype=np.float32)
     # only readings over the limit make a reduction; what provably stays under it is not interpolated
-    env = detector_envelope_with_context(xp, sample_rate, floor=10.0 ** (-cs["over_db"] / 20.0),
-                                         grid_max=grid)  # both DETECTOR_FUTURE late
-    st.x_hist = xp[:, xp.shape[1] - (DETECTOR_PAST + DETECTOR_FUTURE) :]
-    red, st.gain = reduction_curve(env, state=st.gain, **cs)
-    return red
+    floor = 10.0 ** (-curve_settings(p, sample_rate)["over_db"] / 20.0)
+    env = detector_envelope_with_context(xp, sample_rate, floor=floor, grid_max=grid, two_cores=two_cores)
+    return env, grid, xp[:, xp.shape[1] - (DETECTOR_PAST + DETECTOR_FUTURE):]
+
+
+def detect_ahead(x: np.ndarray, sample_rate: int, params: LimiterParams,
+                 x_hist: np.ndarray | None) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
+    """The detector (step 1) on a block, which depends on the input alone, so a renderer can run it
+    on another thread ahead of :func:`process` (``process(..., ahead=found)``); ``x_hist`` is what
+    the previous call returned (None at the start). With the treble split nothing is found ahead
+    (its catching pass detects what the first pass makes)."""
+    if params.treble_split_hz > 0.0:
+        return None, None
+    hist = x_hist if x_hist is not None else np.zeros((x.shape[0], DETECTOR_PAST + DETECTOR_FUTURE), dtype=np.float32)
+    env, grid, hist = _detect(x, sample_rate, params, hist, two_cores=False)  # beside the rest: one core
+    return (env, grid), hist
+
+
+def _reduction_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState,
+                     found: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1-5 on a block: the reduction (dB) for the input ``_single_latency`` samples back and
+    the detector's 8x grid bound; ``found``: the detector's readings, made ahead."""
+    if found is None:
+        env, grid, st.x_hist = _detect(x, sample_rate, p, st.x_hist)
+    else:
+        env, grid = found
+    red, st.gain = reduction_curve(env, state=st.gain, **curve_settings(p, sample_rate))
+    return red, grid
 
 
 def _process_sub_block(x: np.ndarray, sample_rate: int, p: LimiterParams, st: LimiterState,
-                       earlier: np.ndarray | None = None) -> np.ndarray:
+                       earlier: np.ndarray | None = None,
+                       found: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Steps 1-5 on a block; ``earlier``: the reduction the treble split's first pass gave ``x``
-    (counted in the statistics, not applied again)."""
+    (counted in the statistics, not applied again); ``found``: as :func:`_reduction_block`'s."""
     n = x.shape[1]
-    grid = np.empty(n, dtype=np.float32)
-    red = _reduction_block(x, sample_rate, p, st, grid)
+    red, grid = _reduction_block(x, sample_rate, p, st, found)
     ext = np.concatenate((st.delay, x), axis=1)
     y = np.empty_like(x)
     gain = np.empty(n)
@@ -431,7 +455,7 @@ def _treble_front(x: np.ndarray, sample_rate: int, p: LimiterParams,
     front = st.front
     assert front is not None
     n = x.shape[1]
-    red = _reduction_block(x, sample_rate, p, front, np.empty(n, dtype=np.float32))
+    red, _ = _reduction_block(x, sample_rate, p, front)
     half = _smooth_half(p, sample_rate)
     red_ext = np.concatenate((st.red_wait, red))  # the reductions of the inputs ``half`` either side
     st.red_wait = red_ext[n:].copy()  # not views: the block's arrays go when it does
@@ -487,9 +511,11 @@ def output_true_peak_dbtp(state: object) -> float | None:
 
 
 def process(
-    x: np.ndarray, sample_rate: int, params: LimiterParams, state: LimiterState | None = None
+    x: np.ndarray, sample_rate: int, params: LimiterParams, state: LimiterState | None = None, *,
+    ahead: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, LimiterState]:
-    """Limit ``(channels, samples)``; the output is delayed by :func:`latency_samples`."""
+    """Limit ``(channels, samples)``; the output is delayed by :func:`latency_samples`. ``ahead``:
+    what :func:`detect_ahead` found on this block (every block of the stream, or none)."""
     x = np.asarray(x, dtype=np.float64)
     n_ch = x.shape[0]
     split = params.treble_split_hz > 0.0
@@ -516,7 +542,8 @@ def process(
         block, earlier = x[:, start:stop], None
         if split:
             block, earlier = _treble_front(block, sample_rate, params, state)
-        out[:, start:stop] = _process_sub_block(block, sample_rate, last, state, earlier)
+        found = None if ahead is None else (ahead[0][start:stop], ahead[1][start:stop])
+        out[:, start:stop] = _process_sub_block(block, sample_rate, last, state, earlier, found)
     return out, state
 
 
@@ -565,4 +592,5 @@ SPEC = ProcessorSpec(
     process=process,
     latency_samples=latency_samples,
     native_fx="ReaLimit (Cockos)",
+    ahead=detect_ahead,
 )

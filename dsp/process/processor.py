@@ -9,6 +9,10 @@ A processor is a pure function plus a parameter dataclass::
   signal in blocks, carrying ``state``, gives exactly the output of one whole call.
 * ``latency_samples(params, sample_rate)``: how many samples the output lags the input
   (only look-ahead processors are non-zero); the chain renderer compensates.
+* ``ahead(x, sample_rate, params, ahead_state=None) -> (found, ahead_state)`` (optional): the part
+  of the work that depends on the input alone (the limiter's detector), which a streaming
+  renderer runs on another thread, a block ahead; it then calls
+  ``process(x, sample_rate, params, state, ahead=found)`` for every block of that stream.
 
 Each processor module exposes ``SPEC = ProcessorSpec(...)``; :mod:`dsp.process.chain` finds them by ``kind``.
 """
@@ -23,7 +27,8 @@ import numpy as np
 
 from ..params import Params
 
-ProcessFn = Callable[[np.ndarray, int, Any, Any], tuple[np.ndarray, Any]]
+ProcessFn = Callable[..., tuple[np.ndarray, Any]]
+AheadFn = Callable[[np.ndarray, int, Any, Any], tuple[Any, Any]]
 
 
 def _no_latency(params: Any, sample_rate: int) -> int:
@@ -37,3 +42,4 @@ class ProcessorSpec:
     process: ProcessFn
     latency_samples: Callable[[Any, int], int] = _no_latency
     native_fx: str = ""  # the REAPER FX this maps onto, e.g. "ReaEQ (Cockos)"
+    ahead: AheadFn | None = None  # input-only work a renderer may run ahead (see the module doc)
