@@ -169,3 +169,46 @@ def test_detector_floor_is_exact_above_it(sr, floor_db):
             assert np.array_equal(fast[over], exact[over]), (name, seed)
             assert np.all(fast[~over] <= floor), (name, seed)
             assert np.all(fast <= exact), (name, seed)
+
+
+def _screen_cases(sr: int, seed: int) -> dict[str, np.ndarray]:
+    """Material beyond the detector's stated range too: full-band noise, a Nyquist square, lone
+    impulses, clipped and near-Nyquist tones; loud and quiet stretches so some pieces are skipped."""
+    rng = np.random.default_rng(seed)
+    n = 6000
+    t = np.arange(n)
+    alt = np.where(t % 2 == 0, 1.0, -1.0)
+    cases = {
+        "white noise": rng.standard_normal((2, n)) * 0.3,
+        "nyquist square": np.vstack((alt, -alt)) * 0.9,
+        "impulses": np.zeros((2, n)),
+        "near-nyquist tones": np.vstack((np.sin(np.pi * 0.97 * t), np.sin(np.pi * 0.93 * t + 1.0))) * 0.8,
+        "clipped tone": np.clip(np.sin(2 * np.pi * 3000 / sr * t) * 3.0, -1, 1)[None].repeat(2, 0),
+        "worst-case pattern": np.sign(np.sinc(np.arange(-n // 2, n // 2) / 2.0 + 0.5))[None].repeat(2, 0) * 0.7,
+    }
+    cases["impulses"][:, rng.integers(0, n, 20)] = rng.choice([-1.0, 1.0], size=(2, 20))
+    env = np.repeat(rng.uniform(0.02, 1.0, n // 500 + 1), 500)[:n]
+    return {k: v * env for k, v in cases.items()}
+
+
+@pytest.mark.parametrize("sr", [44100, 48000, 96000])
+@pytest.mark.parametrize("floor_db", [-9.0, -3.0, 0.0])
+def test_detector_screen_never_skips_a_reading_over_the_floor(sr, floor_db):
+    # the detector skips pieces its 2x screen proves stay under the floor; on any material (here
+    # well outside the band-limited range it promises to read exactly) a skipped reading must
+    # really be under it, and the 8x grid bound it hands the output meter must really bound
+    from dsp.measure.truepeak import DETECTOR_FUTURE, DETECTOR_PAST, detector_envelope_with_context, true_peak_envelope
+
+    floor = 10 ** (floor_db / 20)
+    for seed in range(2):
+        for name, x in _screen_cases(sr, 300 + seed).items():
+            xp = np.pad(x, ((0, 0), (DETECTOR_PAST, DETECTOR_FUTURE))).astype(np.float32)
+            exact = detector_envelope_with_context(xp, sr)
+            grid = np.empty(x.shape[1], dtype=np.float32)
+            fast = detector_envelope_with_context(xp, sr, floor=floor, grid_max=grid)
+            over = exact > floor
+            assert np.array_equal(fast[over], exact[over]), (name, seed)
+            assert np.all(fast[~over] <= floor), (name, seed)
+            assert np.all(fast <= exact), (name, seed)
+            envelope = true_peak_envelope(x.astype(np.float32), factor=8)
+            assert np.all(grid >= envelope * (1 - 1e-5)), (name, seed)

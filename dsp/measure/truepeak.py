@@ -356,31 +356,98 @@ def detector_taps(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
 _REFINE_BOUND = 1.25
 #: float32 rounding allowance on the bounds that decide what may be skipped
 _BOUND_SLACK = 1.0 + 1e-4
+#: samples per piece the detector screens (and interpolates, when the screen cannot rule it out)
+_SCREEN_PIECE = 256
+#: the 2x screen's four-point Lagrange interpolation, nodes at -1/2, 0, 1/2, 1 of a sample from
+#: the reading's sample (0, 1/2, 1, 3/2 past the half-way point): the most its weights add up to
+_LAGRANGE_L1 = 1.25
+
+
+def _lagrange(t: float, nodes: tuple[float, ...]) -> np.ndarray:
+    return np.array([np.prod([(t - b) / (a - b) for j, b in enumerate(nodes) if j != i]) for i, a in enumerate(nodes)])
+
+
+def _window_taps(row: np.ndarray, k: int) -> np.ndarray:
+    """Taps of a branch reading ``k`` samples later (``row``'s columns over ``x[n - 23 .. n + 24]``)
+    on the window ``x[n - 24 .. n + 25]``."""
+    v = np.zeros(row.shape[0] + 2)
+    v[1 + k: 1 + k + row.shape[0]] = row
+    return v
+
+
+def _sample_taps(width: int, k: int) -> np.ndarray:
+    """``x[n + k]`` on the window ``x[n - 24 .. n + 25]`` (``width``: the branches' tap count)."""
+    v = np.zeros(width + 2)
+    v[width // 2 + k] = 1.0
+    return v
+
+
+def _screen_residual(rows: np.ndarray, half: np.ndarray, factor: int) -> float:
+    """The largest L1 norm, over the branches ``rows`` (readings at ``n + p / factor``), of the
+    branch minus its four-point Lagrange estimate from the 2x grid (the samples and ``half``'s
+    readings at ``n - 1/2 .. n + 3/2``). A reading is then at most ``_LAGRANGE_L1`` x the largest
+    |value| of those grid points plus this x the largest |sample| in ``x[n - 24 .. n + 25]``."""
+    w = rows.shape[1]
+    grid = {-0.5: _window_taps(half, -1), 0.0: _sample_taps(w, 0), 0.5: _window_taps(half, 0),
+            1.0: _sample_taps(w, 1), 1.5: _window_taps(half, 1)}
+    worst = 0.0
+    for p in range(rows.shape[0]):
+        t = (p + 1) / factor
+        nodes = (-0.5, 0.0, 0.5, 1.0) if t <= 0.5 else (0.0, 0.5, 1.0, 1.5)
+        estimate = sum(wi * grid[a] for wi, a in zip(_lagrange(t, nodes), nodes))
+        worst = max(worst, float(np.abs(_window_taps(rows[p], 0) - estimate).sum()))
+    return worst
+
+
+@functools.lru_cache(maxsize=8)
+def _screen_constants(sample_rate: int) -> tuple[float, float, float]:
+    """``(ideal residual, ebu residual, refinement)``: :func:`_screen_residual` of the near-ideal and
+    libebur128 branches, and the most a parabolic refinement can add per unit of the largest
+    |sample|: it lifts a grid value by at most an eighth of the (absolute) second difference on
+    the 8x grid, which the L1 norm of that difference's taps bounds."""
+    ideal, ebu = (r.astype(np.float64) for r in detector_taps(sample_rate))
+    f = ideal.shape[0] + 1
+    r_id = _screen_residual(ideal, ideal[f // 2 - 1], f)
+    r_eb = _screen_residual(ebu, ebu[ebu.shape[0] // 2], ebu.shape[0] + 1) if ebu.shape[0] else 0.0
+    w = ideal.shape[1]
+    grid = [_window_taps(ideal[-1], -1), _sample_taps(w, 0), *(_window_taps(r, 0) for r in ideal), _sample_taps(w, 1)]
+    d2 = max(float(np.abs(grid[p - 1] - 2.0 * grid[p] + grid[p + 1]).sum()) for p in range(1, len(grid) - 1))
+    return r_id, r_eb, d2 / 8.0
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, floor: float, out: np.ndarray,
-                     grid_max: np.ndarray, first: int, stop: int) -> None:  # pragma: no cover - jitted
+                     grid_max: np.ndarray, screen: np.ndarray, first: int,
+                     stop: int) -> None:  # pragma: no cover - jitted
     # xp: (C, B + 49) float32, 24 samples of past and 25 of future context around B outputs.
-    # What provably stays at or under `floor` is not computed (see detector_envelope_with_context):
-    # an interpolated value is at most the L1 norm of its taps times the largest |sample| it reads.
-    # grid_max (B,) gets the 8x grid's largest |value| (the true-peak meter's envelope), or that
-    # bound of it where the block was not interpolated.
+    # What provably stays at or under `floor` is not computed (see detector_envelope_with_context),
+    # in two screens: a block whose largest |sample| times the branches' L1 norm stays under it;
+    # else each piece of _SCREEN_PIECE whose 2x grid (the samples and the half-way readings of
+    # both interpolators, exact) bounds every reading under it (see _screen_residual:
+    # screen = (ideal residual, ebu residual, refinement), per unit of the largest |sample|).
+    # grid_max (B,) gets the 8x grid's largest |value| (the true-peak meter's envelope), or a bound
+    # of it where the sample was not interpolated.
     n_ch = xp.shape[0]
     n_id = ideal.shape[0]
     f = n_id + 1
     n_eb = ebu.shape[0]
     w = ideal.shape[1]
+    mid_id = f // 2 - 1
+    mid_eb = n_eb // 2
+    r_id, r_eb, lift = screen[0], screen[1], screen[2]
     l1_id = 1.0
     for p in range(n_id):
         l1_id = max(l1_id, np.abs(ideal[p]).sum())
     l1_eb = 0.0
     for p in range(n_eb):
         l1_eb = max(l1_eb, np.abs(ebu[p]).sum())
+    grid = np.empty((f, _SCREEN_PIECE + 2), dtype=np.float32)
+    acc = np.empty(_BLOCK + 2, dtype=np.float32)
+    h_id = np.empty((n_ch, _BLOCK + 2), dtype=np.float32)  # |half-way readings| at samples start-1 ..
+    h_eb = np.empty((n_ch, _BLOCK + 2), dtype=np.float32)
     for start in range(first, stop, _BLOCK):
         nb = min(_BLOCK, stop - start)
         m = nb + 2  # samples start-1 .. start+nb (neighbours for the refinement)
-        peak = np.zeros(nb, dtype=np.float32)
         xmax = 0.0
         for c in range(n_ch):
             row = xp[c, start: start + m + w - 1]
@@ -389,60 +456,105 @@ def _detector_kernel(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, floor: 
                 if v > xmax:
                     xmax = v
         if xmax * max(l1_id * _REFINE_BOUND, l1_eb) * _BOUND_SLACK <= floor:
-            for c in range(n_ch):  # nothing here can reach the floor: the samples themselves
-                row = xp[c, start + w // 2: start + w // 2 + nb]
-                for i in range(nb):
-                    v = abs(row[i])
-                    if v > peak[i]:
-                        peak[i] = v
-            for i in range(nb):
-                out[start + i] = peak[i]
-                grid_max[start + i] = xmax * l1_id * _BOUND_SLACK
+            _sample_peaks(xp, start, nb, w, out, grid_max, xmax * l1_id * _BOUND_SLACK)
             continue
-        gmax = np.zeros(nb, dtype=np.float32)
-        grid = np.empty((f, m), dtype=np.float32)
-        acc = np.empty(m, dtype=np.float32)
-        ebu_on = xmax * l1_eb * _BOUND_SLACK > floor
-        for c in range(n_ch):
-            row = xp[c, start: start + m + w - 1]  # grid sample s uses row[s .. s + w - 1]
+        for c in range(n_ch):  # the 2x grid's half-way readings
+            row = xp[c, start: start + m + w - 1]
+            _fir(acc, row, ideal[mid_id], m)
             for s in range(m):
-                grid[0, s] = row[s + w // 2 - 1]
-            for p in range(n_id):
-                _fir(acc, row, ideal[p], m)
+                h_id[c, s] = abs(acc[s])
+            if n_eb:
+                _fir(acc, row, ebu[mid_eb], m)
                 for s in range(m):
-                    grid[p + 1, s] = acc[s]
-            for p in range(n_eb if ebu_on else 0):
-                _fir(acc, row, ebu[p], m)
-                for i in range(nb):
-                    v = abs(acc[i + 1])
-                    if v > peak[i]:
-                        peak[i] = v
+                    h_eb[c, s] = abs(acc[s])
+        for q in range(0, nb, _SCREEN_PIECE):
+            npc = min(_SCREEN_PIECE, nb - q)
+            # grid points n - 1/2 .. n + 3/2 of the piece's samples: half-way readings q .. q + npc + 1
+            # (h_*[s] is the reading at sample start - 1 + s + 1/2), samples start + q .. + npc
+            g_id = 0.0
+            g_eb = 0.0
+            xw = 0.0  # the largest |sample| any reading of the piece (or its neighbours) uses
+            for c in range(n_ch):
+                for s in range(q, q + npc + 2):
+                    g_id = max(g_id, h_id[c, s])
+                    if n_eb:
+                        g_eb = max(g_eb, h_eb[c, s])
+                for s in range(q + w // 2, q + w // 2 + npc + 1):
+                    v = abs(xp[c, start + s])
+                    g_id = max(g_id, v)
+                    g_eb = max(g_eb, v)
+                for s in range(q, q + npc + w + 1):
+                    xw = max(xw, abs(xp[c, start + s]))
+            grid_bound = (_LAGRANGE_L1 * g_id + r_id * xw) * _BOUND_SLACK
+            reading_bound = max(grid_bound + lift * xw * _BOUND_SLACK,
+                                (_LAGRANGE_L1 * g_eb + r_eb * xw) * _BOUND_SLACK if n_eb else 0.0)
+            if reading_bound <= floor:
+                _sample_peaks(xp, start + q, npc, w, out, grid_max, grid_bound)
+                continue
+            _interpolate(xp, ideal, ebu, floor, out, grid_max, start + q, npc, w, f, n_eb, xmax * l1_eb * _BOUND_SLACK > floor,
+                         grid, acc)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sample_peaks(xp: np.ndarray, start: int, nb: int, w: int, out: np.ndarray, grid_max: np.ndarray,
+                  bound: float) -> None:  # pragma: no cover - jitted
+    # nothing here can reach the floor: the samples themselves, and the bound of the 8x grid
+    for i in range(nb):
+        peak = 0.0
+        for c in range(xp.shape[0]):
+            peak = max(peak, abs(xp[c, start + w // 2 + i]))
+        out[start + i] = peak
+        grid_max[start + i] = bound
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _interpolate(xp: np.ndarray, ideal: np.ndarray, ebu: np.ndarray, floor: float, out: np.ndarray,
+                 grid_max: np.ndarray, start: int, nb: int, w: int, f: int, n_eb: int, ebu_on: bool,
+                 grid: np.ndarray, acc: np.ndarray) -> None:  # pragma: no cover - jitted
+    # the readings of samples start .. start + nb - 1 (nb <= grid's width - 2), exactly
+    m = nb + 2
+    peak = np.zeros(nb, dtype=np.float32)
+    gmax = np.zeros(nb, dtype=np.float32)
+    for c in range(xp.shape[0]):
+        row = xp[c, start: start + m + w - 1]  # grid sample s uses row[s .. s + w - 1]
+        for s in range(m):
+            grid[0, s] = row[s + w // 2 - 1]
+        for p in range(f - 1):
+            _fir(acc, row, ideal[p], m)
+            for s in range(m):
+                grid[p + 1, s] = acc[s]
+        for p in range(n_eb if ebu_on else 0):
+            _fir(acc, row, ebu[p], m)
             for i in range(nb):
-                s = i + 1
-                best = peak[i]
-                top = 0.0
+                v = abs(acc[i + 1])
+                if v > peak[i]:
+                    peak[i] = v
+        for i in range(nb):
+            s = i + 1
+            best = peak[i]
+            top = 0.0
+            for p in range(f):
+                b = abs(grid[p, s])
+                if b > top:
+                    top = b
+            if top > best:
+                best = top
+            gmax[i] = max(gmax[i], top)
+            if top * _REFINE_BOUND * _BOUND_SLACK > floor:
                 for p in range(f):
                     b = abs(grid[p, s])
-                    if b > top:
-                        top = b
-                if top > best:
-                    best = top
-                gmax[i] = max(gmax[i], top)
-                if top * _REFINE_BOUND * _BOUND_SLACK > floor:
-                    for p in range(f):
-                        b = abs(grid[p, s])
-                        a = abs(grid[p - 1, s]) if p > 0 else abs(grid[f - 1, s - 1])
-                        cc = abs(grid[p + 1, s]) if p < f - 1 else abs(grid[0, s + 1])
-                        if b >= a and b >= cc:
-                            curv = a - 2.0 * b + cc
-                            if curv < 0.0:
-                                v = b - (cc - a) * (cc - a) / (8.0 * curv)
-                                if v > best:
-                                    best = v
-                peak[i] = best
-        for i in range(nb):
-            out[start + i] = peak[i]
-            grid_max[start + i] = gmax[i]
+                    a = abs(grid[p - 1, s]) if p > 0 else abs(grid[f - 1, s - 1])
+                    cc = abs(grid[p + 1, s]) if p < f - 1 else abs(grid[0, s + 1])
+                    if b >= a and b >= cc:
+                        curv = a - 2.0 * b + cc
+                        if curv < 0.0:
+                            v = b - (cc - a) * (cc - a) / (8.0 * curv)
+                            if v > best:
+                                best = v
+            peak[i] = best
+    for i in range(nb):
+        out[start + i] = peak[i]
+        grid_max[start + i] = gmax[i]
 
 
 def detector_envelope_with_context(xp: np.ndarray, sample_rate: int, *, floor: float = 0.0,
@@ -461,10 +573,11 @@ def detector_envelope_with_context(xp: np.ndarray, sample_rate: int, *, floor: f
     out = np.empty(max(n_out, 0), dtype=np.float32)
     gm = grid_max if grid_max is not None else np.empty(max(n_out, 0), dtype=np.float32)
     ideal, ebu = detector_taps(int(sample_rate))
+    args = (xp, ideal, ebu, float(floor), out, gm, np.array(_screen_constants(int(sample_rate))))
     if two_cores:
-        _on_two_cores(_detector_kernel, (xp, ideal, ebu, float(floor), out, gm), n_out)
+        _on_two_cores(_detector_kernel, args, n_out)
     elif n_out > 0:
-        _detector_kernel(xp, ideal, ebu, float(floor), out, gm, 0, n_out)
+        _detector_kernel(*args, 0, n_out)
     return out
 
 
