@@ -532,6 +532,8 @@ def process(
             state.red_first = np.zeros(one)
     elif split != (state.front is not None) or state.delay.shape != (n_ch, one):
         raise ParameterError("limiter state does not match these parameters; they changed between blocks")
+    if split and ahead is not None:
+        raise ParameterError("the treble split's catching pass detects what its first pass makes: nothing ahead")
     last = params
     if split:  # the catching pass owns the ceiling: no drive of its own, quick
         last = dataclasses.replace(params, threshold_db=params.ceiling_dbtp, treble_split_hz=0.0,
