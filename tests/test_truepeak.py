@@ -212,3 +212,31 @@ def test_detector_screen_never_skips_a_reading_over_the_floor(sr, floor_db):
             assert np.all(fast <= exact), (name, seed)
             envelope = true_peak_envelope(x.astype(np.float32), factor=8)
             assert np.all(grid >= envelope * (1 - 1e-5)), (name, seed)
+
+
+@pytest.mark.parametrize("factor", [4, 8])
+def test_true_peak_meter_skipping_reads_the_whole_signals_peak(factor):
+    # the streaming meter skips pieces it proves cannot pass the peak found; on any material it
+    # must read exactly what the whole-signal meter reads, and it must skip some
+    from dsp.measure.truepeak import TruePeakMeter
+
+    sr = 48000
+    skipped = 0
+    for seed in range(2):
+        for name, x in _screen_cases(sr, 400 + seed).items():
+            x = np.concatenate([x, 0.3 * x, x[:, ::-1]], axis=1).astype(np.float32)
+            m = TruePeakMeter(2, factor=factor)
+            for i in range(0, x.shape[1], 5000):
+                m.feed(x[:, i:i + 5000])
+            assert m.finish() == true_peak_dbtp(x, factor=factor), (name, seed)
+            skipped += m.skipped
+    assert skipped > 0
+    # a piece whose peak lies between the 2x grid's points (a quarter-rate sine: grid 0.924, peak
+    # 1.0) after a louder-sampled one (0.96): the second must still be measured
+    t = np.arange(8192)
+    loud = np.sin(2 * np.pi * 0.01 * t) * 0.96
+    between = np.sin(np.pi / 2 * t + np.pi / 8)
+    x = np.vstack([np.concatenate((loud, between, loud))] * 2).astype(np.float32)
+    m = TruePeakMeter(2, factor=factor)
+    m.feed(x)
+    assert m.finish() == true_peak_dbtp(x, factor=factor) > -0.1  # the quarter-rate sine, not the 0.96
