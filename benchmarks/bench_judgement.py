@@ -146,41 +146,39 @@ def tonal_distance(a: np.ndarray, b: np.ndarray, sr: int) -> float:
 
 # --- damage ---------------------------------------------------------------------------------------
 
-def damage_sos(sr: int, kind: str) -> np.ndarray:
-    """The filter of a known EQ damage: a tilt, a shelf or a bell bump (RBJ biquads written here)."""
-
-    def rbj(kind_: str, f0: float, gain_db: float, q: float = 0.707) -> np.ndarray:
-        a = 10 ** (gain_db / 40)
-        w0 = 2 * np.pi * f0 / sr
-        cw, sw = np.cos(w0), np.sin(w0)
-        alpha = sw / (2 * q)
-        if kind_ == "bell":
-            b = [1 + alpha * a, -2 * cw, 1 - alpha * a]
-            d = [1 + alpha / a, -2 * cw, 1 - alpha / a]
+def rbj(sr: int, kind: str, f0: float, gain_db: float, q: float = 0.707) -> np.ndarray:
+    """One RBJ biquad ("bell", "low" or "high" shelf) as an sos row, written here (not the code under test)."""
+    a = 10 ** (gain_db / 40)
+    w0 = 2 * np.pi * f0 / sr
+    cw, sw = np.cos(w0), np.sin(w0)
+    alpha = sw / (2 * q)
+    if kind == "bell":
+        b = [1 + alpha * a, -2 * cw, 1 - alpha * a]
+        d = [1 + alpha / a, -2 * cw, 1 - alpha / a]
+    else:
+        sa = 2 * np.sqrt(a) * alpha
+        if kind == "low":
+            b = [a * ((a + 1) - (a - 1) * cw + sa), 2 * a * ((a - 1) - (a + 1) * cw), a * ((a + 1) - (a - 1) * cw - sa)]
+            d = [(a + 1) + (a - 1) * cw + sa, -2 * ((a - 1) + (a + 1) * cw), (a + 1) + (a - 1) * cw - sa]
         else:
-            sa = 2 * np.sqrt(a) * alpha
-            if kind_ == "low":
-                b = [a * ((a + 1) - (a - 1) * cw + sa), 2 * a * ((a - 1) - (a + 1) * cw), a * ((a + 1) - (a - 1) * cw - sa)]
-                d = [(a + 1) + (a - 1) * cw + sa, -2 * ((a - 1) + (a + 1) * cw), (a + 1) + (a - 1) * cw - sa]
-            else:
-                b = [a * ((a + 1) + (a - 1) * cw + sa), -2 * a * ((a - 1) + (a + 1) * cw), a * ((a + 1) + (a - 1) * cw - sa)]
-                d = [(a + 1) - (a - 1) * cw + sa, 2 * ((a - 1) - (a + 1) * cw), (a + 1) - (a - 1) * cw - sa]
-        b, d = np.array(b) / d[0], np.array(d) / d[0]
-        return np.concatenate((b, d))[None, :]
+            b = [a * ((a + 1) + (a - 1) * cw + sa), -2 * a * ((a - 1) + (a + 1) * cw), a * ((a + 1) + (a - 1) * cw - sa)]
+            d = [(a + 1) - (a - 1) * cw + sa, 2 * ((a - 1) - (a + 1) * cw), (a + 1) - (a - 1) * cw - sa]
+    b, d = np.array(b) / d[0], np.array(d) / d[0]
+    return np.concatenate((b, d))[None, :]
 
+
+def damage_sos(sr: int, kind: str) -> np.ndarray:
+    """The filter of a known EQ damage: a tilt, a shelf or a bell bump."""
     if kind == "dull tilt":  # -5 dB at 10 kHz, +2 dB at 100 Hz: two shelves
-        return np.vstack((rbj("high", 2500, -5.0), rbj("low", 150, 2.0)))
+        return np.vstack((rbj(sr, "high", 2500, -5.0), rbj(sr, "low", 150, 2.0)))
     if kind == "bright tilt":
-        return np.vstack((rbj("high", 3000, 5.0), rbj("low", 150, -2.0)))
+        return np.vstack((rbj(sr, "high", 3000, 5.0), rbj(sr, "low", 150, -2.0)))
     if kind == "boomy shelf":
-        return rbj("low", 200, 6.0)
+        return rbj(sr, "low", 200, 6.0)
     if kind == "harsh bump":
-        return rbj("bell", 3000, 6.0, q=1.0)
+        return rbj(sr, "bell", 3000, 6.0, q=1.0)
     if kind == "muddy bump":
-        return rbj("bell", 300, 5.0, q=0.9)
-    if kind.startswith(("low ", "high ", "bell ")):  # "bell <f0> <gain> <q>": the bound's random damage
-        k, *v = kind.split()
-        return rbj(k, *map(float, v))
+        return rbj(sr, "bell", 300, 5.0, q=0.9)
     raise ValueError(kind)
 
 
@@ -442,9 +440,9 @@ def estimator_bound(shrinks: list[float]) -> None:
     f = centers[sel]
     n = len(f)
 
-    def response(kind: str) -> np.ndarray:
+    def response(sos: np.ndarray) -> np.ndarray:
         pts = f[:, None] * 2 ** np.linspace(-1 / 6, 1 / 6, 9)[None, :]
-        _, h = sosfreqz(damage_sos(FS, kind), worN=pts.ravel(), fs=FS)
+        _, h = sosfreqz(sos, worN=pts.ravel(), fs=FS)
         r = 10 * np.log10(np.mean(np.abs(h.reshape(pts.shape)) ** 2, axis=1))
         return r - r.mean()
 
@@ -454,9 +452,9 @@ def estimator_bound(shrinks: list[float]) -> None:
         k = rng.choice(["low", "high", "bell", "bell"])
         f0 = float(np.exp(rng.uniform(*np.log({"low": (60, 400), "high": (1500, 10000), "bell": (80, 10000)}[k]))))
         q = 0.707 if k != "bell" else float(rng.uniform(0.5, 2.0))
-        moves.append(response(f"{k} {f0} {rng.normal(0.0, 4.0)} {q}"))
+        moves.append(response(rbj(FS, k, f0, rng.normal(0.0, 4.0), q)))
     damage_cov = np.cov(np.array(moves).T, bias=True)
-    damages = {k: response(k) for k in DAMAGES if k != "side cut"}
+    damages = {k: response(damage_sos(FS, k)) for k in DAMAGES if k != "side cut"}
     centre = np.eye(n) - 1.0 / n
 
     print(f"\n## 7. the bound: a Bayes estimate of the damage from the long-term spectrum ({len(rows)} corpus tracks, "
