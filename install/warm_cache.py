@@ -46,6 +46,7 @@ def main() -> int:
                     choices={"style": "auto"})
         analyze_source(AudioSource(src))
         x, sr = read_audio(src)
+        write_audio(Path(tmp) / "mix16.wav", x.astype("float64"), sr, fmt="wav16")  # float64 and dithered packing
         analyze(x, sr, resonances=True)
         master(x, sr, delivery("streaming"))
     print(f"numba kernels compiled and cached ({time.perf_counter() - t0:.1f} s)")

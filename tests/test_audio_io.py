@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import resource
+import signal
 import sys
 
 import numpy as np
@@ -13,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsp import errors
+from dsp.io import audio_io, pcm
 from dsp.io.audio_io import (
     MAX_CHANNELS,
     MAX_SAMPLE_RATE,
@@ -20,6 +24,8 @@ from dsp.io.audio_io import (
     OUTPUT_FORMATS,
     SUPPORTED_READ,
     AudioInfo,
+    AudioSource,
+    AudioWriter,
     WriteResult,
     atomic_write_text,
     audio_info,
@@ -246,58 +252,139 @@ def test_float_keeps_overs_unclipped(tmp_path):
     assert y[0, 10] == 3.0
 
 
+# --- WAV sample bytes converted by dsp.io.pcm, against libsndfile's own conversions ---------------
+
+def edge_samples(channels: int, n: int, dtype, seed: int = 0) -> np.ndarray:
+    """Seeded noise with overs, full scale, and values half an LSB either side of a step."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((channels, n)) * 0.4).astype(dtype)
+    edges = [1.0, -1.0, 1.2, -1.3, 0.99999, -0.999999, 0.5 / 8388608, -0.5 / 8388608, 1.5 / 8388608,
+             0.5 / 32768, -1.5 / 32768, 0.0]
+    x[:, :len(edges)] = np.asarray(edges, dtype=dtype)
+    return x
+
+
+@pytest.mark.parametrize("container", ["WAV", "WAVEX", "RF64"])
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT"])
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_wav_samples_read_as_libsndfile_converts_them(tmp_path, container, subtype, channels):
+    path = tmp_path / "in.wav"
+    x = edge_samples(channels, 70001, np.float64, seed=channels)
+    sf.write(str(path), x.T, 48000, subtype=subtype, format=container)
+    with sf.SoundFile(str(path)) as f:
+        assert pcm.raw_width(f) > 0  # the bytes pass raw: the kernels are what is tested here
+    expected = sf.read(str(path), dtype="float32", always_2d=True)[0].T
+    whole, _ = read_audio(path, mono_as="single")
+    source = AudioSource(path, mono_as="single")
+    blocks = np.concatenate(list(source.blocks(9999)), axis=1)
+    assert np.array_equal(whole, expected)
+    assert np.array_equal(blocks, expected)
+    assert np.array_equal(source.section(12345, 777), expected[:, 12345:12345 + 777])
+
+
+def test_wav_with_a_chunk_after_its_samples_reads_only_the_samples(tmp_path):
+    path = tmp_path / "in.wav"
+    x = edge_samples(2, 30000, np.float64)
+    sf.write(str(path), x.T, 44100, subtype="PCM_24")
+    data = bytearray(path.read_bytes())
+    chunk = b"LIST" + (8).to_bytes(4, "little") + b"INFOjunk"
+    data += chunk
+    data[4:8] = (len(data) - 8).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    expected = sf.read(str(path), dtype="float32", always_2d=True)[0].T
+    assert expected.shape == (2, 30000)
+    assert np.array_equal(np.concatenate(list(AudioSource(path).blocks(7000)), axis=1), expected)
+
+
+@pytest.mark.parametrize("fmt", ["wav16", "wav24"])
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wav_samples_written_as_libsndfile_writes_them(tmp_path, monkeypatch, fmt, channels, dtype):
+    # the same file, byte for byte, with libsndfile converting (the raw calls switched off)
+    x = edge_samples(channels, 150001, dtype, seed=channels)
+    made = {}
+    for raw in (True, False):
+        monkeypatch.setattr(pcm, "_RAW_IO", raw)
+        whole = write_audio(tmp_path / f"whole{raw}.wav", x, 48000, fmt=fmt)
+        streamed = write_streamed(tmp_path / f"streamed{raw}.wav", x.astype(np.float32), 48000, fmt=fmt)
+        made[raw] = ((tmp_path / f"whole{raw}.wav").read_bytes(), (tmp_path / f"streamed{raw}.wav").read_bytes(),
+                     whole.clipped_samples, streamed.clipped_samples)
+    assert made[True] == made[False]
+    assert made[True][2] > 0
+
+
 # --- atomicity -----------------------------------------------------------------------------------
 
-def failing_after_first_block(monkeypatch, exc: BaseException):
-    real = sf.SoundFile.write
-    calls = []
+@contextlib.contextmanager
+def file_size_limit(nbytes: int):
+    """A real write failure: the kernel refuses to grow any file of this process past ``nbytes``
+    (EFBIG, "File too large"), as a full disk refuses with ENOSPC."""
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
 
-    def write(self, data):
-        calls.append(len(data))
-        if len(calls) > 1:
-            raise exc
-        return real(self, data)
 
-    monkeypatch.setattr(sf.SoundFile, "write", write)
-    return calls
+def write_streamed(path, x, sample_rate, *, fmt="wav24", force=False) -> WriteResult:
+    with AudioWriter(path, sample_rate, x.shape[0], fmt=fmt, force=force) as w:
+        for i in range(0, x.shape[1], 40000):
+            w.write(x[:, i:i + 40000])
+        return w.commit()
 
 
-def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
-    calls = failing_after_first_block(monkeypatch, RuntimeError("disk on fire"))
-    x = music(2, 44100, seconds=4.0)  # several blocks
-    with pytest.raises(errors.WriteFailedError) as ei:
-        write_audio(tmp_path / "out.wav", x, 44100)
-    assert len(calls) == 2  # data had been written to the temp file
-    assert_one_line_naming(ei.value, "out.wav")
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.parametrize("writer", [write_audio, write_streamed])
+@pytest.mark.parametrize("fmt", ["wav16", "wav24", "wav32f", "flac24"])
+def test_failure_mid_write_leaves_nothing(tmp_path, fmt, writer):
+    x = music(2, 44100, seconds=4.0)  # several blocks, 0.7-1.4 MB
+    out = tmp_path / f"out{EXT[fmt]}"
+    with file_size_limit(200_000), pytest.raises(errors.WriteFailedError) as ei:
+        writer(out, x, 44100, fmt=fmt)
+    assert_one_line_naming(ei.value, out.name)
     assert only_files(tmp_path) == []
 
 
-def test_failure_keeps_the_old_file_when_forcing(tmp_path, monkeypatch):
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.parametrize("writer", [write_audio, write_streamed])
+def test_failure_keeps_the_old_file_when_forcing(tmp_path, writer):
     old = music(1, 44100, seed=1)
     write_audio(tmp_path / "out.wav", old, 44100)
     before = (tmp_path / "out.wav").read_bytes()
-    failing_after_first_block(monkeypatch, OSError(28, "No space left on device"))
-    with pytest.raises(errors.WriteFailedError, match="No space left"):
-        write_audio(tmp_path / "out.wav", music(1, 44100, seconds=4.0, seed=2), 44100, force=True)
+    with file_size_limit(200_000), pytest.raises(errors.WriteFailedError, match="(?i)too large"):
+        writer(tmp_path / "out.wav", music(1, 44100, seconds=4.0, seed=2), 44100, force=True)
     assert only_files(tmp_path) == ["out.wav"]
     assert (tmp_path / "out.wav").read_bytes() == before
 
 
 def test_interrupt_mid_write_cleans_up_and_propagates(tmp_path, monkeypatch):
-    failing_after_first_block(monkeypatch, KeyboardInterrupt())
+    real = audio_io._BlockWriter.__call__
+    calls = []
+
+    def write(self, x):
+        calls.append(x.shape[1])
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real(self, x)
+
+    monkeypatch.setattr(audio_io._BlockWriter, "__call__", write)
     with pytest.raises(KeyboardInterrupt):
         write_audio(tmp_path / "out.flac", music(2, 44100, seconds=4.0), 44100, fmt="flac24")
+    assert len(calls) == 2
     assert only_files(tmp_path) == []
 
 
 def test_destination_appearing_during_the_write_is_not_overwritten(tmp_path, monkeypatch):
-    real = sf.SoundFile.write
+    real = audio_io._BlockWriter.__call__
 
-    def write(self, data):
+    def write(self, x):
         (tmp_path / "out.wav").write_bytes(b"someone else's file")
-        return real(self, data)
+        return real(self, x)
 
-    monkeypatch.setattr(sf.SoundFile, "write", write)
+    monkeypatch.setattr(audio_io._BlockWriter, "__call__", write)
     with pytest.raises(errors.OutputExistsError):
         write_audio(tmp_path / "out.wav", music(1, 44100), 44100)
     assert (tmp_path / "out.wav").read_bytes() == b"someone else's file"

@@ -48,6 +48,7 @@ from ..errors import (
     UnsupportedFormatError,
     WriteFailedError,
 )
+from . import pcm
 
 SUPPORTED_READ = (".wav", ".flac", ".aif", ".aiff", ".ogg")
 OUTPUT_FORMATS = frozenset({"wav16", "wav24", "wav32f", "flac16", "flac24"})
@@ -227,19 +228,32 @@ def _set_channel_mask(fd: int, mask: int) -> None:
     os.write(fd, struct.pack("<I", mask))
 
 
+def _frame_reader(f: sf.SoundFile, max_frames: int) -> Callable[[np.ndarray], int]:
+    """``read_into(out)``: fills ``out`` (channels, n) float32 from ``f``'s current position and
+    returns the frames read (fewer at the end). WAV sample bytes are converted by :mod:`.pcm`;
+    anything else by libsndfile, through an interleaved buffer."""
+    width = pcm.raw_width(f)
+    if width:
+        return pcm.RawReader(f, width, max_frames).read_into
+    buf = np.empty((max(1, max_frames), f.channels), dtype=np.float32)
+
+    def read_into(out: np.ndarray) -> int:
+        got = f.read(out.shape[1], dtype="float32", always_2d=True, out=buf[:out.shape[1]])
+        out[:, :len(got)] = got.T
+        return len(got)
+
+    return read_into
+
+
 def _read_frames(f: sf.SoundFile, channels: int, frames: int) -> np.ndarray:
-    # Block-wise de-interleaving into the final array: as fast as sf.read + transpose
-    # and without a second full-size interleaved copy.
+    # Block-wise de-interleaving into the final array, without a full-size interleaved copy.
     out = np.empty((channels, frames), dtype=np.float32)
-    buf = np.empty((min(_BLOCK_FRAMES, frames), channels), dtype=np.float32)
+    read_into = _frame_reader(f, min(_BLOCK_FRAMES, frames))
     done = 0
     while done < frames:
-        want = min(len(buf), frames - done)
-        got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
-        n = len(got)
+        n = read_into(out[:, done:min(frames, done + _BLOCK_FRAMES)])
         if n == 0:
             break  # header promised more than the file holds: keep what is there
-        out[:, done:done + n] = got.T
         done += n
     if done < frames:
         out = np.ascontiguousarray(out[:, :done])  # the caller refuses the short read
@@ -459,46 +473,50 @@ def write_audio(
 
 def _write_blocks(f: sf.SoundFile, x: np.ndarray, spec: _OutFormat, dither_seed: int | None) -> int:
     """Quantise and interleave block by block; return how many samples were clipped."""
-    channels, frames = x.shape
-    block = min(_BLOCK_FRAMES, frames)
-    work_dtype = np.float64 if x.dtype == np.float64 else np.float32
-    # C-contiguous (frames, channels) buffers: writing into them interleaves for free.
-    if spec.is_float:
-        out = np.empty((block, channels), dtype=np.float32)
-        for i in range(0, frames, block):
-            n = min(block, frames - i)
-            np.copyto(out[:n], x[:, i:i + n].T, casting="same_kind")
-            f.write(out[:n])
-        return 0
+    quantise = _BlockWriter(f, spec, x.shape[0], dither_seed)
+    frames = x.shape[1]
+    return sum(quantise(x[:, i:i + _BLOCK_FRAMES]) for i in range(0, frames, _BLOCK_FRAMES))
 
-    work = np.empty((block, channels), dtype=work_dtype)
 
-    scale = float(1 << (spec.bits - 1))  # 2**15 or 2**23: the reading side divides by the same
-    int_dtype = np.int16 if spec.bits == 16 else np.int32
-    ints = np.empty((block, channels), dtype=int_dtype)
-    rng = np.random.default_rng(dither_seed) if spec.bits == 16 else None
-    if rng is not None:
-        noise_a = np.empty((block, channels), dtype=np.float32)
-        noise_b = np.empty((block, channels), dtype=np.float32)
-    clipped = 0
-    for i in range(0, frames, block):
-        n = min(block, frames - i)
-        w, q = work[:n], ints[:n]
-        np.multiply(x[:, i:i + n].T, scale, out=w)
-        clipped += int(np.count_nonzero(w > scale)) + int(np.count_nonzero(w < -scale))
-        if rng is not None:
+class _BlockWriter:
+    """Appends ``(channels, n <= _BLOCK_FRAMES)`` float blocks to ``f``, quantised for ``spec``;
+    each call returns the samples clipped. The dither sequence depends only on the block sizes, so
+    the whole-signal and the streaming writers make the same file. WAV PCM is quantised and packed
+    by :mod:`.pcm`; other formats by numpy and libsndfile, to the same integers."""
+
+    def __init__(self, f: sf.SoundFile, spec: _OutFormat, channels: int, dither_seed: int | None) -> None:
+        self.f, self.spec = f, spec
+        self.rng = np.random.default_rng(dither_seed) if spec.bits == 16 else None
+        self.raw = not spec.is_float and pcm.raw_width(f) == spec.bits // 8
+        self.scratch = np.empty(_BLOCK_FRAMES * channels * 4, dtype=np.uint8) if self.raw else None
+        self.noise = np.empty((2, _BLOCK_FRAMES, channels), dtype=np.float32) if self.rng is not None else None
+
+    def __call__(self, x: np.ndarray) -> int:
+        spec, n = self.spec, x.shape[1]
+        if spec.is_float:
+            self.f.write(np.ascontiguousarray(x.T, dtype=np.float32))
+            return 0
+        noise = None
+        if self.rng is not None and self.noise is not None:
             # TPDF: difference of two independent uniforms in [0, 1) -> triangular on (-1, 1) LSB.
-            rng.random(out=noise_a[:n], dtype=np.float32)
-            rng.random(out=noise_b[:n], dtype=np.float32)
-            w += noise_a[:n]
-            w -= noise_b[:n]
+            noise = (self.noise[0, :n], self.noise[1, :n])
+            self.rng.random(out=noise[0], dtype=np.float32)
+            self.rng.random(out=noise[1], dtype=np.float32)
+        if self.scratch is not None:
+            return pcm.write_raw(self.f, x, bits=spec.bits, noise=noise, scratch=self.scratch)
+        scale = float(1 << (spec.bits - 1))  # 2**15 or 2**23: the reading side divides by the same
+        w = np.multiply(x.T, np.float64(scale) if x.dtype == np.float64 else np.float32(scale))
+        clipped = int(np.count_nonzero(w > scale)) + int(np.count_nonzero(w < -scale))
+        if noise is not None:
+            w += noise[0]
+            w -= noise[1]
         np.rint(w, out=w)
         np.clip(w, -scale, scale - 1.0, out=w)
-        np.copyto(q, w, casting="unsafe")
+        q = w.astype(np.int16 if spec.bits == 16 else np.int32)
         if spec.bits == 24:
             np.left_shift(q, 8, out=q)  # libsndfile's PCM_24 takes the top 24 bits of an int32
-        f.write(q)
-    return clipped
+        self.f.write(q)
+        return clipped
 
 
 def atomic_write_text(
@@ -683,17 +701,16 @@ class AudioSource:
         peak, invalid = 0.0, 0
         try:
             with sf.SoundFile(self.path) as f:
-                buf = np.empty((min(block_frames, self.frames), self.file_channels), dtype=np.float32)
+                read_into = _frame_reader(f, min(block_frames, self.frames))
                 done = 0
                 while done < self.frames:
-                    want = min(len(buf), self.frames - done)
-                    got = f.read(want, dtype="float32", always_2d=True, out=buf[:want])
-                    n = len(got)
+                    block = np.empty((self.file_channels, min(block_frames, self.frames - done)), dtype=np.float32)
+                    n = read_into(block)
                     if n == 0:
                         break
                     done += n
-                    # a copy: for one channel got.T is already contiguous, a view of the reused buffer
-                    block = got.T.copy()
+                    if n < block.shape[1]:
+                        block = block[:, :n].copy()
                     if self.channels != self.file_channels:
                         block = np.repeat(block, self.channels, axis=0)
                     if check:
@@ -722,10 +739,9 @@ class AudioSource:
         try:
             with sf.SoundFile(self.path) as f:
                 f.seek(start)
-                got = f.read(n, dtype="float32", always_2d=True)
+                block = _read_frames(f, self.file_channels, n)
         except RuntimeError as exc:
             raise _open_error(self.path, self.name, exc) from None
-        block = got.T.copy()
         return np.repeat(block, self.channels, axis=0) if self.channels != self.file_channels else block
 
 
@@ -776,9 +792,8 @@ class AudioWriter:
         self.sample_rate, self.channels, self.force = int(sample_rate), int(channels), force
         self.frames = 0
         self.clipped = 0
-        self._buf = np.empty((_BLOCK_FRAMES, channels), dtype=np.float32)
+        self._buf = np.empty((channels, _BLOCK_FRAMES), dtype=np.float32)
         self._fill = 0
-        self._rng = np.random.default_rng(dither_seed) if spec.bits == 16 else None
         folder = os.path.dirname(os.path.abspath(dest))
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         while True:
@@ -795,6 +810,7 @@ class AudioWriter:
         try:
             self._file = sf.SoundFile(self._fd, "w", self.sample_rate, channels, spec.subtype,
                                       format="WAVEX" if self._mask is not None else spec.container, closefd=False)
+            self._quantise = _BlockWriter(self._file, spec, channels, dither_seed)
         except BaseException:
             self.abort()
             raise
@@ -817,7 +833,7 @@ class AudioWriter:
         pos, n = 0, block.shape[1]
         while pos < n:
             take = min(n - pos, _BLOCK_FRAMES - self._fill)
-            self._buf[self._fill:self._fill + take] = block[:, pos:pos + take].T
+            self._buf[:, self._fill:self._fill + take] = block[:, pos:pos + take]
             self._fill += take
             pos += take
             if self._fill == _BLOCK_FRAMES:
@@ -825,30 +841,12 @@ class AudioWriter:
         self.frames += n
 
     def _flush(self) -> None:
-        n, spec, f = self._fill, self.spec, self._file
+        n, f = self._fill, self._file
         self._fill = 0
         if n == 0 or f is None:
             return
-        w = self._buf[:n]
         try:
-            if spec.is_float:
-                f.write(w)
-                return
-            scale = float(1 << (spec.bits - 1))
-            np.multiply(w, np.float32(scale), out=w)
-            self.clipped += int(np.count_nonzero(w > scale)) + int(np.count_nonzero(w < -scale))
-            if self._rng is not None:
-                noise = np.empty((2, n, self.channels), dtype=np.float32)
-                self._rng.random(out=noise[0], dtype=np.float32)
-                self._rng.random(out=noise[1], dtype=np.float32)
-                w += noise[0]
-                w -= noise[1]
-            np.rint(w, out=w)
-            np.clip(w, -scale, scale - 1.0, out=w)
-            q = w.astype(np.int16 if spec.bits == 16 else np.int32)
-            if spec.bits == 24:
-                np.left_shift(q, 8, out=q)
-            f.write(q)
+            self.clipped += self._quantise(self._buf[:, :n])
         except (OSError, RuntimeError, AssertionError) as exc:
             reason = getattr(exc, "strerror", None) or getattr(exc, "error_string", None) or str(exc)
             self.abort()
