@@ -1,6 +1,6 @@
 """The layout's dependency rules, read from the source (every import, top-level or inside a function).
 
-dsp: base (errors, params, streams) <- io, measure <- process <- decide; demo uses the base only; dsp imports
+dsp: base (errors, params, streams, denormals) <- io, measure <- process <- decide; demo uses the base only; dsp imports
 nothing from server or the REAPER side. server: wire (stdlib + pyzmq) <- service <- daemon <- cli; batch
 sits beside daemon. No import cycle anywhere in the project.
 """
@@ -107,11 +107,12 @@ _DSP_RULES = [
     ("dsp.errors", ()),
     ("dsp.params", ("dsp.errors",)),
     ("dsp.streams", ()),
+    ("dsp.denormals", ()),
     ("dsp.demo", ("dsp.errors", "dsp.params")),
-    ("dsp.io", ("dsp.errors", "dsp.params", "dsp.streams")),
-    ("dsp.measure", ("dsp.errors", "dsp.params", "dsp.streams")),
-    ("dsp.process", ("dsp.errors", "dsp.params", "dsp.streams", "dsp.measure")),
-    ("dsp.decide", ("dsp.errors", "dsp.params", "dsp.streams", "dsp.io", "dsp.measure", "dsp.process",
+    ("dsp.io", ("dsp.errors", "dsp.params", "dsp.streams", "dsp.denormals")),
+    ("dsp.measure", ("dsp.errors", "dsp.params", "dsp.streams", "dsp.denormals")),
+    ("dsp.process", ("dsp.errors", "dsp.params", "dsp.streams", "dsp.denormals", "dsp.measure")),
+    ("dsp.decide", ("dsp.errors", "dsp.params", "dsp.streams", "dsp.denormals", "dsp.io", "dsp.measure", "dsp.process",
                     "dsp.data")),
 ]
 _SERVER_RULES = [

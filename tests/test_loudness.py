@@ -238,32 +238,44 @@ def test_gain_shifts_loudness_by_the_same_amount(gain_db):
 
 
 @settings(max_examples=20, deadline=None)
-@given(cuts=st.lists(st.integers(min_value=0, max_value=30000), min_size=1, max_size=5),
-       channels=st.integers(min_value=1, max_value=6))
-def test_k_weighted_power_blockwise_equals_whole(cuts, channels):
+@given(cuts=st.lists(st.integers(min_value=0, max_value=937), min_size=1, max_size=5),
+       channels=st.integers(min_value=1, max_value=6), group=st.sampled_from([1, 5, 8, 32, 100]))
+def test_k_weighted_groups_blockwise_equals_whole(cuts, channels, group):
     rng = np.random.default_rng(channels)
-    x = rng.standard_normal((channels, 30000)).astype(np.float32)
-    whole, whole_state = L.k_weighted_power(x, 44100)
-    parts, state = [], None
-    bounds = [0, *sorted(cuts), x.shape[1]]
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        p, state = L.k_weighted_power(x[:, a:b], 44100, state=state)
-        parts.append(p)
-    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    x = rng.standard_normal((channels, 937 * group + group - 1)).astype(np.float32)
+    whole_power, whole_peak, whole_state = L.k_weighted_groups(x, 44100, group=group)
+    assert whole_power.shape == whole_peak.shape == (937,)
+    powers, peaks, state = [], [], None
+    bounds = [0, *sorted(cuts), 937]
+    for a, b in zip(bounds[:-1], bounds[1:]):  # whole groups per call, as the caller feeds them
+        p, k, state = L.k_weighted_groups(x[:, a * group:b * group], 44100, group=group, state=state)
+        powers.append(p)
+        peaks.append(k)
+    np.testing.assert_array_equal(np.concatenate(powers), whole_power)
+    np.testing.assert_array_equal(np.concatenate(peaks), whole_peak)
     np.testing.assert_array_equal(state, whole_state)
 
 
-def test_k_weighted_power_agrees_with_sosfilt_and_hop_energies():
+@pytest.mark.parametrize("group", [1, 7, 8, 32, 36, 128])
+def test_k_weighted_groups_agree_with_sosfilt_and_hop_energies(group):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 44100 * 2))
-    power, state = L.k_weighted_power(x, 44100)
+    power, peak, state = L.k_weighted_groups(x, 44100, group=group)
     y = scipy.signal.sosfilt(L.k_weighting_sos(44100), x, axis=-1)
-    np.testing.assert_allclose(power, (y ** 2).sum(axis=0), rtol=1e-10)
+    m = x.shape[1] // group * group
+    per_sample = (y ** 2).sum(axis=0)[:m].reshape(-1, group)
+    np.testing.assert_allclose(power, per_sample.sum(axis=1), rtol=1e-10)
+    np.testing.assert_array_equal(peak, np.abs(x[:, :m]).max(axis=0).reshape(-1, group).max(axis=1).astype(np.float32))
     assert state.shape == (2, 2, 2)
+    # each group summed as numpy sums a row: exactly the per-sample powers summed by numpy
+    ones, _, _ = L.k_weighted_groups(x, 44100, group=1)
+    np.testing.assert_array_equal(power, ones[:m].reshape(-1, group).sum(axis=1))
     hop = L.hop_samples(44100)
-    np.testing.assert_allclose(L.hop_energies(x, 44100), power.reshape(-1, hop).mean(axis=1), rtol=1e-10)
+    np.testing.assert_allclose(L.hop_energies(x, 44100), ones.reshape(-1, hop).mean(axis=1), rtol=1e-10)
     with pytest.raises(InputError):
-        L.k_weighted_power(x, 44100, state=np.zeros((2, 1, 2)))
+        L.k_weighted_groups(x, 44100, state=np.zeros((2, 1, 2)))
+    with pytest.raises(InputError):
+        L.k_weighted_groups(x, 44100, group=129)
 
 
 def test_gated_loudness_of_hops_matches_measure_and_other_hop_sizes():

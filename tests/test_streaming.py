@@ -246,15 +246,22 @@ def test_render_blocks_equals_render(clip, split_hz):
 
 # --- the streaming master ------------------------------------------------------------------------
 
-def test_streamed_master_file_is_the_in_memory_master(tmp_path, clip):
+@pytest.mark.parametrize("limiter_only", [False, True])
+def test_streamed_master_file_is_the_in_memory_master(tmp_path, clip, limiter_only):
     from server.service.mastering import decide_and_master, master_file
 
     src = tmp_path / "mix.wav"
     write_audio(src, clip, SR, fmt="wav24")
     d = delivery("streaming")
-    choices = {"style": "auto"}
+    choices: dict = {"style": "auto"}
+    if limiter_only:  # nothing before the limiter: its model comes from the analysis read, no pass of its own
+        d = delivery("broadcast")  # -23 LUFS, no peak stage needed
+        choices.update(tone_pct=0.0, dynamics_pct=0.0, width_pct=0.0)
+    stages_seen: list[str] = []
     result, written = master_file(str(src), str(tmp_path / "streamed.wav"), d, fmt="wav24", force=False,
-                                  choices=choices)
+                                  choices=choices, progress=lambda stage, f: stages_seen.append(stage) or True)
+    assert ("processing" in stages_seen) != limiter_only
+    assert ([s.kind for s in result.chain.stages] == ["limiter"]) == limiter_only
     x, sr = read_audio(src)
     ref = decide_and_master(x, sr, d, choices=choices)
     write_audio(tmp_path / "whole.wav", ref.audio, sr, fmt="wav24")

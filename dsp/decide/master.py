@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
+from ..denormals import flushing_denormals
 from ..errors import CancelledError, ChainError, TargetUnreachableError
 from ..measure.analysis import Analysis, AnalysisMeter, analyze
 from ..measure.bands import BASS_SPLIT_HZ
@@ -25,7 +26,7 @@ from ..measure.loudness import (
     LoudnessResult,
     gated_loudness_of_hops,
     hop_samples,
-    k_weighted_power,
+    k_weighted_groups,
     measure_loudness,
 )
 from ..measure.spectrum import SpectrumResult
@@ -785,22 +786,22 @@ class _LoudnessModel:
     Works on 32x decimated series of the detector (sample peaks) and of the K-weighted power:
     the limiter's gain is slow next to the K filter, so K(x * g) ~ K(x) * g. Inter-sample
     peaks and the decimation make it slightly optimistic; exact renders confirm the answer.
-    Built block by block (:class:`_ModelBuilder`), it holds 8 bytes per 32 samples (86 MB for
+    Built block by block (:class:`ModelSeries`), it holds 8 bytes per 32 samples (86 MB for
     two hours of 48 kHz audio) and evaluates in chunks, so nothing full-length is made.
     """
 
     def __init__(self, pre: np.ndarray, sample_rate: int, params: lim.LimiterParams) -> None:
-        builder = _ModelBuilder(sample_rate, pre.shape[1])
+        builder = ModelSeries(sample_rate, pre.shape[1])
         builder.feed(pre)
         self._take(builder, params)
 
     @classmethod
-    def from_builder(cls, builder: _ModelBuilder, params: lim.LimiterParams) -> _LoudnessModel:
+    def from_builder(cls, builder: ModelSeries, params: lim.LimiterParams) -> _LoudnessModel:
         model = cls.__new__(cls)
         model._take(builder, params)
         return model
 
-    def _take(self, b: _ModelBuilder, params: lim.LimiterParams) -> None:
+    def _take(self, b: ModelSeries, params: lim.LimiterParams) -> None:
         self.sample_rate, self.params = b.sample_rate, params
         self.n_hops, self.hop = b.n_hops, b.hop
         self.env_dec, self.group_power = b.env, b.power
@@ -862,8 +863,9 @@ class _LoudnessModel:
         return math.sqrt(weighted / total) if total > 0.0 else 0.0
 
 
-class _ModelBuilder:
-    """Collects the loudness model's decimated series from pre-limiter blocks of any length."""
+class ModelSeries:
+    """The loudness model's decimated series (the largest |sample| and the K-weighted power of
+    every 32 samples) of a pre-limiter signal, fed ``(channels, n)`` blocks of any length in order."""
 
     def __init__(self, sample_rate: int, frames: int) -> None:
         self.sample_rate = sample_rate
@@ -884,16 +886,16 @@ class _ModelBuilder:
         if self._rest is not None and self._rest.shape[1]:
             x = np.concatenate((self._rest, x), axis=1)
         avail = min(x.shape[1] // dec, n_groups - self._g)
-        step = 32768  # whole groups per chunk; no full-length temporaries
-        for c0 in range(0, avail, step):
-            c1 = min(avail, c0 + step)
-            block = x[:, c0 * dec: c1 * dec]
-            g0, g1 = self._g + c0, self._g + c1
-            self.env[g0:g1] = np.abs(block).max(axis=0).reshape(c1 - c0, dec).max(axis=1)
-            pw, self._kstate = k_weighted_power(block, self.sample_rate, state=self._kstate)
-            self.power[g0:g1] = pw.reshape(c1 - c0, dec).sum(axis=1)
+        g0, g1 = self._g, self._g + avail
+        power, env, self._kstate = k_weighted_groups(x, self.sample_rate, group=dec, state=self._kstate)
+        self.power[g0:g1], self.env[g0:g1] = power[:avail], env[:avail]  # past avail: after the last hop
         self._g += avail
         self._rest = x[:, avail * dec:].copy() if self._g < n_groups else None
+
+    @property
+    def complete(self) -> bool:
+        """Whether every group up to the last whole 100 ms hop has been fed."""
+        return self._g >= self.env.shape[0]
 
 
 def _solve_increasing(f: Callable[[float], float], lo: float, hi: float, f_lo: float, f_hi: float,
@@ -1100,6 +1102,7 @@ def _plan_with_limiter(planned: Chain | None, before: Analysis, delivery: Delive
     return planned, lim_stage
 
 
+@flushing_denormals
 def master(
     x: np.ndarray,
     sample_rate: int,
@@ -1191,6 +1194,7 @@ class BlockSink(Protocol):
     def abort(self) -> None: ...
 
 
+@flushing_denormals
 def master_stream(
     blocks: Callable[[], Iterable[np.ndarray]],
     sample_rate: int,
@@ -1205,6 +1209,7 @@ def master_stream(
     intent: Intent | None = None,
     progress: ProgressFn | None = None,
     spill_dir: str | None = None,
+    input_series: ModelSeries | None = None,
 ) -> tuple[MasterResult, Any]:
     """:func:`master` for audio too long to hold: the same decisions and the same master, in passes
     that read, process and write block by block. Returns the result (``audio`` empty) and what
@@ -1218,6 +1223,9 @@ def master_stream(
     loudness aim is dropped (``abort``) and redone with a corrected drive, as :func:`converge_limiter`.
     With ``spill_dir`` (a folder with room for the audio as float32), the model pass also parks the
     pre-limiter signal there and the exact renders limit it instead of rendering the stages again.
+    ``input_series``: the input's own :class:`ModelSeries`, gathered on the analysis read
+    (``analyze_source(taps=...)``); when no stage precedes the limiter the input is the pre-limiter
+    signal, so the model needs no pass of its own and the renders read the input.
     """
     if intent is not None and not intent.loudness:
         delivery = dataclasses.replace(delivery, target_lufs=float(before.integrated_lufs))
@@ -1262,20 +1270,24 @@ def master_stream(
         final_chain = chain
     else:
         planned, lim_stage = _plan_with_limiter(planned, before, delivery, intent)
-        builder = _ModelBuilder(sample_rate, frames)
-        if spill_dir is not None:
-            try:
-                spill = _Spill(spill_dir)
-            except OSError:
-                spill = None
-        for y in ticking("processing", prefetch(render_blocks(planned.without("limiter"), blocks(), sample_rate))):
-            builder.feed(y)
-            if spill is not None:
+        pre_chain = planned.without("limiter")
+        if input_series is not None and input_series.complete and not any(s.enabled for s in pre_chain.stages):
+            builder = input_series
+        else:
+            builder = ModelSeries(sample_rate, frames)
+            if spill_dir is not None:
                 try:
-                    spill.write(y)
-                except OSError:  # no room: the renders run the stages again instead
-                    spill.close()
+                    spill = _Spill(spill_dir)
+                except OSError:
                     spill = None
+            for y in ticking("processing", prefetch(render_blocks(pre_chain, blocks(), sample_rate))):
+                builder.feed(y)
+                if spill is not None:
+                    try:
+                        spill.write(y)
+                    except OSError:  # no room: the renders run the stages again instead
+                        spill.close()
+                        spill = None
         lim_params = cast(lim.LimiterParams, lim_stage.params)
         model = _LoudnessModel.from_builder(builder, lim_params)
         del builder
@@ -1322,4 +1334,4 @@ def master_stream(
                          lim.stats(limiter_state), iterations), written)
 
 
-__all__ = ["MasterResult", "master", "master_stream", "plan_chain", "converge_limiter", "CancelledError"]
+__all__ = ["MasterResult", "ModelSeries", "master", "master_stream", "plan_chain", "converge_limiter", "CancelledError"]

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
 
+from ..denormals import flushing_denormals
 from ..errors import CancelledError, NonFiniteAudioError
+from ..streams import prefetch
 from .bands import BandPeakMeter, BandPeaks
 from .bands import band_peaks as measure_band_peaks
-from ..streams import prefetch
 from .loudness import LoudnessMeter, LoudnessResult, measure_loudness
 from .spectrum import SpectrumMeter, SpectrumResult, third_octave_spectrum
 from .truepeak import TruePeakMeter, to_db, true_peak_dbtp
@@ -197,6 +199,7 @@ def _assemble(sample_rate: int, channels: int, frames: int, *, loud: LoudnessRes
     )
 
 
+@flushing_denormals
 def analyze(x: np.ndarray, sample_rate: int, *, true_peak_factor: int = 4,
             loudness: LoudnessResult | None = None, resonances: bool = False, band_peaks: bool = True,
             true_peak: float | None = None) -> Analysis:
@@ -393,16 +396,25 @@ class AnalysisMeter:
                          bands=self.bands.result() if self.bands is not None else None)
 
 
+@flushing_denormals
 def analyze_source(source: Any, *, true_peak_factor: int = 4, resonances: bool = False,
-                   progress: Any = None) -> Analysis:
+                   progress: Any = None, taps: Sequence[Callable[[np.ndarray], None]] = ()) -> Analysis:
     """:func:`analyze` of a :class:`dsp.io.audio_io.AudioSource` (anything with ``channels``,
     ``sample_rate``, ``frames`` and ``blocks()``) in one block-wise read; the source's first pass
     applies the input refusals (non-finite, too short, silent). ``progress(fraction)`` is called
-    after each block; returning False cancels."""
+    after each block; returning False cancels. Each ``tap`` is handed every block too, in order, on
+    the decoding thread (which has time to spare: the meters are the slower side)."""
     meter = AnalysisMeter(source.channels, source.sample_rate, source.frames,
                           true_peak_factor=true_peak_factor, resonances=resonances)
     total = max(1, source.frames)
-    for block in prefetch(source.blocks()):  # decoding on another thread
+
+    def decoded() -> Iterator[np.ndarray]:
+        for block in source.blocks():
+            for tap in taps:
+                tap(block)
+            yield block
+
+    for block in prefetch(decoded()):  # decoding on another thread
         meter.feed(block)
         if progress is not None and progress(min(1.0, meter.samples / total)) is False:
             raise CancelledError("analysis was cancelled")

@@ -163,37 +163,64 @@ def channel_weights(channels: int) -> np.ndarray:
 # which makes this ~2.5x faster than scipy.signal.sosfilt plus a separate squaring pass.
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _kw_power(x: np.ndarray, sos: np.ndarray, zi: np.ndarray, weights: np.ndarray,
-              out: np.ndarray) -> None:  # pragma: no cover - compiled
-    ch, n = x.shape
+def _kw_groups(x: np.ndarray, sos: np.ndarray, zi: np.ndarray, weights: np.ndarray, group: int,
+               power: np.ndarray, peak: np.ndarray) -> None:  # pragma: no cover - compiled
+    ch = x.shape[0]
     b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
     b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
-    for i in range(n):
-        out[i] = 0.0
-    for c0 in range(0, ch, 2):
-        c1 = min(c0 + 1, ch - 1)
-        gp = weights[c0]
-        gq = weights[c1] if c1 != c0 else 0.0
-        p01, p02, p11, p12 = zi[0, c0, 0], zi[0, c0, 1], zi[1, c0, 0], zi[1, c0, 1]
-        q01, q02, q11, q12 = zi[0, c1, 0], zi[0, c1, 1], zi[1, c1, 0], zi[1, c1, 1]
-        for i in range(n):
-            v = np.float64(x[c0, i])
-            w = np.float64(x[c1, i])
-            y0 = b00 * v + p01
-            p01 = b01 * v - a01 * y0 + p02
-            p02 = b02 * v - a02 * y0
-            y1 = b10 * y0 + p11
-            p11 = b11 * y0 - a11 * y1 + p12
-            p12 = b12 * y0 - a12 * y1
-            u0 = b00 * w + q01
-            q01 = b01 * w - a01 * u0 + q02
-            q02 = b02 * w - a02 * u0
-            u1 = b10 * u0 + q11
-            q11 = b11 * u0 - a11 * u1 + q12
-            q12 = b12 * u0 - a12 * u1
-            out[i] += gp * (y1 * y1) + gq * (u1 * u1)
-        zi[0, c0, 0], zi[0, c0, 1], zi[1, c0, 0], zi[1, c0, 1] = p01, p02, p11, p12
-        zi[0, c1, 0], zi[0, c1, 1], zi[1, c1, 0], zi[1, c1, 1] = q01, q02, q11, q12
+    per = np.empty(group)  # the group's per-sample power, channel pairs added in order
+    eights = group - group % 8 if group >= 8 else 0
+    for g in range(power.shape[0]):
+        s0 = g * group
+        top = np.float32(0.0)
+        for j in range(group):
+            per[j] = 0.0
+        for c0 in range(0, ch, 2):
+            c1 = min(c0 + 1, ch - 1)
+            gp = weights[c0]
+            gq = weights[c1] if c1 != c0 else 0.0
+            p01, p02, p11, p12 = zi[0, c0, 0], zi[0, c0, 1], zi[1, c0, 0], zi[1, c0, 1]
+            q01, q02, q11, q12 = zi[0, c1, 0], zi[0, c1, 1], zi[1, c1, 0], zi[1, c1, 1]
+            for j in range(group):
+                xv = x[c0, s0 + j]
+                xw = x[c1, s0 + j]
+                top = max(top, abs(np.float32(xv)), abs(np.float32(xw)))
+                v = np.float64(xv)
+                w = np.float64(xw)
+                y0 = b00 * v + p01
+                p01 = b01 * v - a01 * y0 + p02
+                p02 = b02 * v - a02 * y0
+                y1 = b10 * y0 + p11
+                p11 = b11 * y0 - a11 * y1 + p12
+                p12 = b12 * y0 - a12 * y1
+                u0 = b00 * w + q01
+                q01 = b01 * w - a01 * u0 + q02
+                q02 = b02 * w - a02 * u0
+                u1 = b10 * u0 + q11
+                q11 = b11 * u0 - a11 * u1 + q12
+                q12 = b12 * u0 - a12 * u1
+                per[j] += gp * (y1 * y1) + gq * (u1 * u1)
+            zi[0, c0, 0], zi[0, c0, 1], zi[1, c0, 0], zi[1, c0, 1] = p01, p02, p11, p12
+            zi[0, c1, 0], zi[0, c1, 1], zi[1, c1, 0], zi[1, c1, 1] = q01, q02, q11, q12
+        # numpy's pairwise_sum for up to 128 values: eight running sums, combined pairwise, then the rest
+        if eights:
+            r0, r1, r2, r3, r4, r5, r6, r7 = per[0], per[1], per[2], per[3], per[4], per[5], per[6], per[7]
+            for j in range(8, eights, 8):
+                r0 += per[j]
+                r1 += per[j + 1]
+                r2 += per[j + 2]
+                r3 += per[j + 3]
+                r4 += per[j + 4]
+                r5 += per[j + 5]
+                r6 += per[j + 6]
+                r7 += per[j + 7]
+            total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        else:
+            total = 0.0
+        for j in range(eights, group):
+            total += per[j]
+        power[g] = total
+        peak[g] = top
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
@@ -286,16 +313,24 @@ class LoudnessMeter:
         return loudness_from_hop_energies(self.hop_energies())
 
 
-def k_weighted_power(x: np.ndarray, sample_rate: int, *,
-                     state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample channel-weighted sum of the squared K-weighted signal.
+def k_weighted_groups(x: np.ndarray, sample_rate: int, *, group: int = 1,
+                      state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The channel-weighted sum of the squared K-weighted signal, summed over each complete group
+    of ``group`` samples, and the largest |sample| of each group (the limiter model's decimated
+    series, from one pass).
 
-    ``x``: (channels, n) audio, 1..8 channels (1-D is mono). Returns ``(power, state)``:
-    ``power`` float64 (n,), linear (full-scale sine in one channel averages 0.5 x K gain);
-    ``state`` the filter memory, float64 (2, channels, 2) (scipy ``sosfilt`` ``zi`` layout).
-    Feeding blocks and passing ``state`` on gives exactly the whole-signal result.
+    ``x``: (channels, n) audio, 1..8 channels (1-D is mono); ``group``: 1..128 samples. Returns
+    ``(power, peak, state)``: ``power`` float64 (n // group,), linear (full-scale sine in one
+    channel averages 0.5 x K gain per sample), each group summed as numpy sums a row of that
+    length (eight running sums, then pairwise), so ``group=g`` equals ``group=1`` reshaped and
+    summed; ``peak`` float32 (n // group,); ``state`` the filter memory after the last complete
+    group, float64 (2, channels, 2) (scipy ``sosfilt`` ``zi`` layout). Feeding whole groups and
+    passing ``state`` on gives exactly the whole-signal result; samples after the last complete
+    group are left for the caller to feed again.
     """
     sr = _check_sample_rate(sample_rate)
+    if not 1 <= group <= 128:
+        raise InputError(f"group must be 1..128 samples, got {group}")
     a = _as_audio(x)
     ch = a.shape[0]
     if state is None:
@@ -304,9 +339,11 @@ def k_weighted_power(x: np.ndarray, sample_rate: int, *,
         zi = np.array(state, dtype=np.float64)  # copy: the caller's state stays untouched
         if zi.shape != (2, ch, 2):
             raise InputError(f"K-weighting state has shape {zi.shape}, expected {(2, ch, 2)}")
-    out = np.empty(a.shape[1], dtype=np.float64)
-    _kw_power(a, _k_weighting_sos_cached(sr), zi, channel_weights(ch), out)
-    return out, zi
+    n_groups = a.shape[1] // group
+    power = np.empty(n_groups, dtype=np.float64)
+    peak = np.empty(n_groups, dtype=np.float32)
+    _kw_groups(a, _k_weighting_sos_cached(sr), zi, channel_weights(ch), group, power, peak)
+    return power, peak, zi
 
 
 def hop_energies(x: np.ndarray, sample_rate: int) -> np.ndarray:

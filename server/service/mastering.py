@@ -21,6 +21,7 @@ from dsp.decide.codec_safe import codec_safe_master
 from dsp.decide.master import (
     Intent,
     MasterResult,
+    ModelSeries,
     ProgressFn,
     master,
     master_stream,
@@ -133,7 +134,10 @@ def master_file(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progr
     Returns the result (``audio`` empty: it is in the file) and the WriteResult."""
     source = AudioSource(src, mono_as=_mono_as(choices))
     _step(progress, "analysing", 0.0)
-    before = analyze_source(source, resonances=True,
+    # the limiter's model of the input, gathered on the same read: when the plan puts nothing
+    # before the limiter, the master needs no pass of its own for it
+    series = ModelSeries(source.sample_rate, source.frames) if chain is None else None
+    before = analyze_source(source, resonances=True, taps=[series.feed] if series is not None else [],
                             progress=(lambda f: progress("analysing", f)) if progress is not None else None)
     intent = _intent(before, choices) if chain is None and planned is None and choices else None
 
@@ -143,7 +147,7 @@ def master_file(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progr
 
     result, written = master_stream(source.blocks, source.sample_rate, source.channels, source.frames, d, sink,
                                     before=before, chain=chain, planned=planned, intent=intent, progress=progress,
-                                    spill_dir=os.path.dirname(os.path.abspath(dst)))
+                                    spill_dir=os.path.dirname(os.path.abspath(dst)), input_series=series)
     _step(progress, "writing", 1.0)
     return result, written
 
