@@ -355,15 +355,15 @@ def test_project_roots_refuse_the_file_system_root(tmp_path):
 # --- the job function, in-process ----------------------------------------------------------------------
 
 def test_execute_master_by_value_equals_the_library():
-    from dsp.decide.master import master
     from dsp.decide.presets import delivery
+    from server.service.mastering import decide_and_master
     x = (np.random.default_rng(5).standard_normal((2, 88200)) * 0.1).astype(np.float32)
     req = {"audio": P.audio_descriptor(2, x.shape[1], 44100), "preset": "club"}
     seen = []
     content, parts = execute("master", req, x.tobytes(), lambda s, f: seen.append((s, f)) or True,
                                max_part_bytes=100_000)
     assert content["audio"]["parts"] == len(parts) > 1
-    expected = master(x, 44100, delivery("club")).audio
+    expected = decide_and_master(x, 44100, delivery("club")).audio  # no choices: the CLI's defaults
     assert b"".join(bytes(p) for p in parts) == expected.astype("<f4").tobytes()
     assert content["report"]["delivery"]["preset"] == "club"
     assert {s for s, _ in seen} >= {"analysing", "limiting"}

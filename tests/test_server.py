@@ -311,8 +311,8 @@ def test_eight_clients_at_once_each_get_their_own_result(srv):
 
 
 def test_master_by_value_large_audio_is_uploaded_in_chunks(srv):
-    from dsp.decide.master import master
     from dsp.decide.presets import delivery
+    from server.service.mastering import decide_and_master
 
     frames = int(FRAME_LIMIT * 4.5) // 8  # more than max_audio_parts x max_frame_bytes: must upload
     x = noise_mix(frames, 48000)
@@ -322,7 +322,7 @@ def test_master_by_value_large_audio_is_uploaded_in_chunks(srv):
         res = job.wait()
         c.call("upload_free", {"upload_id": job.content["upload_id"]})
         assert c.status()["uploads"] == 0
-    expected = master(x, 48000, delivery("broadcast")).audio
+    expected = decide_and_master(x, 48000, delivery("broadcast")).audio  # no choices: the CLI's defaults
     assert (res.channels, res.frames, res.sample_rate) == (2, frames, 48000)
     assert res.audio == expected.astype("<f4").tobytes()
 
@@ -490,6 +490,36 @@ def test_cli_master_via_server_writes_the_same_bytes(srv, tmp_path, capsys):
     assert run_master_via_server(srv.info.endpoint, args) == 0
     assert remote.read_bytes() == local.read_bytes() and remote.stat().st_ino != before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_without_choices_the_server_decides_as_the_cli_and_suggest_proposes_that_chain(srv, tmp_path):
+    # a client that sends no choices (a script, a REAPER action of an older release) gets the
+    # decisions of `reamaster master FILE` with no options, and suggest the chain that master used
+    from server.cli.main import main as cli_main
+
+    from scipy.signal import butter, sosfilt
+
+    src = tmp_path / "dull.wav"  # noise low-passed at 2 kHz: a mix far duller than any style
+    x = sosfilt(butter(2, 2000, fs=SR, output="sos"), noise_mix(4 * SR, SR, amp=0.2), axis=-1)
+    sf.write(src, (0.3 * x / np.abs(x).max()).T, SR, subtype="PCM_24")
+    local, remote = tmp_path / "local.wav", tmp_path / "remote.wav"
+    assert cli_main(["master", str(src), "-o", str(local), "--no-progress",
+                     "--save-chain", str(tmp_path / "chain.json")]) == 0
+    with srv.client(project_dir=str(tmp_path), timeout=120.0) as c:
+        report = c.master_path(src, remote)
+        suggested = c.suggest_path(src)["chain"]
+        no_eq = c.suggest_path(src, choices={"tone_pct": 0.0})["chain"]
+    assert remote.read_bytes() == local.read_bytes()
+    used = json.loads((tmp_path / "chain.json").read_text())
+
+    def without_limiter_drive(chain: dict) -> list:
+        return [(st["kind"], {k: v for k, v in st["params"].items() if k != "threshold_db"})
+                for st in chain["stages"] if st.get("enabled", True)]
+
+    assert without_limiter_drive(suggested) == without_limiter_drive(used)
+    assert [st["kind"] for st in report["chain"]["stages"]] == [st["kind"] for st in used["stages"]]
+    assert any(st["kind"] == "eq" for st in suggested["stages"])  # this mix gets a tonal move...
+    assert not any(st["kind"] == "eq" for st in no_eq["stages"])  # ...which tone 0 % leaves out
 
 
 # --- servers that come and go -----------------------------------------------------------------------

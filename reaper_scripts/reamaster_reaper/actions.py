@@ -176,8 +176,11 @@ def suggest_native_fx() -> Task:
         H.log("rendering " + ("the selected track" if sel else "the mix") + " ...")
         files, _ = render(out_dir, "suggest", stems=[target] if sel else None)
         client = yield from _connect(task)
-        res = yield from task.wait(client.submit("suggest", {"path": files[0], "preset": _settings()["preset"]}),
-                                   "analysing")
+        # the choices Master would send (style, intensity, amounts), so Suggest proposes what Master does
+        request = _request(_settings(), files[0], "")
+        choices = {k: v for k, v in request["choices"].items() if k != "references"}
+        res = yield from task.wait(client.submit("suggest", {"path": files[0], "preset": request["preset"],
+                                                             "choices": choices}), "analysing")
         H.check_project()
         H.undo_begin()
         try:

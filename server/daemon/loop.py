@@ -815,7 +815,7 @@ class Server:
             if not isinstance(refs, list) or len(refs) > 16:
                 raise J.JobError(P.BAD_MESSAGE, "choices.references must be a list of at most 16 file paths")
             content["choices"] = choices = {**choices, "references": [J.check_path(r, roots) for r in refs]}
-        if msg.type == "master" and choices and choices.get("style") is not None:
+        if msg.type in ("master", "suggest") and choices and choices.get("style") is not None:
             content["choices"] = {**content["choices"], "style": J.check_style(choices["style"], roots)}
         return content, buffers, audio
 

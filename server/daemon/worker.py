@@ -29,7 +29,7 @@ import numpy as np
 import zmq
 
 from dsp.decide.album import master_album
-from dsp.decide.master import MasterResult, plan_chain
+from dsp.decide.master import MasterResult
 from dsp.decide.presets import Delivery, delivery
 from dsp.decide.revise import revise_chain
 from dsp.decide.stems import master_stems, read_stems
@@ -54,6 +54,7 @@ from ..service.mastering import (
     preview_document,
     preview_file,
     render_and_write,
+    suggest_chain,
 )
 from ..service.report import build_report
 from ..service.stems import STEM_FORMATS, bus_report, output_paths, write_stems
@@ -124,8 +125,8 @@ def execute(kind: str, req: dict[str, Any], audio: Any, progress: ProgressFn,
     deliv = {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp, "note": d.note}
     if kind == "suggest":
         checkpoint("analysing")
-        a = analyze(x, sr)
-        chain_doc = plan_chain(a, d).to_dict()
+        a = analyze(x, sr, resonances=True)
+        chain_doc = suggest_chain(a, d, req.get("choices")).to_dict()
         return {"chain": chain_doc, "native_fx": native_fx(chain_doc), "analysis": a.to_dict(), "delivery": deliv}, []
 
     if kind != "master":  # pragma: no cover - the server only dispatches job types
@@ -188,8 +189,8 @@ def _execute_streaming(kind: str, req: dict[str, Any], progress: ProgressFn) -> 
     d = delivery(req.get("preset"), target_lufs=req.get("lufs"), ceiling_dbtp=req.get("ceiling"))
     if kind == "suggest":
         deliv = {"preset": d.name, "target_lufs": d.target_lufs, "ceiling_dbtp": d.ceiling_dbtp, "note": d.note}
-        a = analyze_source(source)
-        chain = plan_chain(a, d).to_dict()
+        a = analyze_source(source, resonances=True)
+        chain = suggest_chain(a, d, req.get("choices")).to_dict()
         return {"chain": chain, "native_fx": native_fx(chain), "analysis": a.to_dict(), "delivery": deliv}, []
 
     out_path, bits = req["output"], req.get("bits")

@@ -132,6 +132,7 @@ def master_file(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progr
     """The streaming master of a file: the same decisions as :func:`decide_and_master` (style and
     amounts from ``choices``; no references or codec checks), peak memory independent of length.
     Returns the result (``audio`` empty: it is in the file) and the WriteResult."""
+    choices = with_defaults(choices)
     source = AudioSource(src, mono_as=_mono_as(choices))
     _step(progress, "analysing", 0.0)
     # the limiter's model of the input, gathered on the same read: when the plan puts nothing
@@ -139,7 +140,7 @@ def master_file(src: str, dst: str, d: Delivery, *, fmt: str, force: bool, progr
     series = ModelSeries(source.sample_rate, source.frames) if chain is None else None
     before = analyze_source(source, resonances=True, taps=[series.feed] if series is not None else [],
                             progress=(lambda f: progress("analysing", f)) if progress is not None else None)
-    intent = _intent(before, choices) if chain is None and planned is None and choices else None
+    intent = _intent(before, choices) if chain is None and planned is None else None
 
     def sink() -> AudioWriter:
         return AudioWriter(dst, source.sample_rate, source.channels, fmt=fmt, force=force, protect=[src],
@@ -156,6 +157,19 @@ def _amounts(choices: dict[str, Any]) -> dict[str, Any]:
     return dict(tone_pct=choices.get("tone_pct", 100.0), dynamics_pct=choices.get("dynamics_pct", 100.0),
                 width_pct=choices.get("width_pct", 100.0), intensity=choices.get("intensity", "balanced"),
                 loudness=choices.get("loudness", True))
+
+
+def with_defaults(choices: dict[str, Any] | None) -> dict[str, Any]:
+    """``choices`` with what is missing taken from DEFAULT_CHOICES: a client that sends none gets
+    the decisions `reamaster master` makes with no options, never a different planner."""
+    return {**DEFAULT_CHOICES, **(choices or {})}
+
+
+def suggest_chain(before: Analysis, d: Delivery, choices: dict[str, Any] | None) -> Chain:
+    """The chain a master with these ``choices`` would start from (style and amounts; references
+    are not matched here), for applying to native FX. ``before`` measured with resonances, as the
+    master measures it."""
+    return plan_chain(before, d, _intent(before, with_defaults(choices)))
 
 
 def _intent(before: Analysis, choices: dict[str, Any]) -> Intent:
@@ -193,8 +207,7 @@ def preview_file(src: str, dst: str, d: Delivery, *, seconds: float, fmt: str, f
     if chain is not None:
         result = master(x, sr, section_d, chain=chain)
     else:
-        planned = plan_chain(before, d, _intent(before, choices) if choices else None)
-        result = master(x, sr, section_d, planned=planned)
+        result = master(x, sr, section_d, planned=suggest_chain(before, d, choices))
     y = np.array(result.audio[:, pre:], dtype=np.float32)
     fade = min(int(PREVIEW_FADE_S * sr), y.shape[1] // 2)
     if fade:
@@ -214,8 +227,9 @@ def preview_document(window: PreviewWindow) -> dict[str, float]:
 def decide_and_master(x: np.ndarray, sr: int, d: Delivery, *, chain: Chain | None = None, planned: Chain | None = None,
                       choices: dict[str, Any] | None = None, progress: ProgressFn | None = None) -> MasterResult:
     """The decision path shared by the CLI and the server: style or references, amounts, master."""
-    if chain is not None or planned is not None or not choices:
+    if chain is not None or planned is not None:
         return master(x, sr, d, chain=chain, planned=planned, progress=progress)
+    choices = with_defaults(choices)
     result = _decide(x, sr, d, choices, progress)
     return make_codec_safe(x, sr, d, result, progress) if choices.get("codec_safe") else result
 

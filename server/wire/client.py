@@ -509,13 +509,21 @@ class Client:
         return analysis
 
     def suggest_path(self, path: str | os.PathLike[str], *, preset: str | None = None, lufs: float | None = None,
-                     ceiling: float | None = None) -> dict[str, Any]:
-        return self.call("suggest", {"path": os.path.abspath(path), **self._options(preset, lufs, ceiling)}).content
+                     ceiling: float | None = None, choices: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The chain a master with these ``choices`` (style, amounts; default: those of `reamaster
+        master`) would start from, for native FX."""
+        content = {"path": os.path.abspath(path), **self._options(preset, lufs, ceiling)}
+        if choices is not None:
+            content["choices"] = choices
+        return self.call("suggest", content).content
 
     def suggest_audio(self, data: Any, channels: int, frames: int, sample_rate: int, *, preset: str | None = None,
-                      lufs: float | None = None, ceiling: float | None = None) -> dict[str, Any]:
-        return self._with_audio("suggest", self._options(preset, lufs, ceiling), data, channels, frames,
-                                sample_rate).content
+                      lufs: float | None = None, ceiling: float | None = None,
+                      choices: dict[str, Any] | None = None) -> dict[str, Any]:
+        content = self._options(preset, lufs, ceiling)
+        if choices is not None:
+            content["choices"] = choices
+        return self._with_audio("suggest", content, data, channels, frames, sample_rate).content
 
     def master_path(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], *, preset: str | None = None,
                     lufs: float | None = None, ceiling: float | None = None, bits: int | None = None,

@@ -112,7 +112,7 @@ REQUESTS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "shutdown": {},
     "analyze": {**{k: (v, False) for k, v in _SOURCE.items()}, "series": ((bool,), False)},
     "suggest": {**{k: (v, False) for k, v in _SOURCE.items()}, "preset": (_OPT_STR, False),
-                "lufs": (_OPT_NUM, False), "ceiling": (_OPT_NUM, False)},
+                "lufs": (_OPT_NUM, False), "ceiling": (_OPT_NUM, False), "choices": ((dict, type(None)), False)},
     "master": {**{k: (v, False) for k, v in _SOURCE.items()}, "preset": (_OPT_STR, False),
                "lufs": (_OPT_NUM, False), "ceiling": (_OPT_NUM, False), "bits": ((int, type(None)), False),
                "chain": ((dict, type(None)), False), "output": (_OPT_STR, False),

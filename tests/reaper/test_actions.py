@@ -440,20 +440,22 @@ def _jagged_mix(seconds: float = 4.0) -> np.ndarray:
 
 
 def test_suggest_puts_every_eq_band_on_reaeq_instances(app, rpr, tmp_path):
-    from dsp.decide.master import plan_chain
     from dsp.decide.presets import delivery
     from dsp.measure.analysis import analyze
+    from server.service.mastering import suggest_chain
     app.save_as(app.project, "jagged")
     path = tmp_path / "jagged.wav"
     sf.write(str(path), _jagged_mix().T, SR, subtype="FLOAT")
     _add_item(rpr, _new_track(rpr, "Mix"), str(path), 0.0)
     run_action("Suggest settings to native FX")
     assert "Traceback" not in app.console and "smallest moves" not in app.console, app.console
-    # the chain the server planned, from the very file it analysed (the render is deterministic)
+    # the chain the server planned, from the very file it analysed (the render is deterministic), as a
+    # master with the action's default settings (those of `reamaster master`) starts from
     out_dir = Path(rpr.RPR_GetProjectPathEx(0, "", 4096)[1], "ReaMaster")
     (rendered,) = [p for p in out_dir.iterdir() if p.name.startswith("suggest") and p.suffix == ".wav"]
     x, sr = sf.read(str(rendered), always_2d=True, dtype="float32")
-    chain = plan_chain(analyze(np.ascontiguousarray(x.T), sr), delivery("streaming")).to_dict()
+    chain = suggest_chain(analyze(np.ascontiguousarray(x.T), sr, resonances=True), delivery("streaming"),
+                          None).to_dict()
     eq_stages = [s for s in chain["stages"] if s["kind"] == "eq" and s.get("enabled", True)]
     want = [b for s in eq_stages for b in s["params"]["bands"] if b.get("enabled", True)]
     # the planner's EQ is bounded and never moves a region the wrong way (issue 10), so this mix now
