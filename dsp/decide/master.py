@@ -931,12 +931,23 @@ def _model_threshold(model: _LoudnessModel, params: lim.LimiterParams, target_lu
         raise TargetUnreachableError(
             f"cannot reach {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
             f"{_MAX_LIMITING_DB:g} dB of limiting reaches only {f_lo + target_lufs:.1f} LUFS")
-    f_hi = model.loudness(hi_thr) - target_lufs
+    if f_lo <= 0:
+        return lo_thr, lo_thr
+
+    def f(t: float) -> float:
+        return model.loudness(t) - target_lufs
+
+    # at the model's peak nothing is limited yet, and above it loudness falls 1 LU per dB: the
+    # answer lies under the peak when limiting is needed (the usual case, a much tighter bracket
+    # than up to +12 dB), else in the straight part above it
+    top = min(hi_thr, model.peak_db)
+    f_top = f(top)
+    if f_top <= 0:
+        return _solve_increasing(f, lo_thr, top, f_lo, f_top), lo_thr
+    f_hi = f(hi_thr)
     if f_hi > 0:
         raise TargetUnreachableError(f"cannot turn the mix down to {target_lufs:g} LUFS")
-    thr = (_solve_increasing(lambda t: model.loudness(t) - target_lufs, lo_thr, hi_thr, f_lo, f_hi)
-           if f_lo > 0 else lo_thr)
-    return thr, lo_thr
+    return _solve_increasing(f, top, hi_thr, f_top, f_hi), lo_thr
 
 
 def _faster_variants(params: lim.LimiterParams) -> Iterator[lim.LimiterParams]:
