@@ -403,13 +403,15 @@ def analyze_source(source: Any, *, true_peak_factor: int = 4, resonances: bool =
     ``sample_rate``, ``frames`` and ``blocks()``) in one block-wise read; the source's first pass
     applies the input refusals (non-finite, too short, silent). ``progress(fraction)`` is called
     after each block; returning False cancels. Each ``tap`` is handed every block too, in order, on
-    the decoding thread (which has time to spare: the meters are the slower side)."""
+    the decoding thread, which also measures the loudness (the other meters keep two cores busy)."""
     meter = AnalysisMeter(source.channels, source.sample_rate, source.frames,
-                          true_peak_factor=true_peak_factor, resonances=resonances)
+                          true_peak_factor=true_peak_factor, resonances=resonances, loudness=False)
+    loudness = LoudnessMeter(source.channels, source.sample_rate)
     total = max(1, source.frames)
 
     def decoded() -> Iterator[np.ndarray]:
         for block in source.blocks():
+            loudness.feed(block)
             for tap in taps:
                 tap(block)
             yield block
@@ -420,4 +422,4 @@ def analyze_source(source: Any, *, true_peak_factor: int = 4, resonances: bool =
             raise CancelledError("analysis was cancelled")
     if meter.invalid:  # a source that does not check its samples
         raise NonFiniteAudioError(f"the audio contains {meter.invalid} invalid samples (NaN or infinity)")
-    return meter.result()
+    return meter.result(loudness=loudness.result())
