@@ -337,3 +337,20 @@ def test_result_is_frozen():
         r.integrated_lufs = 0.0
     with pytest.raises(ValueError):
         r.momentary_lufs[0] = 0.0
+
+
+@pytest.mark.parametrize("hop", [4410, 4800, 32 * 150])
+def test_limited_groups_add_into_the_hop_each_group_starts_in(hop):
+    # against the same sum written plainly: each group's power turned by its gain, binned by the
+    # hop its first sample falls in; reductions of exactly 0 (the unlimited stretches) included
+    rng = np.random.default_rng(hop)
+    power = rng.uniform(0.0, 1e-3, 5000).astype(np.float32)
+    red = np.where(rng.uniform(size=3000) < 0.5, 0.0, rng.uniform(0.0, 12.0, 3000))
+    first, gain_db = 1234, 3.7
+    out = np.zeros(5000 * 32 // hop + 2)
+    L.add_limited_groups_to_hops(power, first, red, gain_db, group=32, hop=hop, out=out)
+    g = np.arange(first, first + red.shape[0])
+    want = np.bincount(g * 32 // hop, weights=power[g].astype(np.float64) * 10.0 ** ((gain_db - red) / 10.0),
+                       minlength=out.shape[0])
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=0.0)
+    assert np.count_nonzero(out) == np.count_nonzero(want) > 10

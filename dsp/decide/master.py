@@ -24,6 +24,7 @@ from ..measure.analysis import Analysis, AnalysisMeter, analyze
 from ..measure.bands import BASS_SPLIT_HZ
 from ..measure.loudness import (
     LoudnessResult,
+    add_limited_groups_to_hops,
     gated_loudness_of_hops,
     hop_samples,
     k_weighted_groups,
@@ -834,12 +835,7 @@ class _LoudnessModel:
         dec = _MODEL_DECIMATION
         hop_energy = np.zeros(self.n_hops + 1)
         for g0, red in self._reductions(threshold_db):
-            g1 = g0 + red.shape[0]
-            g2 = np.power(10.0, (drive_db - red) / 10.0)
-            first = (g0 * dec) // self.hop
-            idx = (np.arange(g0, g1) * dec) // self.hop - first
-            part = np.bincount(idx, weights=self.group_power[g0:g1] * g2)
-            hop_energy[first:first + part.shape[0]] += part
+            add_limited_groups_to_hops(self.group_power, g0, red, drive_db, group=dec, hop=self.hop, out=hop_energy)
         return gated_loudness_of_hops(hop_energy[: self.n_hops] / self.hop)
 
     def gain_wobble_db(self, threshold_db: float) -> float:

@@ -346,6 +346,31 @@ def k_weighted_groups(x: np.ndarray, sample_rate: int, *, group: int = 1,
     return power, peak, zi
 
 
+def add_limited_groups_to_hops(group_power: np.ndarray, first: int, reduction_db: np.ndarray, gain_db: float, *,
+                               group: int, hop: int, out: np.ndarray) -> None:
+    """Add the K-weighted power of groups ``first ..`` (``group`` samples each; ``group_power`` as
+    :func:`k_weighted_groups` gives it), each turned by ``gain_db - reduction_db[j]`` dB, into the
+    per-hop sums ``out`` (a group counts in the hop its first sample falls in): what a limiter's
+    gain does to the loudness, from the decimated series, in one pass without temporaries."""
+    _limited_group_hops(group_power, first, reduction_db, gain_db, group, hop, out)
+
+
+@numba.njit(cache=True, nogil=True)
+def _limited_group_hops(power: np.ndarray, first: int, red: np.ndarray, gain_db: float, group: int, hop: int,
+                        out: np.ndarray) -> None:  # pragma: no cover - compiled
+    k = math.log(10.0) / 10.0
+    unlimited = math.exp(k * gain_db)
+    h = (first * group) // hop
+    start, next_hop = first * group, (h + 1) * hop
+    for j in range(red.shape[0]):
+        while start >= next_hop:
+            h += 1
+            next_hop += hop
+        r = red[j]
+        out[h] += np.float64(power[first + j]) * (math.exp(k * (gain_db - r)) if r != 0.0 else unlimited)
+        start += group
+
+
 def hop_energies(x: np.ndarray, sample_rate: int) -> np.ndarray:
     """Mean K-weighted, channel-weighted power of every complete 100 ms hop, float64 (n_hops,).
 
