@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 from dsp.errors import ParameterError
 from dsp.process.limiter import LimiterParams, latency_samples, limit, process
 from tests.conftest import sine
+from tests.test_truepeak import ebur128_tp_db  # at collection: importing inside a @given test nests its @given
 
 
 def ideal_tp_db(y: np.ndarray, factor: int = 16) -> float:
@@ -27,7 +28,6 @@ def meters_db(y: np.ndarray, sr: int) -> dict[str, float]:
     (scipy's resample_poly with its default short filter is no reference at this precision: its
     gain ripple reads up to 0.06 dB over the ideal interpolation on noise.)"""
     from dsp.measure.truepeak import true_peak_dbtp
-    from tests.test_truepeak import ebur128_tp_db
 
     return {"libebur128": ebur128_tp_db(y, sr), "ideal16": ideal_tp_db(y), "ours8": true_peak_dbtp(y, factor=8)}
 

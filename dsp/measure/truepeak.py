@@ -197,7 +197,9 @@ class TruePeakMeter:
         starts = np.arange(first, n_out, TRUE_PEAK_PIECE)
         ends = np.minimum(starts + TRUE_PEAK_PIECE, n_out)
         reach = np.maximum.reduceat(mag, starts)  # mag[start, next start); the last runs to the end
-        tails = np.array([float(mag[e:e + self.context].max()) for e in ends])
+        # mag[end, end + context) of every piece: the even entries of a reduceat over those bounds
+        # (the last end + context is mag's end, where reduceat's last segment stops anyway)
+        tails = np.maximum.reduceat(mag, np.stack((ends, ends + self.context), axis=1).ravel()[:-1])[::2]
         bound = np.maximum(reach, tails) * (self.gain * (1.0 + 1e-5))  # float32 rounding margin
         if known is not None:
             bound = np.minimum(bound, np.maximum.reduceat(known[half: n_out + half], starts))
