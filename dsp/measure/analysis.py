@@ -345,7 +345,8 @@ class AnalysisMeter:
         self.true_peak_factor = true_peak_factor
         self.loudness = LoudnessMeter(channels, sample_rate) if loudness else None
         self.stats = SampleStatsMeter(channels, sample_rate, frames)
-        self.true_peak = TruePeakMeter(channels, factor=true_peak_factor) if true_peak else None
+        # one core: the spectrum's thread runs beside it (measured: 0.11 -> 0.10 s per minute of analysis)
+        self.true_peak = TruePeakMeter(channels, factor=true_peak_factor, two_cores=False) if true_peak else None
         self.bands = BandPeakMeter(min(channels, 2), sample_rate) if band_peaks else None
         self.resonance = None
         if resonances:

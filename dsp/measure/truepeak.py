@@ -123,19 +123,21 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="truepeak")
 
 
-def envelope_with_context(xp: np.ndarray, *, factor: int) -> np.ndarray:
-    """Envelope of the samples ``xp[:, 23:-24]`` given 23 past and 24 future samples of context."""
+def envelope_with_context(xp: np.ndarray, *, factor: int, two_cores: bool = True) -> np.ndarray:
+    """Envelope of the samples ``xp[:, 23:-24]`` given 23 past and 24 future samples of context.
+    ``two_cores=False`` keeps it on the calling thread (a caller that runs it beside other work)."""
     xp = np.ascontiguousarray(xp, dtype=np.float32)
     n_out = xp.shape[1] - (TAPS_PER_PHASE - 1)
     out = np.empty(max(n_out, 0), dtype=np.float32)
-    _on_two_cores(_envelope_kernel, (xp, polyphase_taps(factor), out), n_out)
+    _on_two_cores(_envelope_kernel, (xp, polyphase_taps(factor), out), n_out, two_cores=two_cores)
     return out
 
 
-def _on_two_cores(kernel: Callable[..., None], args: tuple[object, ...], n_out: int) -> None:
+def _on_two_cores(kernel: Callable[..., None], args: tuple[object, ...], n_out: int, *,
+                  two_cores: bool = True) -> None:
     """``kernel(*args, first, stop)`` over ``0..n_out``: in two halves on two threads (the kernels
     release the GIL) when there is enough work and the process may use a second core."""
-    if n_out >= 2 * _BLOCK and not one_core():
+    if two_cores and n_out >= 2 * _BLOCK and not one_core():
         half = (n_out // 2 // _BLOCK) * _BLOCK
         job = _pool().submit(kernel, *args, half, n_out)
         kernel(*args, 0, half)
@@ -158,9 +160,12 @@ class TruePeakMeter:
     loudest pieces are measured first.
     """
 
-    def __init__(self, channels: int, *, factor: int = 4, lead_in: int = 0) -> None:
-        """``lead_in``: samples fed before the signal starts (a processor's delay), not measured."""
+    def __init__(self, channels: int, *, factor: int = 4, lead_in: int = 0, two_cores: bool = True) -> None:
+        """``lead_in``: samples fed before the signal starts (a processor's delay), not measured.
+        ``two_cores=False``: interpolate on the feeding thread only, for a meter that runs beside
+        other work which already keeps both cores busy (splitting then only adds hand-offs)."""
         self.factor = factor
+        self.two_cores = two_cores
         self.context = PAST_SAMPLES + FUTURE_SAMPLES
         self.gain = max(1.0, float(np.abs(polyphase_taps(factor)).sum(axis=1).max()))
         self._hist = np.zeros((channels, self.context), dtype=np.float32)
@@ -228,7 +233,7 @@ class TruePeakMeter:
             i = j
 
     def _measure(self, xp: np.ndarray, s0: int, e0: int) -> None:
-        env = envelope_with_context(xp[:, s0:e0 + self.context], factor=self.factor)
+        env = envelope_with_context(xp[:, s0:e0 + self.context], factor=self.factor, two_cores=self.two_cores)
         self.peak = max(self.peak, float(env.max()))
 
     def finish(self) -> float:
@@ -576,10 +581,7 @@ def detector_envelope_with_context(xp: np.ndarray, sample_rate: int, *, floor: f
     gm = grid_max if grid_max is not None else np.empty(max(n_out, 0), dtype=np.float32)
     ideal, ebu = detector_taps(int(sample_rate))
     args = (xp, ideal, ebu, float(floor), out, gm, np.array(_screen_constants(int(sample_rate))))
-    if two_cores:
-        _on_two_cores(_detector_kernel, args, n_out)
-    elif n_out > 0:
-        _detector_kernel(*args, 0, n_out)
+    _on_two_cores(_detector_kernel, args, n_out, two_cores=two_cores)
     return out
 
 

@@ -523,7 +523,9 @@ def process(
         raise ParameterError(f"treble_split_hz = {params.treble_split_hz:g} is too high for {sample_rate} Hz audio")
     one = _single_latency(params, sample_rate)
     if state is None:
-        state = _new_state(params, sample_rate, n_ch, lead_in=latency_samples(params, sample_rate))
+        # its detector running ahead on another thread, the output meter keeps to this one
+        state = _new_state(params, sample_rate, n_ch, lead_in=latency_samples(params, sample_rate),
+                           meter_two_cores=ahead is None)
         if split:
             state.front = _new_state(params, sample_rate, n_ch, lead_in=None)
             half = _smooth_half(params, sample_rate)
@@ -549,7 +551,8 @@ def process(
     return out, state
 
 
-def _new_state(params: LimiterParams, sample_rate: int, n_ch: int, *, lead_in: int | None) -> LimiterState:
+def _new_state(params: LimiterParams, sample_rate: int, n_ch: int, *, lead_in: int | None,
+               meter_two_cores: bool = True) -> LimiterState:
     """A fresh state for one pass of steps 1-5; ``lead_in``: the output meter's (None: no meter)."""
     cs = curve_settings(params, sample_rate)
     one = _single_latency(params, sample_rate)
@@ -559,7 +562,8 @@ def _new_state(params: LimiterParams, sample_rate: int, n_ch: int, *, lead_in: i
         delay=np.zeros((n_ch, one)),
         gain=new_gain_state(cs["lookahead"], cs["hold"], cs["hold_extra"]),
         trace_hop=hop, trace_hop_s=hop / sample_rate,
-        out_meter=None if lead_in is None else TruePeakMeter(n_ch, factor=8, lead_in=lead_in),
+        out_meter=None if lead_in is None else TruePeakMeter(n_ch, factor=8, lead_in=lead_in,
+                                                             two_cores=meter_two_cores),
         # output sample i was input sample i - one; the detector's values are DETECTOR_FUTURE late
         grid_delay=np.zeros(one - DETECTOR_FUTURE, dtype=np.float32),
         gain_hist=np.zeros(PAST_SAMPLES), mag_hist=np.zeros(PAST_SAMPLES),
