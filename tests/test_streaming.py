@@ -246,9 +246,13 @@ def test_render_blocks_equals_render(clip, split_hz):
 
 # --- the streaming master ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("limiter_only", [False, True])
-def test_streamed_master_file_is_the_in_memory_master(tmp_path, clip, limiter_only):
+@pytest.mark.parametrize(("limiter_only", "series_on_read"), [(False, True), (True, True), (True, False)])
+def test_streamed_master_file_is_the_in_memory_master(tmp_path, clip, limiter_only, series_on_read, monkeypatch):
+    from server.service import mastering
     from server.service.mastering import decide_and_master, master_file
+
+    if not series_on_read:  # as for a file too long to hold the model's series beside the analysis
+        monkeypatch.setattr(mastering, "SERIES_ON_READ_MAX_BYTES", 0)
 
     src = tmp_path / "mix.wav"
     write_audio(src, clip, SR, fmt="wav24")
@@ -260,7 +264,7 @@ def test_streamed_master_file_is_the_in_memory_master(tmp_path, clip, limiter_on
     stages_seen: list[str] = []
     result, written = master_file(str(src), str(tmp_path / "streamed.wav"), d, fmt="wav24", force=False,
                                   choices=choices, progress=lambda stage, f: stages_seen.append(stage) or True)
-    assert ("processing" in stages_seen) != limiter_only
+    assert ("processing" in stages_seen) != (limiter_only and series_on_read)
     assert ([s.kind for s in result.chain.stages] == ["limiter"]) == limiter_only
     x, sr = read_audio(src)
     ref = decide_and_master(x, sr, d, choices=choices)

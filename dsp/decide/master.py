@@ -798,6 +798,8 @@ class _LoudnessModel:
 
     @classmethod
     def from_builder(cls, builder: ModelSeries, params: lim.LimiterParams) -> _LoudnessModel:
+        """The model on ``builder``'s series, which it takes: the builder is left empty, so the
+        series go with the model however long the caller keeps the builder."""
         model = cls.__new__(cls)
         model._take(builder, params)
         return model
@@ -806,7 +808,9 @@ class _LoudnessModel:
         self.sample_rate, self.params = b.sample_rate, params
         self.n_hops, self.hop = b.n_hops, b.hop
         self.env_dec, self.group_power = b.env, b.power
-        self.peak_db = 20 * math.log10(max(float(b.env.max()) if b.env.size else 0.0, 1e-12))
+        b.env = b.power = np.zeros(0, dtype=np.float32)
+        b.taken = True
+        self.peak_db = 20 * math.log10(max(float(self.env_dec.max()) if self.env_dec.size else 0.0, 1e-12))
 
     def _reductions(self, threshold_db: float, *, chunk: int = _MODEL_CHUNK) -> Iterator[tuple[int, np.ndarray]]:
         """The limiter's reduction (dB) at ``threshold_db`` on the decimated envelope, in chunks of
@@ -863,6 +867,11 @@ class ModelSeries:
     """The loudness model's decimated series (the largest |sample| and the K-weighted power of
     every 32 samples) of a pre-limiter signal, fed ``(channels, n)`` blocks of any length in order."""
 
+    @staticmethod
+    def nbytes_for(frames: int) -> int:
+        """Memory the series of ``frames`` samples take (8 bytes per 32 samples)."""
+        return max(0, frames) // _MODEL_DECIMATION * 8
+
     def __init__(self, sample_rate: int, frames: int) -> None:
         self.sample_rate = sample_rate
         self.hop = hop_samples(sample_rate)  # 100 ms hops, as the loudness gating uses
@@ -873,6 +882,7 @@ class ModelSeries:
         self._g = 0
         self._rest: np.ndarray | None = None
         self._kstate: np.ndarray | None = None
+        self.taken = False  # a model took the series (they are gone from here)
 
     def feed(self, x: np.ndarray) -> None:
         dec = _MODEL_DECIMATION
@@ -890,8 +900,8 @@ class ModelSeries:
 
     @property
     def complete(self) -> bool:
-        """Whether every group up to the last whole 100 ms hop has been fed."""
-        return self._g >= self.env.shape[0]
+        """Whether every group up to the last whole 100 ms hop has been fed (and is still here)."""
+        return not self.taken and self._g >= self.env.shape[0]
 
 
 def _solve_increasing(f: Callable[[float], float], lo: float, hi: float, f_lo: float, f_hi: float,
