@@ -4,7 +4,7 @@ libsndfile still opens, parses and finishes every file (header, chunks, RF64, th
 close); only the sample bytes of little-endian WAV files pass through its raw calls
 (``sf_read_raw`` / ``sf_write_raw``), converted here by numba kernels. Its own float conversion of
 24-bit PCM costs about 6 ns per sample and its 24-bit writing 4 (measured on this machine);
-these kernels about 1, and de-interleave on the way. The results are libsndfile's, bit for bit:
+these kernels 1-2, and de-interleave on the way. The results are libsndfile's, bit for bit:
 reading multiplies the integer by 2^-(bits-1) in float32, as libsndfile does; writing quantises
 exactly as :func:`dsp.io.audio_io.write_audio` always has (x 2^(bits-1), TPDF dither at 16 bits,
 round half to even, clip to the integer range) and stores the little-endian bytes libsndfile
