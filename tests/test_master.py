@@ -86,6 +86,36 @@ def test_unreachable_target_says_what_was_reached(demo):
         master(x, SR, delivery("club", target_lufs=-3.0, ceiling_dbtp=-6.0))
 
 
+@pytest.mark.parametrize("target_lufs", [-30.0, -20.0, -14.0, -10.0, -8.0, -6.0])
+def test_the_model_threshold_is_where_plain_bisection_finds_it(demo, target_lufs):
+    # the solver's steps (the straight line above the peak, secant steps under it, a bracket)
+    # against bisection on the same model: the same loudness within the solver's tolerance, or
+    # the same verdict that the target cannot be reached
+    from dsp.decide import master as M
+    from dsp.process.limiter import LimiterParams
+
+    x = demo[:, : 20 * SR]
+    params = LimiterParams(threshold_db=0.0, ceiling_dbtp=-1.0)
+    model = M._LoudnessModel(x, SR, params)
+    lo = max(-60.0, model.peak_db - M._MAX_LIMITING_DB)
+    a, b = lo, min(12.0, model.peak_db + 30.0)
+    if model.loudness(lo) < target_lufs - M.LOUDNESS_TOLERANCE_LU:
+        with pytest.raises(TargetUnreachableError):
+            M._model_threshold(model, params, target_lufs)
+        return
+    for _ in range(60):  # loudness falls as the threshold rises
+        mid = 0.5 * (a + b)
+        a, b = (mid, b) if model.loudness(mid) > target_lufs else (a, mid)
+    thr, lowest = M._model_threshold(model, params, target_lufs)
+    assert lowest == lo
+    if model.loudness(lo) <= target_lufs:  # only the most limiting allowed comes near it
+        assert thr == lo
+    else:
+        # deep in limiting a tenth of a dB moves the loudness by less than that: compare loudness
+        assert abs(model.loudness(thr) - target_lufs) < 0.01
+        assert abs(model.loudness(a) - model.loudness(thr)) < 0.01
+
+
 def shaped_noise(rng: np.random.Generator, n: int, *, lo_hz: float = 30.0) -> np.ndarray:
     """Noise whose long-term 1/3-octave shape is the balanced target, nothing below ``lo_hz``."""
     spec = np.fft.rfft(rng.standard_normal(n))

@@ -932,28 +932,47 @@ def _model_threshold(model: _LoudnessModel, params: lim.LimiterParams, target_lu
     TargetUnreachableError when even ``_MAX_LIMITING_DB`` of limiting cannot get there."""
     lo_thr = max(-60.0, model.peak_db - _MAX_LIMITING_DB)
     hi_thr = min(12.0, model.peak_db + 30.0)  # turns everything down, no limiting
-    f_lo = model.loudness(lo_thr) - target_lufs
-    if f_lo < -LOUDNESS_TOLERANCE_LU:
-        raise TargetUnreachableError(
-            f"cannot reach {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
-            f"{_MAX_LIMITING_DB:g} dB of limiting reaches only {f_lo + target_lufs:.1f} LUFS")
-    if f_lo <= 0:
-        return lo_thr, lo_thr
 
     def f(t: float) -> float:
         return model.loudness(t) - target_lufs
 
-    # at the model's peak nothing is limited yet, and above it loudness falls 1 LU per dB: the
-    # answer lies under the peak when limiting is needed (the usual case, a much tighter bracket
-    # than up to +12 dB), else in the straight part above it
+    def at_lowest() -> tuple[float, float]:
+        f_lo = f(lo_thr)
+        if f_lo < -LOUDNESS_TOLERANCE_LU:
+            raise TargetUnreachableError(
+                f"cannot reach {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
+                f"{_MAX_LIMITING_DB:g} dB of limiting reaches only {f_lo + target_lufs:.1f} LUFS")
+        return f_lo, lo_thr
+
+    # At the model's peak nothing is limited yet, and above it loudness falls 1 LU per dB.
     top = min(hi_thr, model.peak_db)
     f_top = f(top)
-    if f_top <= 0:
-        return _solve_increasing(f, lo_thr, top, f_lo, f_top), lo_thr
-    f_hi = f(hi_thr)
-    if f_hi > 0:
-        raise TargetUnreachableError(f"cannot turn the mix down to {target_lufs:g} LUFS")
-    return _solve_increasing(f, top, hi_thr, f_top, f_hi), lo_thr
+    if f_top > 0:  # no limiting needed: the answer lies in the straight part above the peak
+        f_hi = f(hi_thr)
+        if f_hi > 0:
+            raise TargetUnreachableError(f"cannot turn the mix down to {target_lufs:g} LUFS")
+        return _solve_increasing(f, top, hi_thr, f_top, f_hi), lo_thr
+    # Under it: first where that straight line meets the target (light limiting lands within
+    # the tolerance there), then secant steps down the curve (limiting takes part of each dB of
+    # drive); a reading past the target brackets the answer. After six steps short of it, the
+    # lowest threshold is read (can it get there at all?) and the bracket closed from there.
+    a, fa = top, f_top
+    t = top + f_top
+    for _ in range(6):
+        if t <= lo_thr:
+            break
+        ft = f(t)
+        if abs(ft) < 0.005:
+            return t, lo_thr
+        if ft > 0:
+            return _solve_increasing(f, t, a, ft, fa), lo_thr
+        if ft <= fa:  # no louder for more drive
+            break
+        a, fa, t = t, ft, t - ft * (t - a) / (ft - fa)
+    f_lo, _ = at_lowest()
+    if f_lo <= 0:
+        return lo_thr, lo_thr  # within the promise at the most limiting allowed
+    return _solve_increasing(f, lo_thr, a, f_lo, fa), lo_thr
 
 
 def _faster_variants(params: lim.LimiterParams) -> Iterator[lim.LimiterParams]:
