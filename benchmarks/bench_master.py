@@ -378,13 +378,19 @@ def main() -> int:
     if minutes:
         print("\nLength sweep: `reamaster master` whole process on 48 kHz stereo 24-bit WAV "
               "(the tracks concatenated)")
-        print(f"{'minutes':>8} {'wall s':>8} {'s/min':>7} {'peak RSS MB':>12} {'LUFS (libebur128 / ffmpeg > 10 min)':>36}")
+        # "beyond first": (wall - the shortest run's wall) / (minutes - its minutes), the cost of
+        # each further minute with the fixed start-up (imports, numba's one-time set-up) taken out
+        print(f"{'minutes':>8} {'wall s':>8} {'s/min':>7} {'beyond first':>13} {'peak RSS MB':>12} "
+              f"{'LUFS (libebur128 / ffmpeg > 10 min)':>36}")
+        first: tuple[int, float] | None = None
         for m, f in zip(minutes, sweep_inputs(files, minutes), strict=True):
             out = tmp / f"sweep-{m}.master.wav"
             wall, rss, _ = run_cli(["master", str(f), "-o", str(out), "--force"])
             # libebur128 here reads the whole file; ffmpeg's ebur128 streams the long ones
             lufs = pyebur128_meter(out)[0] if m <= 10 else (ffmpeg_ebur128(out) or (float("nan"),))[0]
-            print(f"{m:8d} {wall:8.1f} {wall / m:7.3f} {rss:12.0f} {lufs:36.2f}", flush=True)
+            beyond = f"{(wall - first[1]) / (m - first[0]):13.3f}" if first is not None and m > first[0] else f"{'-':>13}"
+            first = first or (m, wall)
+            print(f"{m:8d} {wall:8.1f} {wall / m:7.3f} {beyond} {rss:12.0f} {lufs:36.2f}", flush=True)
             out.unlink()
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
