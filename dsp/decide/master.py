@@ -936,14 +936,6 @@ def _model_threshold(model: _LoudnessModel, params: lim.LimiterParams, target_lu
     def f(t: float) -> float:
         return model.loudness(t) - target_lufs
 
-    def at_lowest() -> tuple[float, float]:
-        f_lo = f(lo_thr)
-        if f_lo < -LOUDNESS_TOLERANCE_LU:
-            raise TargetUnreachableError(
-                f"cannot reach {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
-                f"{_MAX_LIMITING_DB:g} dB of limiting reaches only {f_lo + target_lufs:.1f} LUFS")
-        return f_lo, lo_thr
-
     # At the model's peak nothing is limited yet, and above it loudness falls 1 LU per dB.
     top = min(hi_thr, model.peak_db)
     f_top = f(top)
@@ -969,7 +961,11 @@ def _model_threshold(model: _LoudnessModel, params: lim.LimiterParams, target_lu
         if ft <= fa:  # no louder for more drive
             break
         a, fa, t = t, ft, t - ft * (t - a) / (ft - fa)
-    f_lo, _ = at_lowest()
+    f_lo = f(lo_thr)
+    if f_lo < -LOUDNESS_TOLERANCE_LU:
+        raise TargetUnreachableError(
+            f"cannot reach {target_lufs:g} LUFS at {params.ceiling_dbtp:g} dBTP: "
+            f"{_MAX_LIMITING_DB:g} dB of limiting reaches only {f_lo + target_lufs:.1f} LUFS")
     if f_lo <= 0:
         return lo_thr, lo_thr  # within the promise at the most limiting allowed
     return _solve_increasing(f, lo_thr, a, f_lo, fa), lo_thr

@@ -487,8 +487,8 @@ class _BlockWriter:
     def __init__(self, f: sf.SoundFile, spec: _OutFormat, channels: int, dither_seed: int | None) -> None:
         self.f, self.spec = f, spec
         self.rng = np.random.default_rng(dither_seed) if spec.bits == 16 else None
-        self.raw = not spec.is_float and pcm.raw_width(f) == spec.bits // 8
-        self.scratch = np.empty(_BLOCK_FRAMES * channels * 4, dtype=np.uint8) if self.raw else None
+        raw = not spec.is_float and pcm.raw_width(f) == spec.bits // 8
+        self.scratch = np.empty(_BLOCK_FRAMES * channels * (spec.bits // 8), dtype=np.uint8) if raw else None
         self.noise = np.empty((2, _BLOCK_FRAMES, channels), dtype=np.float32) if self.rng is not None else None
 
     def __call__(self, x: np.ndarray) -> int:
